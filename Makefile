@@ -1,0 +1,57 @@
+# The one entry point: make run | test | lint | proto | bench
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help install redis-server run test lint format proto bench clean
+
+help:
+	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
+	@echo "make test    run the whole test suite against Redis servers it starts itself"
+	@echo "make lint    ruff, formatting and mypy --strict"
+	@echo "make proto   regenerate src/mac_sidecar/gen from proto/"
+	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server (Debian package)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
+run: install redis-server
+	@tools/run-local.sh
+
+test: install redis-server
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests tools bench
+	$(BIN)/ruff format --check src tests tools bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix src tests tools bench
+	$(BIN)/ruff format src tests tools bench
+
+proto: install
+	rm -rf src/mac_sidecar/gen
+	$(BIN)/python tools/gen_proto.py
+
+bench: install redis-server
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,1 @@
+"""make bench: throughput and latency of the sidecar beside a bare grpc.aio echo server."""

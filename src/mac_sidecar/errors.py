@@ -1,0 +1,44 @@
+"""The few error types of the service; each becomes one gRPC status in ``server.status_for``."""
+
+from __future__ import annotations
+
+
+class MacError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class InvalidArgument(MacError):
+    """A caller sent something malformed; ``field`` names the offending request field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class FailedPrecondition(MacError):
+    """A well-formed request that the current state or the plan catalog does not allow."""
+
+
+class NotFound(MacError):
+    """The request names something that does not exist."""
+
+
+class Unauthenticated(MacError):
+    """A missing or wrong admin token."""
+
+
+class StorageError(MacError):
+    """Redis failed to answer.
+
+    :param transient: true when retrying later can succeed (connection lost, timeout,
+        failover in progress); false for errors a retry cannot fix (a script bug).
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class ConfigError(MacError):
+    """Settings that the service cannot start with."""

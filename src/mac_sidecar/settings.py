@@ -1,0 +1,208 @@
+"""Settings: one frozen dataclass, read once from ``sidecar serve`` flags and ``MAC_*`` variables.
+
+Every variable, its flag and its default are visible in the field list below. A flag wins over
+its variable, which wins over the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mac_sidecar.errors import ConfigError
+
+FAILURE_MODES = ("error", "allow", "deny")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+def _setting(env: str, default: Any, help: str, *, secret: bool = False, **extra: Any) -> Any:
+    return field(default=default, metadata={"env": env, "help": help, "secret": secret, **extra})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment."""
+
+    redis_url: str = _setting(
+        "MAC_REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis to keep state in (redis:// or rediss://)",
+    )
+    grpc_addr: str = _setting(
+        "MAC_GRPC_ADDR", "127.0.0.1:50051", "host:port the Enforcer (and Admin) services listen on"
+    )
+    metrics_addr: str = _setting(
+        "MAC_METRICS_ADDR", "127.0.0.1:9464", "host:port of /metrics and probes; empty turns it off"
+    )
+    default_limit: int = _setting(
+        "MAC_DEFAULT_LIMIT", 100, "limit of a workspace that has no subscription", minimum=0
+    )
+    identity_secret: str = _setting(
+        "MAC_IDENTITY_SECRET",
+        "",
+        "key of the hashes emails and phones are stored as (at least 16 characters)",
+        secret=True,
+    )
+    identity_secret_file: str = _setting(
+        "MAC_IDENTITY_SECRET_FILE", "", "file holding the identity secret, instead of the variable"
+    )
+    batch_max: int = _setting(
+        "MAC_BATCH_MAX", 10_000, "most contacts one ActivateBatch may carry", minimum=1
+    )
+    failure_mode: str = _setting(
+        "MAC_FAILURE_MODE",
+        "error",
+        "when Redis is unreachable: error (UNAVAILABLE), allow or deny "
+        "(a BACKEND_UNAVAILABLE decision)",
+        choices=FAILURE_MODES,
+    )
+    retention_periods: int = _setting(
+        "MAC_RETENTION_PERIODS",
+        2,
+        "past periods whose counted contacts stay listable (counts are kept longer)",
+        minimum=0,
+    )
+    redis_timeout: float = _setting(
+        "MAC_REDIS_TIMEOUT", 0.5, "seconds to wait for one Redis reply", minimum=0.001
+    )
+    redis_max_connections: int = _setting(
+        "MAC_REDIS_MAX_CONNECTIONS", 64, "Redis connections per process", minimum=1
+    )
+    health_interval: float = _setting(
+        "MAC_HEALTH_INTERVAL", 1.0, "seconds between Redis health probes", minimum=0.05
+    )
+    shutdown_grace: float = _setting(
+        "MAC_SHUTDOWN_GRACE", 5.0, "seconds in-flight calls get to finish on shutdown", minimum=0
+    )
+    log_level: str = _setting("MAC_LOG_LEVEL", "info", "log level", choices=LOG_LEVELS)
+    log_format: str = _setting(
+        "MAC_LOG_FORMAT",
+        "auto",
+        "json, console, or auto (console on a terminal, json otherwise)",
+        choices=LOG_FORMATS,
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "minimum" in f.metadata and value < f.metadata["minimum"]:
+                raise ConfigError(f"{f.metadata['env']} must be at least {f.metadata['minimum']}")
+            if "choices" in f.metadata and value not in f.metadata["choices"]:
+                choices = ", ".join(f.metadata["choices"])
+                raise ConfigError(f"{f.metadata['env']} must be one of {choices}, not {value!r}")
+        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("MAC_REDIS_URL must start with redis://, rediss:// or unix://")
+        _split_addr(self.grpc_addr, "MAC_GRPC_ADDR")
+        if self.metrics_addr:
+            _split_addr(self.metrics_addr, "MAC_METRICS_ADDR")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.public().items())
+        return f"Settings({shown})"
+
+    def public(self) -> dict[str, Any]:
+        """The settings with every secret redacted; safe to log."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["secret"]:
+                value = "<set>" if value else "<unset>"
+            elif f.name == "redis_url":
+                value = redact_url(value)
+            out[f.name] = value
+        return out
+
+    def secret_bytes(self) -> bytes:
+        """The identity secret, from the variable or the file.
+
+        :raise ConfigError: when neither holds a secret of at least 16 characters.
+        """
+        secret = self.identity_secret
+        if not secret and self.identity_secret_file:
+            try:
+                secret = Path(self.identity_secret_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"MAC_IDENTITY_SECRET_FILE: {exc.strerror}") from exc
+        if not secret:
+            raise ConfigError(
+                "no identity secret: set MAC_IDENTITY_SECRET or MAC_IDENTITY_SECRET_FILE "
+                "(e.g. `openssl rand -hex 32`); it keys the hashes contacts are counted under"
+            )
+        if len(secret) < 16:
+            raise ConfigError("the identity secret must be at least 16 characters")
+        return secret.encode()
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Read the ``MAC_*`` variables of ``environ``, then apply ``overrides`` (flags).
+
+        :raise ConfigError: naming the variable that does not parse or is out of range.
+        """
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            env = f.metadata["env"]
+            if env in environ:
+                values[f.name] = _parse(f, environ[env], env)
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(f: dataclasses.Field[Any], raw: str, env: str) -> Any:
+    kind: Any = type(f.default)
+    try:
+        return kind(raw.strip()) if kind is not str else raw
+    except ValueError:
+        raise ConfigError(f"{env} must be a {kind.__name__}, not {raw!r}") from None
+
+
+def _split_addr(addr: str, env: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{env} must be host:port, not {addr!r}")
+    return host, int(port)
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:80`` too) into host and port."""
+    host, port = _split_addr(addr, "address")
+    return host.strip("[]"), port
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per setting to ``parser``; each defaults to "not given"."""
+    for f in fields(Settings):
+        kind: Any = type(f.default)
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=None,
+            choices=f.metadata.get("choices"),
+            help=f"{f.metadata['help']} [{f.metadata['env']}; default {f.default!r}]",
+            metavar=None if "choices" in f.metadata else f.name.split("_")[-1].upper(),
+        )

@@ -1,0 +1,104 @@
+"""Fixtures shared by every test: real Redis servers and real gRPC servers, on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+import redis
+
+from mac_sidecar.clock import ManualClock
+from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from mac_sidecar.server import Sidecar
+from mac_sidecar.settings import Settings
+from tests.redis_servers import RedisServer
+
+SECRET = "test-identity-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A synchronous client on an empty database, to inspect what the service wrote."""
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 11, 15, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer, redis_db: redis.Redis) -> Settings:
+    return Settings(
+        redis_url=redis_server.url,
+        grpc_addr="127.0.0.1:0",
+        metrics_addr="",
+        identity_secret=SECRET,
+        default_limit=100,
+        health_interval=0.1,
+        shutdown_grace=0.5,
+    )
+
+
+@pytest.fixture
+async def sidecar(settings: Settings, clock: ManualClock) -> AsyncIterator[Sidecar]:
+    service = Sidecar(settings, clock)
+    await service.start()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture
+async def channel(sidecar: Sidecar) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+def enforcer(channel: grpc.aio.Channel) -> pb_grpc.EnforcerStub:
+    return pb_grpc.EnforcerStub(channel)
+
+
+class SidecarFactory:
+    """Starts sidecars with setting overrides; stops them all at the end of the test."""
+
+    def __init__(self, settings: Settings, clock: ManualClock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._started: list[tuple[Sidecar, grpc.aio.Channel]] = []
+
+    async def __call__(self, **changes: object) -> pb_grpc.EnforcerStub:
+        service = Sidecar(self.settings.replace(**changes), self.clock)
+        await service.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
+        self._started.append((service, channel))
+        return pb_grpc.EnforcerStub(channel)
+
+    @property
+    def last(self) -> Sidecar:
+        return self._started[-1][0]
+
+    async def close(self) -> None:
+        for service, channel in self._started:
+            await channel.close()
+            await service.stop()
+
+
+@pytest.fixture
+async def make_enforcer(settings: Settings, clock: ManualClock) -> AsyncIterator[SidecarFactory]:
+    factory = SidecarFactory(settings, clock)
+    yield factory
+    await factory.close()
