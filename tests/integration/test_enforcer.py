@@ -28,7 +28,7 @@ async def test_new_contact_is_admitted_and_counted(enforcer: pb_grpc.EnforcerStu
     decision = await activate(enforcer, email(1))
     assert decision.allowed
     assert decision.reason == pb.ADMITTED
-    assert len(decision.contact_key) == 32
+    assert len(decision.contact_key) == 28
     assert decision.usage.active == 1
     assert decision.usage.limit == 100
     assert decision.usage.remaining == 99

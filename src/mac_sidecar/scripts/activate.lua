@@ -1,6 +1,6 @@
 -- activate.lua: admit and count contacts in one billing period, or deny them at the limit.
 --
--- KEYS[1]  members set of the period (SET of 16-byte contact keys)
+-- KEYS[1]  members set of the period (SET of 14-byte contact keys)
 -- KEYS[2]  counts hash of the workspace (HASH period_key -> active, period_key:limit -> limit)
 -- ARGV[1]  period key (field of KEYS[2])
 -- ARGV[2]  effective limit

@@ -1,0 +1,110 @@
+"""The load generator: C concurrent unary calls for a fixed time, with per-call latencies."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+
+from bench.procs import cpu_seconds
+
+# One call: given a sequence number, make it and return None, or a description of what was wrong.
+Call = Callable[[int], Awaitable[str | None]]
+
+
+@dataclass
+class Result:
+    """What one scenario measured, over its measuring window (the warm-up excluded)."""
+
+    name: str
+    calls: int
+    seconds: float
+    contacts_per_call: int
+    latencies_ns: list[int]
+    errors: int = 0
+    first_error: str | None = None
+    cpu: dict[str, float] = field(default_factory=dict)  # process name -> share of one core
+
+    @property
+    def calls_per_second(self) -> float:
+        return self.calls / self.seconds
+
+    @property
+    def contacts_per_second(self) -> float:
+        return self.calls_per_second * self.contacts_per_call
+
+    def percentile_ms(self, share: float) -> float:
+        """The latency below which ``share`` of the calls finished (nearest rank), in ms."""
+        if not self.latencies_ns:
+            return float("nan")
+        ordered = sorted(self.latencies_ns)
+        rank = max(0, min(len(ordered) - 1, round(share * len(ordered)) - 1))
+        return ordered[rank] / 1e6
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float | None]:
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+async def drive(
+    name: str,
+    call: Call,
+    *,
+    concurrency: int,
+    warmup: float,
+    seconds: float,
+    contacts_per_call: int = 1,
+    pids: dict[str, int] | None = None,
+) -> Result:
+    """Keep ``concurrency`` calls in flight for ``warmup + seconds``; measure the last part.
+
+    Calls started during the warm-up are neither timed nor counted. ``pids`` names processes
+    whose CPU use over the measuring window is reported.
+    """
+    sequence = itertools.count()
+    latencies: list[int] = []
+    errors: list[str] = []
+    start = time.perf_counter_ns()
+    measure_from = start + int(warmup * 1e9)
+    stop_at = measure_from + int(seconds * 1e9)
+
+    async def worker() -> None:
+        while (began := time.perf_counter_ns()) < stop_at:
+            try:
+                problem = await call(next(sequence))
+            except grpc.aio.AioRpcError as exc:
+                problem = f"{exc.code().name}: {exc.details()}"
+            took = time.perf_counter_ns() - began
+            if began >= measure_from:
+                if problem is None:
+                    latencies.append(took)
+                else:
+                    errors.append(problem)
+
+    async def sample_cpu() -> dict[str, float | None]:
+        await asyncio.sleep((measure_from - time.perf_counter_ns()) / 1e9)
+        return _cpu(pids or {})
+
+    sampler = asyncio.create_task(sample_cpu())
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    window = (time.perf_counter_ns() - measure_from) / 1e9
+    before, after = await sampler, _cpu(pids or {})
+    cpu: dict[str, float] = {}
+    for process, used_before in before.items():
+        used_after = after[process]
+        if used_before is not None and used_after is not None:
+            cpu[process] = (used_after - used_before) / window
+    return Result(
+        name,
+        calls=len(latencies),
+        seconds=window,
+        contacts_per_call=contacts_per_call,
+        latencies_ns=latencies,
+        errors=len(errors),
+        first_error=errors[0] if errors else None,
+        cpu=cpu,
+    )

@@ -1,0 +1,126 @@
+"""The benchmark's server processes: the real sidecar and the echo server, started and stopped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.echo import METHOD
+from tests.redis_servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-identity-secret-0123456789abcdef"
+START_SECONDS = 20.0
+
+
+class Server:
+    """A server subprocess listening on 127.0.0.1:``port``; its output goes to a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.name = name
+        self.port = port
+        self.addr = f"127.0.0.1:{port}"
+        self._log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, probe: Callable[[grpc.Channel], bool]) -> None:
+        """Call ``probe`` until it answers True; fail if the process exits or time runs out."""
+        deadline = time.monotonic() + START_SECONDS
+        with grpc.insecure_channel(self.addr) as channel:
+            while True:
+                try:
+                    if probe(channel):
+                        return
+                except grpc.RpcError:
+                    pass
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{self.name} exited with {self.proc.returncode}: {self.log()}"
+                    )
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} did not become ready on {self.addr}")
+                time.sleep(0.05)
+
+    def log(self) -> str:
+        """Everything the process wrote so far."""
+        return Path(self._log.name).read_text(errors="replace").strip()
+
+    def stop(self) -> int | None:
+        """Terminate the process (SIGTERM, then SIGKILL); return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def close(self) -> None:
+        self.stop()
+        self._log.close()
+
+
+def _serving(channel: grpc.Channel) -> bool:
+    stub = health_pb2_grpc.HealthStub(channel)
+    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _echoes(channel: grpc.Channel) -> bool:
+    echo: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(METHOD)
+    return echo(b"ping", timeout=1) == b"ping"
+
+
+def start_sidecar(redis_url: str) -> Server:
+    """The real sidecar, ``python -m mac_sidecar serve``, once its health check says SERVING."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MAC_REDIS_URL": redis_url,
+        "MAC_GRPC_ADDR": f"127.0.0.1:{port}",
+        "MAC_METRICS_ADDR": "",
+        "MAC_IDENTITY_SECRET": SECRET,
+        "MAC_DEFAULT_LIMIT": "10000000",
+        "MAC_LOG_LEVEL": "warning",
+        "MAC_LOG_FORMAT": "json",
+    }
+    server = Server("sidecar", [sys.executable, "-m", "mac_sidecar", "serve"], env, port)
+    try:
+        server.wait_ready(_serving)
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+def start_echo() -> Server:
+    """The bare grpc.aio echo server, ``python -m bench.echo``, once it echoes."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.echo", "--port", str(port)]
+    server = Server("echo", argv, dict(os.environ), port)
+    try:
+        server.wait_ready(_echoes)
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds a process used so far (Linux only; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
