@@ -48,6 +48,8 @@ def settings(redis_server: RedisServer, redis_db: redis.Redis) -> Settings:
         metrics_addr="",
         identity_secret=SECRET,
         default_limit=100,
+        # enterprise has no fair-usage trial: plain limits unless a test subscribes
+        default_plan="enterprise",
         health_interval=0.1,
         shutdown_grace=0.5,
     )

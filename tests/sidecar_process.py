@@ -23,6 +23,7 @@ class SidecarProcess:
             "MAC_METRICS_ADDR": "",
             "MAC_IDENTITY_SECRET": SECRET,
             "MAC_LOG_FORMAT": "json",
+            "MAC_DEFAULT_PLAN": "enterprise",
             **env,
         }
         self.proc: subprocess.Popen[str] | None = None

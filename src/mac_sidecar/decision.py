@@ -56,11 +56,16 @@ class Decision:
 @dataclass(frozen=True, slots=True)
 class Counted:
     """What the store answered for contacts it decided: the count after the last one, the
-    limit it applied, and one reason per contact."""
+    limit it applied, one reason per contact (and whether shadow mode allowed it), the
+    running trial's end (unix ms, 0 for none), the plan, and how many events it recorded."""
 
     active: int
     limit: int
     reasons: list[Reason]
+    trial_until_ms: int = 0
+    plan: str = ""
+    events: int = 0
+    shadowed: list[bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +74,31 @@ class BatchResult:
 
     decisions: list[Decision]
     usage: Usage | None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What applies to a workspace without a subscription (its limit, plan and trial), and
+    which notifications decisions record; fixed for the life of the process."""
+
+    limit: int
+    plan: str
+    trial_plan: str
+    trial_limit: int
+    trial_days: int
+    thresholds: str
+    events_max: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded notification."""
+
+    id: str
+    workspace_id: str
+    type: str
+    period: str
+    threshold_percent: int
+    active: int
+    limit: int
+    at_ms: int

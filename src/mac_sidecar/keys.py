@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 PREFIX = "mac"
 
+# SET of workspace ids that may have events; the one key outside any workspace's slot, read
+# only by WatchEvents for all workspaces and written before a workspace's first decision.
+REGISTRY = f"{PREFIX}:workspaces"
+
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceKeys:
@@ -24,10 +28,29 @@ class WorkspaceKeys:
         return f"{PREFIX}:{{{self.workspace_id}}}"
 
     def members(self, period_key: str) -> str:
-        """SET of the 16-byte keys counted in a period; expires after the retention window."""
+        """SET of the 14-byte keys counted in a period; expires after the retention window."""
         return f"{self._base}:members:{period_key}"
+
+    def flags(self, period_key: str) -> str:
+        """HASH of the notifications already recorded in a period; expires with its members."""
+        return f"{self._base}:flags:{period_key}"
 
     @property
     def counts(self) -> str:
         """HASH ``period_key -> active`` and ``period_key:limit -> limit``; the history."""
         return f"{self._base}:counts"
+
+    @property
+    def subscription(self) -> str:
+        """HASH of the subscription, its resolved limits and a version."""
+        return f"{self._base}:subscription"
+
+    @property
+    def trial(self) -> str:
+        """HASH of the running or last fair-usage trial and the majors that had one."""
+        return f"{self._base}:trial"
+
+    @property
+    def events(self) -> str:
+        """STREAM of notification events, trimmed to about ``MAC_EVENTS_MAX`` entries."""
+        return f"{self._base}:events"

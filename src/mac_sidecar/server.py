@@ -1,13 +1,11 @@
-"""The gRPC transport: the Enforcer servicer, the one mapping from errors to status codes, and
-the process that serves it with health, reflection and metrics."""
+"""The sidecar process: Redis clients, the gRPC servers with health and reflection, metrics,
+and the lifecycle from start to graceful stop."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -17,160 +15,67 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from mac_sidecar import metrics, wire
+from mac_sidecar import metrics
+from mac_sidecar.admin import Admin
+from mac_sidecar.catalog import PlanCatalog
 from mac_sidecar.clock import Clock, SystemClock
 from mac_sidecar.contact import ContactKeyer
-from mac_sidecar.decision import Decision
+from mac_sidecar.decision import Policy
 from mac_sidecar.enforcer import Enforcer
-from mac_sidecar.errors import (
-    ConfigError,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    StorageError,
-    Unauthenticated,
-)
+from mac_sidecar.errors import ConfigError, StorageError
+from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from mac_sidecar.logs import get_logger
+from mac_sidecar.services import AdminService, EnforcerService
 from mac_sidecar.settings import Settings, split_addr
 from mac_sidecar.store import RedisStore
 
 log = get_logger("mac_sidecar.server")
-T = TypeVar("T")
-M = TypeVar("M")
 
 ENFORCER_SERVICE = pb.DESCRIPTOR.services_by_name["Enforcer"].full_name
+ADMIN_SERVICE = admin_pb.DESCRIPTOR.services_by_name["Admin"].full_name
+WATCH_BLOCK_MS = 1000
 
 
-def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status of an error; the only place errors become status codes.
-
-    Anything a caller sent maps to a 4xx-like code naming the problem; a Redis that cannot be
-    reached is UNAVAILABLE, which clients may retry; INTERNAL is left for our own faults, whose
-    details stay in the log rather than going to the caller.
-    """
-    if isinstance(exc, InvalidArgument):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, FailedPrecondition):
-        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
-    if isinstance(exc, NotFound):
-        return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, Unauthenticated):
-        return grpc.StatusCode.UNAUTHENTICATED, str(exc)
-    if isinstance(exc, StorageError) and exc.transient:
-        return grpc.StatusCode.UNAVAILABLE, "the counting backend (Redis) is unavailable"
-    return grpc.StatusCode.INTERNAL, "internal error; the sidecar's log has the details"
-
-
-class _Instrumented:
-    """Runs one RPC: times it, counts it by status, turns errors into a status."""
-
-    def __init__(self) -> None:
-        self._ok: dict[str, Any] = {}
-        self._seconds: dict[str, Any] = {}
-
-    async def _unary(
-        self,
-        method: str,
-        context: grpc.aio.ServicerContext[Any, Any],
-        call: Callable[[], Awaitable[T]],
-        to_message: Callable[[T], M],
-    ) -> M:
-        started = time.perf_counter()
-        try:
-            message = to_message(await call())
-        except Exception as exc:
-            code, details = status_for(exc)
-            metrics.REQUESTS.labels(method, code.name).inc()
-            metrics.REQUEST_SECONDS.labels(method).observe(time.perf_counter() - started)
-            if code is grpc.StatusCode.INTERNAL:
-                log.error("rpc failed", method=method, exc_info=exc)
-            elif code is grpc.StatusCode.UNAVAILABLE:
-                log.warning("rpc failed", method=method, error=str(exc))
-            await context.abort(code, details)
-        ok = self._ok.get(method)
-        if ok is None:
-            ok = self._ok[method] = metrics.REQUESTS.labels(method, "OK")
-            self._seconds[method] = metrics.REQUEST_SECONDS.labels(method)
-        ok.inc()
-        self._seconds[method].observe(time.perf_counter() - started)
-        return message
-
-
-def _counted(method: str) -> Callable[[Decision], pb.Decision]:
-    by_reason: dict[int, Any] = {}
-
-    def convert(decision: Decision) -> pb.Decision:
-        counter = by_reason.get(decision.reason)
-        if counter is None:
-            counter = by_reason[decision.reason] = metrics.DECISIONS.labels(
-                method, decision.reason.name
-            )
-        counter.inc()
-        return wire.decision_message(decision)
-
-    return convert
-
-
-class EnforcerService(_Instrumented):
-    """``mac.v1.Enforcer``: the hot path."""
-
-    def __init__(self, enforcer: Enforcer) -> None:
-        super().__init__()
-        self._enforcer = enforcer
-        self._check = _counted("Check")
-        self._activate = _counted("Activate")
-
-    async def Check(
-        self, request: pb.CheckRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.Decision:
-        fields = wire.contact_fields(request.contact)
-        return await self._unary(
-            "Check",
-            context,
-            lambda: self._enforcer.check(request.workspace_id, fields),
-            self._check,
-        )
-
-    async def Activate(
-        self, request: pb.ActivateRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.Decision:
-        fields = wire.contact_fields(request.contact)
-        return await self._unary(
-            "Activate",
-            context,
-            lambda: self._enforcer.activate(request.workspace_id, fields),
-            self._activate,
-        )
-
-    async def ActivateBatch(
-        self, request: pb.ActivateBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.ActivateBatchResponse:
-        contacts = [wire.contact_fields(c) for c in request.contacts]
-        return await self._unary(
-            "ActivateBatch",
-            context,
-            lambda: self._enforcer.activate_batch(request.workspace_id, contacts),
-            wire.batch_message,
-        )
-
-
-def redis_client(settings: Settings) -> Redis:
-    """A Redis client for the hot path: bounded waits, one immediate retry, no backoff.
+def redis_client(settings: Settings, *, blocking_reads: bool = False) -> Redis:
+    """A Redis client: bounded waits, one immediate retry, no backoff.
 
     A caller waits at most about two Redis timeouts; retrying longer would only hold up
-    routing while Redis is away.
+    routing while Redis is away. ``blocking_reads`` allows for ``XREAD BLOCK``.
     """
+    read_timeout = settings.redis_timeout + (WATCH_BLOCK_MS / 1000 if blocking_reads else 0)
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
         timeout=settings.redis_timeout,
-        socket_timeout=settings.redis_timeout,
+        socket_timeout=read_timeout,
         socket_connect_timeout=settings.redis_timeout,
         retry=Retry(NoBackoff(), 1),
     )
     return Redis.from_pool(pool)
+
+
+def plan_catalog(settings: Settings) -> PlanCatalog:
+    """The catalog from ``MAC_PLAN_CATALOG``, or the built-in one."""
+    if settings.plan_catalog:
+        return PlanCatalog.from_file(settings.plan_catalog, settings.default_plan)
+    return PlanCatalog(default=settings.default_plan)
+
+
+def policy(settings: Settings, catalog: PlanCatalog) -> Policy:
+    """What applies to workspaces without a subscription, and the notification settings."""
+    trial = catalog.default.trial
+    return Policy(
+        limit=settings.default_limit,
+        plan=catalog.default.name,
+        trial_plan=trial.plan if trial else "",
+        trial_limit=trial.limit if trial else 0,
+        trial_days=trial.days if trial else 0,
+        thresholds=",".join(str(t) for t in settings.threshold_list()),
+        events_max=settings.events_max,
+    )
 
 
 class Sidecar:
@@ -183,47 +88,82 @@ class Sidecar:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        catalog = plan_catalog(settings)
         self.redis = redis_client(settings)
+        self.watch_redis = redis_client(settings, blocking_reads=True)
         self.store = RedisStore(
-            self.redis, on_reload=lambda name: metrics.SCRIPT_RELOADS.labels(name).inc()
+            self.redis,
+            on_reload=lambda name: metrics.SCRIPT_RELOADS.labels(name).inc(),
+            blocking=self.watch_redis,
         )
         self.enforcer = Enforcer(
             self.store,
             ContactKeyer(settings.secret_bytes()),
             self.clock,
-            default_limit=settings.default_limit,
+            policy(settings, catalog),
             retention_periods=settings.retention_periods,
             batch_max=settings.batch_max,
             failure_mode=settings.failure_mode,
         )
-        self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-            ]
+        self.admin = Admin(
+            self.store,
+            self.enforcer,
+            catalog,
+            self.clock,
+            default_limit=settings.default_limit,
+            retention_periods=settings.retention_periods,
+            watch_block_ms=WATCH_BLOCK_MS,
         )
+        self.health = health.aio.HealthServicer()
+        self.server = self._grpc_server()
+        self.admin_server = self._grpc_server() if settings.admin_addr else None
         self.port = 0
+        self.admin_port = 0
         self._serving: bool | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._metrics_server: Any = None
+
+    @staticmethod
+    def _grpc_server() -> grpc.aio.Server:
+        # so_reuseport off: a second sidecar on a taken port must fail, not share it.
+        return grpc.aio.server(
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)]
+        )
 
     @property
     def redis_ok(self) -> bool:
         """Whether Redis answered the last health probe."""
         return bool(self._serving)
 
+    def _bind(self, server: grpc.aio.Server, addr: str) -> int:
+        try:
+            return server.add_insecure_port(addr)
+        except RuntimeError as exc:
+            raise ConfigError(f"cannot listen on {addr}: {exc}") from exc
+
     async def start(self) -> int:
         """Bind and start serving; return the gRPC port (useful with port 0)."""
-        pb_grpc.add_EnforcerServicer_to_server(EnforcerService(self.enforcer), self.server)
+        enforcer = EnforcerService(self.enforcer)
+        admin = AdminService(self.admin, self.settings.admin_token)
+        pb_grpc.add_EnforcerServicer_to_server(enforcer, self.server)
+        admin_server = self.admin_server or self.server
+        admin_grpc.add_AdminServicer_to_server(admin, admin_server)
+        names = [ENFORCER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        if self.admin_server is None:
+            names.append(ADMIN_SERVICE)
+        else:
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.admin_server)
+            reflection.enable_server_reflection(
+                (ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.admin_server
+            )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (ENFORCER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
-        try:
-            self.port = self.server.add_insecure_port(self.settings.grpc_addr)
-        except RuntimeError as exc:
-            raise ConfigError(f"cannot listen on {self.settings.grpc_addr}: {exc}") from exc
+        reflection.enable_server_reflection(names, self.server)
+
+        self.port = self._bind(self.server, self.settings.grpc_addr)
+        if self.admin_server is not None:
+            self.admin_port = self._bind(self.admin_server, self.settings.admin_addr)
+        else:
+            self.admin_port = self.port
         if self.settings.metrics_addr:
             host, port = split_addr(self.settings.metrics_addr)
             try:
@@ -234,6 +174,8 @@ class Sidecar:
                 ) from exc
         await self._probe()
         await self.server.start()
+        if self.admin_server is not None:
+            await self.admin_server.start()
         self._health_task = asyncio.create_task(self._watch_health())
         return self.port
 
@@ -253,7 +195,7 @@ class Sidecar:
                 if serving
                 else health_pb2.HealthCheckResponse.NOT_SERVING
             )
-            for service in ("", ENFORCER_SERVICE):
+            for service in ("", ENFORCER_SERVICE, ADMIN_SERVICE):
                 await self.health.set(service, status)
             if serving and self._serving is False:
                 log.info("redis reachable again")
@@ -269,28 +211,40 @@ class Sidecar:
         if self._health_task is not None:
             self._health_task.cancel()
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.settings.shutdown_grace if grace is None else grace)
+        wait = self.settings.shutdown_grace if grace is None else grace
+        servers = [self.server] + ([self.admin_server] if self.admin_server else [])
+        await asyncio.gather(*(server.stop(wait) for server in servers))
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
         await self.redis.aclose()
+        await self.watch_redis.aclose()
 
 
 async def run(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM."""
-    sidecar = Sidecar(settings)
-    port = await sidecar.start()
-    host, _ = split_addr(settings.grpc_addr)
-    log.info(
-        "listening",
-        grpc=f"{host}:{port}",
-        metrics=settings.metrics_addr or None,
-        redis_ok=sidecar.redis_ok,
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    sidecar = Sidecar(settings)
+    port = await sidecar.start()
+    host, _ = split_addr(settings.grpc_addr)
+    admin = (
+        f"{split_addr(settings.admin_addr)[0]}:{sidecar.admin_port}"
+        if sidecar.admin_server
+        else "grpc"
+    )
+    log.info(
+        "listening",
+        grpc=f"{host}:{port}",
+        admin=admin,
+        admin_auth=bool(settings.admin_token),
+        metrics=settings.metrics_addr or None,
+        redis_ok=sidecar.redis_ok,
+    )
+    if not settings.admin_token:
+        log.warning("the Admin service is open: set MAC_ADMIN_TOKEN outside development")
     await stop.wait()
     log.info("shutting down", grace_seconds=settings.shutdown_grace)
     await sidecar.stop()

@@ -52,6 +52,29 @@ class Settings:
     identity_secret_file: str = _setting(
         "MAC_IDENTITY_SECRET_FILE", "", "file holding the identity secret, instead of the variable"
     )
+    admin_addr: str = _setting(
+        "MAC_ADMIN_ADDR",
+        "",
+        "host:port of the Admin service; empty serves it beside the Enforcer on MAC_GRPC_ADDR",
+    )
+    admin_token: str = _setting(
+        "MAC_ADMIN_TOKEN",
+        "",
+        "bearer token the Admin service requires; empty leaves it open (development only)",
+        secret=True,
+    )
+    plan_catalog: str = _setting(
+        "MAC_PLAN_CATALOG", "", "JSON file of plans replacing the built-in catalog"
+    )
+    default_plan: str = _setting(
+        "MAC_DEFAULT_PLAN", "starter", "plan of a workspace that has no subscription"
+    )
+    thresholds: str = _setting(
+        "MAC_THRESHOLDS", "80,100", "usage percentages that record an event when crossed"
+    )
+    events_max: int = _setting(
+        "MAC_EVENTS_MAX", 10_000, "events kept per workspace (older ones are trimmed)", minimum=10
+    )
     batch_max: int = _setting(
         "MAC_BATCH_MAX", 10_000, "most contacts one ActivateBatch may carry", minimum=1
     )
@@ -96,6 +119,9 @@ class Settings:
             if "choices" in f.metadata and value not in f.metadata["choices"]:
                 choices = ", ".join(f.metadata["choices"])
                 raise ConfigError(f"{f.metadata['env']} must be one of {choices}, not {value!r}")
+        self.threshold_list()
+        if self.admin_addr:
+            _split_addr(self.admin_addr, "MAC_ADMIN_ADDR")
         if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError("MAC_REDIS_URL must start with redis://, rediss:// or unix://")
         _split_addr(self.grpc_addr, "MAC_GRPC_ADDR")
@@ -117,6 +143,22 @@ class Settings:
                 value = redact_url(value)
             out[f.name] = value
         return out
+
+    def threshold_list(self) -> list[int]:
+        """The thresholds as sorted percentages.
+
+        :raise ConfigError: unless they are whole numbers from 1 to 1000.
+        """
+        try:
+            values = sorted({int(v) for v in self.thresholds.split(",") if v.strip()})
+        except ValueError:
+            values = []
+        if not values or not all(1 <= v <= 1000 for v in values):
+            raise ConfigError(
+                f"MAC_THRESHOLDS must be percentages from 1 to 1000, like 80,100; "
+                f"not {self.thresholds!r}"
+            )
+        return values
 
     def secret_bytes(self) -> bytes:
         """The identity secret, from the variable or the file.

@@ -11,17 +11,20 @@ from typing import Any, cast
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from mac_sidecar.decision import Counted, Reason
+from mac_sidecar.decision import Counted, Event, Policy, Reason
 from mac_sidecar.errors import StorageError
-from mac_sidecar.keys import WorkspaceKeys
+from mac_sidecar.keys import REGISTRY, WorkspaceKeys
 
-# The codes the scripts return, and what they mean.
+# The codes decide.lua returns, and what they mean.
 _CODES = {
     0: Reason.ALREADY_ACTIVE,
     1: Reason.ADMITTED,
     2: Reason.LIMIT_REACHED,
     3: Reason.WITHIN_LIMIT,
+    4: Reason.TRIAL_STARTED,
+    5: Reason.LIMIT_REACHED,  # over the limit, allowed by shadow mode
 }
+SHADOW_CODE = 5
 
 # Failures that a retry can outlive: the connection, a timeout, a failover or a reshard.
 _TRANSIENT = (
@@ -55,15 +58,18 @@ class RedisStore:
 
     :param client: a ``redis.asyncio`` client (``decode_responses`` off: keys are bytes).
     :param on_reload: called with the script name whenever Redis had lost a script.
+    :param blocking: a client whose reads may wait for ``XREAD BLOCK`` (default ``client``).
     """
 
-    ACTIVATE = Script.load("activate")
-    CHECK = Script.load("check")
-    SCRIPTS = (ACTIVATE, CHECK)
+    DECIDE = Script.load("decide")
+    SET_SUBSCRIPTION = Script.load("set_subscription")
+    SCRIPTS = (DECIDE, SET_SUBSCRIPTION)
 
-    def __init__(self, client: Redis, on_reload: Any = None) -> None:
+    def __init__(self, client: Redis, on_reload: Any = None, blocking: Redis | None = None) -> None:
         self._client = client
+        self._blocking = blocking or client
         self._on_reload = on_reload
+        self._registered: set[str] = set()
 
     async def load_scripts(self) -> None:
         """Register every script with Redis, so the first calls find them."""
@@ -93,38 +99,152 @@ class RedisStore:
         except rex.RedisError as exc:
             raise _wrap(exc) from exc
 
-    async def activate(
+    async def _call(self, command: str, *args: Any, client: Redis | None = None) -> Any:
+        try:
+            # redis-py's typed helpers are declared for sync and async clients at once;
+            # execute_command keeps one plain, awaited path.
+            return await (client or self._client).execute_command(command, *args)  # type: ignore[no-untyped-call]
+        except rex.RedisError as exc:
+            raise _wrap(exc) from exc
+
+    async def _register(self, workspace_id: str) -> None:
+        # Before a workspace's first decision in this process, so that WatchEvents for all
+        # workspaces knows its stream before any event can be in it. Idempotent.
+        if workspace_id not in self._registered:
+            await self._call("SADD", REGISTRY, workspace_id)
+            if len(self._registered) > 100_000:
+                self._registered.clear()
+            self._registered.add(workspace_id)
+
+    async def decide(
         self,
         keys: WorkspaceKeys,
         period_key: str,
-        limit: int,
+        period_name: str,
+        now_ms: int,
         expire_at_ms: int,
+        policy: Policy,
         contacts: Sequence[bytes],
+        *,
+        dry_run: bool = False,
     ) -> Counted:
-        """Admit, in order, each contact not yet counted in the period while below ``limit``.
+        """Decide ``contacts`` in order; admit and count them unless ``dry_run``.
 
         :param expire_at_ms: when the period's member set expires (unix ms).
-        :return: the count after the last contact, and one reason per contact.
+        :return: the count after the last contact, the limit, one reason per contact.
         """
+        if not dry_run:
+            await self._register(keys.workspace_id)
         reply = cast(
-            list[int],
+            list[Any],
             await self._run(
-                self.ACTIVATE,
-                (keys.members(period_key), keys.counts),
-                (period_key, limit, expire_at_ms, *contacts),
+                self.DECIDE,
+                (
+                    keys.members(period_key),
+                    keys.counts,
+                    keys.subscription,
+                    keys.trial,
+                    keys.flags(period_key),
+                    keys.events,
+                ),
+                (
+                    period_key,
+                    period_name,
+                    now_ms,
+                    expire_at_ms,
+                    1 if dry_run else 0,
+                    policy.limit,
+                    policy.plan,
+                    policy.trial_plan,
+                    policy.trial_limit,
+                    policy.trial_days,
+                    policy.thresholds,
+                    policy.events_max,
+                    keys.workspace_id,
+                    *contacts,
+                ),
             ),
         )
-        return Counted(reply[0], reply[1], [_CODES[code] for code in reply[2:]])
-
-    async def check(
-        self, keys: WorkspaceKeys, period_key: str, limit: int, contact: bytes
-    ) -> Counted:
-        """What ``activate`` would answer for one contact; writes nothing."""
-        reply = cast(
-            list[int],
-            await self._run(self.CHECK, (keys.members(period_key),), (limit, contact)),
+        codes = reply[5:]
+        return Counted(
+            active=reply[0],
+            limit=reply[1],
+            reasons=[_CODES[code] for code in codes],
+            trial_until_ms=reply[2],
+            plan=reply[3].decode(),
+            events=reply[4],
+            shadowed=[code == SHADOW_CODE for code in codes],
         )
-        return Counted(reply[0], reply[1], [_CODES[reply[2]]])
+
+    async def set_subscription(self, keys: WorkspaceKeys, fields: dict[str, str | int]) -> int:
+        """Replace the subscription hash; return its new version."""
+        args = [x for pair in fields.items() for x in pair]
+        version: int = await self._run(self.SET_SUBSCRIPTION, (keys.subscription,), args)
+        return version
+
+    async def subscription(self, keys: WorkspaceKeys) -> tuple[dict[str, str], int]:
+        """The subscription hash (empty when none was set) and the running trial's end (ms)."""
+        raw = await self._call("HGETALL", keys.subscription)
+        until = await self._call("HGET", keys.trial, "until")
+        return _decode_hash(raw), int(until or 0)
+
+    async def counts(self, keys: WorkspaceKeys) -> dict[str, str]:
+        """The history hash: ``period_key -> active`` and ``period_key:limit -> limit``."""
+        return _decode_hash(await self._call("HGETALL", keys.counts))
+
+    async def scan_members(
+        self, keys: WorkspaceKeys, period_key: str, cursor: int, count: int
+    ) -> tuple[int, list[bytes], int]:
+        """One SSCAN step over a period's members: next cursor, keys, and the set's size."""
+        members = keys.members(period_key)
+        next_cursor, found = await self._call("SSCAN", members, cursor, "COUNT", count)
+        total = await self._call("SCARD", members)
+        return int(next_cursor), list(found), int(total)
+
+    async def workspaces(self) -> list[str]:
+        """Every workspace that may have events."""
+        return sorted(m.decode() for m in await self._call("SMEMBERS", REGISTRY))
+
+    async def read_events(
+        self, cursors: dict[str, str], block_ms: int, count: int = 100
+    ) -> list[Event]:
+        """Events after each workspace's cursor (``XREAD``), waiting up to ``block_ms``."""
+        streams = {WorkspaceKeys(ws).events: cursor for ws, cursor in cursors.items()}
+        reply = await self._call(
+            "XREAD",
+            "COUNT",
+            count,
+            "BLOCK",
+            block_ms,
+            "STREAMS",
+            *streams,
+            *streams.values(),
+            client=self._blocking,
+        )
+        events: list[Event] = []
+        for _stream, entries in reply or []:
+            for entry_id, raw in entries:
+                fields = _decode_hash(raw)
+                events.append(
+                    Event(
+                        id=entry_id.decode(),
+                        workspace_id=fields["workspace"],
+                        type=fields["type"],
+                        period=fields["period"],
+                        threshold_percent=int(fields["threshold"]),
+                        active=int(fields["active"]),
+                        limit=int(fields["limit"]),
+                        at_ms=int(fields["at"]),
+                    )
+                )
+        return events
+
+
+def _decode_hash(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return {k.decode(): v.decode() for k, v in raw.items()}
+    items = list(raw or [])
+    return {items[i].decode(): items[i + 1].decode() for i in range(0, len(items), 2)}
 
 
 def _wrap(exc: rex.RedisError) -> StorageError:

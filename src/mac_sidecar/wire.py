@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mac_sidecar.decision import BatchResult, Decision, Usage
+from mac_sidecar.admin import ContactPage, PeriodCount
+from mac_sidecar.decision import BatchResult, Decision, Event, Usage
 from mac_sidecar.enforcer import ContactFields
+from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from mac_sidecar.period import BillingPeriod
+from mac_sidecar.subscription import Resolved, Subscription
 
 _bounds: dict[str, tuple[Timestamp, Timestamp]] = {}
 
@@ -75,3 +78,77 @@ def batch_message(result: BatchResult) -> pb.ActivateBatchResponse:
     if result.usage is not None:
         response.usage.CopyFrom(usage_message(result.usage))
     return response
+
+
+def subscription_message(resolved: Resolved) -> admin_pb.Subscription:
+    """``mac.v1.Subscription`` of a resolved subscription."""
+    sub = resolved.subscription
+    message = admin_pb.Subscription(
+        workspace_id=sub.workspace_id,
+        plan=sub.plan,
+        packs=sub.packs,
+        custom_limit=sub.custom_limit,
+        timezone=sub.timezone,
+        platform_version=sub.platform_version,
+        shadow_mode=sub.shadow_mode,
+        effective_limit=resolved.limit,
+        is_default=resolved.is_default,
+        trial_plan=resolved.trial_plan,
+        trial_limit=resolved.trial_limit,
+    )
+    if sub.starts_at is not None:
+        message.starts_at.CopyFrom(timestamp(sub.starts_at))
+    if resolved.trial_ends_at is not None:
+        message.trial_ends_at.CopyFrom(timestamp(resolved.trial_ends_at))
+    if resolved.updated_at is not None:
+        message.updated_at.CopyFrom(timestamp(resolved.updated_at))
+    return message
+
+
+def subscription_of(request: admin_pb.SetSubscriptionRequest) -> Subscription:
+    """The subscription a ``SetSubscriptionRequest`` asks for."""
+    starts_at = None
+    if request.HasField("starts_at"):
+        starts_at = request.starts_at.ToDatetime(tzinfo=UTC)
+    return Subscription(
+        workspace_id=request.workspace_id,
+        plan=request.plan,
+        packs=request.packs,
+        custom_limit=request.custom_limit,
+        timezone=request.timezone or "UTC",
+        starts_at=starts_at,
+        platform_version=request.platform_version,
+        shadow_mode=request.shadow_mode,
+    )
+
+
+def usage_response(usage: Usage, history: list[PeriodCount]) -> admin_pb.GetUsageResponse:
+    """``mac.v1.GetUsageResponse``."""
+    return admin_pb.GetUsageResponse(
+        usage=usage_message(usage),
+        history=[
+            admin_pb.PeriodCount(period=p.period, active=p.active, limit=p.limit) for p in history
+        ],
+    )
+
+
+def contact_page(page: ContactPage) -> admin_pb.ListActiveContactsResponse:
+    """``mac.v1.ListActiveContactsResponse``."""
+    return admin_pb.ListActiveContactsResponse(
+        contact_keys=page.contact_keys, next_page_token=page.next_page_token, total=page.total
+    )
+
+
+def event_message(event: Event) -> admin_pb.Event:
+    """``mac.v1.Event`` of a recorded event."""
+    message = admin_pb.Event(
+        id=event.id,
+        workspace_id=event.workspace_id,
+        type=admin_pb.Event.Type.Value(event.type),  # type: ignore[arg-type]
+        period=event.period,
+        threshold_percent=event.threshold_percent,
+        active=event.active,
+        limit=event.limit,
+    )
+    message.at.FromMilliseconds(event.at_ms)
+    return message

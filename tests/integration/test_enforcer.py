@@ -35,7 +35,7 @@ async def test_new_contact_is_admitted_and_counted(enforcer: pb_grpc.EnforcerStu
     assert decision.usage.period == "2026-11"
     assert decision.usage.period_start.ToJsonString() == "2026-11-01T00:00:00Z"
     assert decision.usage.period_end.ToJsonString() == "2026-12-01T00:00:00Z"
-    assert decision.usage.plan == "default"
+    assert decision.usage.plan == "enterprise"
     assert not decision.usage.HasField("trial_ends_at")
 
 

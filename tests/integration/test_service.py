@@ -54,11 +54,11 @@ async def test_scripts_are_reloaded_after_script_flush(
     from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
     stub = pb_grpc.EnforcerStub(channel)
-    before = metrics.SCRIPT_RELOADS.labels("activate")._value.get()
+    before = metrics.SCRIPT_RELOADS.labels("decide")._value.get()
     redis_db.script_flush()
     assert (await stub.Activate(ANA)).reason == pb.ADMITTED
     assert (await stub.Activate(ANA)).reason == pb.ALREADY_ACTIVE
-    assert metrics.SCRIPT_RELOADS.labels("activate")._value.get() == before + 1
+    assert metrics.SCRIPT_RELOADS.labels("decide")._value.get() == before + 1
 
 
 async def test_health_follows_redis_going_away_and_back(

@@ -1,0 +1,212 @@
+"""The operators' use cases: subscriptions, usage and history, counted contacts, events."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mac_sidecar.catalog import PlanCatalog
+from mac_sidecar.clock import Clock
+from mac_sidecar.contact import key_text, validate_workspace_id
+from mac_sidecar.decision import Event, Usage
+from mac_sidecar.enforcer import Enforcer
+from mac_sidecar.errors import FailedPrecondition, InvalidArgument
+from mac_sidecar.keys import WorkspaceKeys
+from mac_sidecar.period import BillingPeriod, months_after, parse_period_name, period_at
+from mac_sidecar.store import RedisStore
+from mac_sidecar.subscription import (
+    Resolved,
+    Subscription,
+    default_subscription,
+    from_fields,
+    resolve,
+    to_fields,
+    validate_timezone,
+    validate_version,
+)
+
+_EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+PAGE_DEFAULT = 1000
+PAGE_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodCount:
+    """A past period's count and the limit at its last admission."""
+
+    period: str
+    active: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPage:
+    """One page of a period's counted contact keys."""
+
+    contact_keys: list[str]
+    next_page_token: str
+    total: int
+
+
+class Admin:
+    """What operators do through the Admin service.
+
+    :param watch_refresh: seconds between looks for new workspaces while watching them all.
+    """
+
+    def __init__(
+        self,
+        store: RedisStore,
+        enforcer: Enforcer,
+        catalog: PlanCatalog,
+        clock: Clock,
+        *,
+        default_limit: int,
+        retention_periods: int,
+        watch_block_ms: int = 1000,
+        watch_refresh: float = 2.0,
+    ) -> None:
+        self._store = store
+        self._enforcer = enforcer
+        self._catalog = catalog
+        self._clock = clock
+        self._default_limit = default_limit
+        self._retention = retention_periods
+        self._block_ms = watch_block_ms
+        self._refresh = watch_refresh
+
+    async def set_subscription(self, sub: Subscription) -> Resolved:
+        """Validate ``sub`` against the catalog and make it the workspace's subscription."""
+        validate_workspace_id(sub.workspace_id)
+        validate_timezone(sub.timezone)
+        validate_version(sub.platform_version)
+        resolved = resolve(sub, self._catalog)
+        await self._store.set_subscription(
+            WorkspaceKeys(sub.workspace_id), to_fields(resolved, self._clock.now())
+        )
+        return await self.get_subscription(sub.workspace_id)
+
+    async def get_subscription(self, workspace_id: str) -> Resolved:
+        """The workspace's subscription, or the default plan's when none was set."""
+        validate_workspace_id(workspace_id)
+        fields, trial_until = await self._store.subscription(WorkspaceKeys(workspace_id))
+        if fields:
+            resolved = from_fields(workspace_id, fields)
+        else:
+            resolved = default_subscription(workspace_id, self._catalog, self._default_limit)
+        now_ms = self._clock.now().timestamp() * 1000
+        if trial_until > now_ms:
+            trial_end = datetime.fromtimestamp(trial_until / 1000, UTC)
+            resolved = dataclasses.replace(resolved, trial_ends_at=trial_end)
+        return resolved
+
+    def _period(self, name: str) -> BillingPeriod:
+        if not name:
+            return period_at(self._clock.now())
+        try:
+            year, month = parse_period_name(name)
+        except ValueError:
+            raise InvalidArgument("period", "must be YYYY-MM, like 2026-11") from None
+        start = datetime(year, month, 1, tzinfo=UTC)
+        if start > self._clock.now():
+            raise InvalidArgument("period", f"{name} has not started yet")
+        return period_at(start)
+
+    async def usage(self, workspace_id: str, period: str = "") -> tuple[Usage, list[PeriodCount]]:
+        """A period's usage (default the current one), and every past period's count."""
+        validate_workspace_id(workspace_id)
+        wanted = self._period(period)
+        current = await self._enforcer.usage(workspace_id)
+        counts = await self._store.counts(WorkspaceKeys(workspace_id))
+        history = sorted(
+            (
+                PeriodCount(key.split("@")[0], int(value), int(counts.get(f"{key}:limit", 0)))
+                for key, value in counts.items()
+                if not key.endswith(":limit") and key != current.period.key
+            ),
+            key=lambda p: p.period,
+            reverse=True,
+        )
+        if wanted.key == current.period.key:
+            return current, history
+        active = int(counts.get(wanted.key, 0))
+        limit = int(counts.get(f"{wanted.key}:limit", 0))
+        return Usage(wanted, active, limit, ""), history
+
+    async def list_contacts(
+        self, workspace_id: str, period: str, page_token: str, page_size: int
+    ) -> ContactPage:
+        """One page of the contact keys counted in a period (SSCAN: a key counted before the
+        listing started and still counted is listed; page sizes are approximate)."""
+        validate_workspace_id(workspace_id)
+        wanted = self._period(period)
+        if months_after(wanted, self._retention) <= self._clock.now():
+            raise FailedPrecondition(
+                f"the contacts of {wanted.name} are no longer kept "
+                f"(the current period and {self._retention} before it are)"
+            )
+        if page_token and not page_token.isdigit():
+            raise InvalidArgument("page_token", "is not a token this service returned")
+        if not 0 <= page_size <= PAGE_MAX:
+            raise InvalidArgument("page_size", f"must be 1 to {PAGE_MAX}")
+        size = page_size or PAGE_DEFAULT
+        cursor = int(page_token or 0)
+        keys: list[bytes] = []
+        total = 0
+        while True:
+            cursor, found, total = await self._store.scan_members(
+                WorkspaceKeys(workspace_id), wanted.key, cursor, size
+            )
+            keys.extend(found)
+            if cursor == 0 or len(keys) >= size:
+                break
+        return ContactPage([key_text(k) for k in keys], str(cursor) if cursor else "", total)
+
+    async def watch(self, workspace_id: str, after_id: str) -> AsyncIterator[Event]:
+        """Recorded events after ``after_id``, oldest first, then live ones, forever.
+
+        With no workspace, events of every workspace, ordered by id; events sharing the
+        resume id in other workspaces may be delivered again (deduplicate on workspace, id).
+        """
+        if workspace_id:
+            validate_workspace_id(workspace_id)
+        if after_id and not _EVENT_ID.fullmatch(after_id):
+            raise InvalidArgument("after_id", "must be an event id like 1763900000000-0")
+        start = after_id or "0-0"
+        if workspace_id:
+            cursors = {workspace_id: start}
+        else:
+            start = _before(start)
+            cursors = {}
+        refreshed = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            if not workspace_id and loop.time() - refreshed >= self._refresh:
+                for ws in await self._store.workspaces():
+                    cursors.setdefault(ws, start)
+                refreshed = loop.time()
+            if not cursors:
+                await asyncio.sleep(self._block_ms / 1000)
+                continue
+            events = await self._store.read_events(cursors, self._block_ms)
+            events.sort(key=lambda e: (_id_tuple(e.id), e.workspace_id))
+            for event in events:
+                cursors[event.workspace_id] = event.id
+                yield event
+
+
+def _id_tuple(event_id: str) -> tuple[int, int]:
+    ms, seq = event_id.split("-")
+    return int(ms), int(seq)
+
+
+def _before(event_id: str) -> str:
+    """The id just before ``event_id``, so that XREAD also returns events sharing it."""
+    ms, seq = _id_tuple(event_id)
+    if seq > 0:
+        return f"{ms}-{seq - 1}"
+    return f"{ms - 1}-18446744073709551615" if ms > 0 else "0-0"

@@ -1,0 +1,160 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from mac_sidecar.gen.mac.v1 import enforcer_pb2 as _enforcer_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SetSubscriptionRequest(_message.Message):
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PACKS_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_MODE_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    plan: str
+    packs: int
+    custom_limit: int
+    timezone: str
+    starts_at: _timestamp_pb2.Timestamp
+    platform_version: str
+    shadow_mode: bool
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ...) -> None: ...
+
+class GetSubscriptionRequest(_message.Message):
+    __slots__ = ("workspace_id",)
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
+
+class Subscription(_message.Message):
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PACKS_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_MODE_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_PLAN_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    plan: str
+    packs: int
+    custom_limit: int
+    timezone: str
+    starts_at: _timestamp_pb2.Timestamp
+    platform_version: str
+    shadow_mode: bool
+    effective_limit: int
+    is_default: bool
+    trial_plan: str
+    trial_limit: int
+    trial_ends_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("workspace_id", "period")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    period: str
+    def __init__(self, workspace_id: _Optional[str] = ..., period: _Optional[str] = ...) -> None: ...
+
+class PeriodCount(_message.Message):
+    __slots__ = ("period", "active", "limit")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    period: str
+    active: int
+    limit: int
+    def __init__(self, period: _Optional[str] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("usage", "history")
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    usage: _enforcer_pb2.Usage
+    history: _containers.RepeatedCompositeFieldContainer[PeriodCount]
+    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ...) -> None: ...
+
+class ListActiveContactsRequest(_message.Message):
+    __slots__ = ("workspace_id", "period", "page_token", "page_size")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    period: str
+    page_token: str
+    page_size: int
+    def __init__(self, workspace_id: _Optional[str] = ..., period: _Optional[str] = ..., page_token: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListActiveContactsResponse(_message.Message):
+    __slots__ = ("contact_keys", "next_page_token", "total")
+    CONTACT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    contact_keys: _containers.RepeatedScalarFieldContainer[str]
+    next_page_token: str
+    total: int
+    def __init__(self, contact_keys: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("workspace_id", "after_id")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    after_id: str
+    def __init__(self, workspace_id: _Optional[str] = ..., after_id: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("id", "workspace_id", "type", "period", "threshold_percent", "active", "limit", "at")
+    class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        TYPE_UNSPECIFIED: _ClassVar[Event.Type]
+        THRESHOLD_CROSSED: _ClassVar[Event.Type]
+        LIMIT_REACHED: _ClassVar[Event.Type]
+        TRIAL_STARTED: _ClassVar[Event.Type]
+        TRIAL_ENDED: _ClassVar[Event.Type]
+        IDENTITY_CONFLICT: _ClassVar[Event.Type]
+    TYPE_UNSPECIFIED: Event.Type
+    THRESHOLD_CROSSED: Event.Type
+    LIMIT_REACHED: Event.Type
+    TRIAL_STARTED: Event.Type
+    TRIAL_ENDED: Event.Type
+    IDENTITY_CONFLICT: Event.Type
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    workspace_id: str
+    type: Event.Type
+    period: str
+    threshold_percent: int
+    active: int
+    limit: int
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., type: _Optional[_Union[Event.Type, str]] = ..., period: _Optional[str] = ..., threshold_percent: _Optional[int] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,233 @@
+"""The gRPC servicers of ``mac.v1.Enforcer`` and ``mac.v1.Admin``, and the one mapping from
+errors to status codes."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from mac_sidecar import metrics, wire
+from mac_sidecar.admin import Admin
+from mac_sidecar.decision import Decision
+from mac_sidecar.enforcer import Enforcer
+from mac_sidecar.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StorageError,
+    Unauthenticated,
+)
+from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from mac_sidecar.logs import get_logger
+
+log = get_logger("mac_sidecar.services")
+T = TypeVar("T")
+M = TypeVar("M")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status of an error; the only place errors become status codes.
+
+    Anything a caller sent maps to a code naming the problem; a Redis that cannot be reached
+    is UNAVAILABLE, which clients may retry; INTERNAL is left for our own faults, whose
+    details stay in the log rather than going to the caller.
+    """
+    if isinstance(exc, InvalidArgument):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, FailedPrecondition):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, NotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, str(exc)
+    if isinstance(exc, StorageError) and exc.transient:
+        return grpc.StatusCode.UNAVAILABLE, "the counting backend (Redis) is unavailable"
+    return grpc.StatusCode.INTERNAL, "internal error; the sidecar's log has the details"
+
+
+async def abort_with(context: Context, method: str, exc: Exception) -> None:
+    """Log ``exc`` as it deserves and end the call with its status."""
+    code, details = status_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("rpc failed", method=method, exc_info=exc)
+    elif code is grpc.StatusCode.UNAVAILABLE:
+        log.warning("rpc failed", method=method, error=str(exc))
+    metrics.REQUESTS.labels(method, code.name).inc()
+    await context.abort(code, details)
+
+
+class _Instrumented:
+    """Runs one unary RPC: times it, counts it by status, turns errors into a status."""
+
+    def __init__(self) -> None:
+        self._ok: dict[str, Any] = {}
+        self._seconds: dict[str, Any] = {}
+
+    async def _unary(
+        self,
+        method: str,
+        context: Context,
+        call: Callable[[], Awaitable[T]],
+        to_message: Callable[[T], M],
+    ) -> M:
+        started = time.perf_counter()
+        try:
+            message = to_message(await call())
+        except Exception as exc:
+            metrics.REQUEST_SECONDS.labels(method).observe(time.perf_counter() - started)
+            await abort_with(context, method, exc)
+            raise  # abort raises; this keeps type checkers informed
+        ok = self._ok.get(method)
+        if ok is None:
+            ok = self._ok[method] = metrics.REQUESTS.labels(method, "OK")
+            self._seconds[method] = metrics.REQUEST_SECONDS.labels(method)
+        ok.inc()
+        self._seconds[method].observe(time.perf_counter() - started)
+        return message
+
+
+def _counted(method: str) -> Callable[[Decision], pb.Decision]:
+    by_reason: dict[int, Any] = {}
+
+    def convert(decision: Decision) -> pb.Decision:
+        counter = by_reason.get(decision.reason)
+        if counter is None:
+            counter = by_reason[decision.reason] = metrics.DECISIONS.labels(
+                method, decision.reason.name
+            )
+        counter.inc()
+        return wire.decision_message(decision)
+
+    return convert
+
+
+class EnforcerService(_Instrumented):
+    """``mac.v1.Enforcer``: the hot path."""
+
+    def __init__(self, enforcer: Enforcer) -> None:
+        super().__init__()
+        self._enforcer = enforcer
+        self._check = _counted("Check")
+        self._activate = _counted("Activate")
+
+    async def Check(self, request: pb.CheckRequest, context: Context) -> pb.Decision:
+        fields = wire.contact_fields(request.contact)
+        return await self._unary(
+            "Check",
+            context,
+            lambda: self._enforcer.check(request.workspace_id, fields),
+            self._check,
+        )
+
+    async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.Decision:
+        fields = wire.contact_fields(request.contact)
+        return await self._unary(
+            "Activate",
+            context,
+            lambda: self._enforcer.activate(request.workspace_id, fields),
+            self._activate,
+        )
+
+    async def ActivateBatch(
+        self, request: pb.ActivateBatchRequest, context: Context
+    ) -> pb.ActivateBatchResponse:
+        contacts = [wire.contact_fields(c) for c in request.contacts]
+        return await self._unary(
+            "ActivateBatch",
+            context,
+            lambda: self._enforcer.activate_batch(request.workspace_id, contacts),
+            wire.batch_message,
+        )
+
+
+class AdminService(_Instrumented):
+    """``mac.v1.Admin``: operators. Every call needs the bearer token when one is set."""
+
+    def __init__(self, admin: Admin, token: str) -> None:
+        super().__init__()
+        self._admin = admin
+        self._token = token.encode()
+
+    def _authorize(self, context: Context) -> None:
+        if not self._token:
+            return
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str):
+                scheme, _, given = value.partition(" ")
+                # compare_digest: the time taken must not tell how much of a guess was right
+                if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), self._token):
+                    return
+                break
+        raise Unauthenticated("a valid admin token is required (authorization: Bearer <token>)")
+
+    async def _admin_call(
+        self,
+        method: str,
+        context: Context,
+        call: Callable[[], Awaitable[T]],
+        to_message: Callable[[T], M],
+    ) -> M:
+        async def authorized() -> T:
+            self._authorize(context)
+            return await call()
+
+        return await self._unary(method, context, authorized, to_message)
+
+    async def SetSubscription(
+        self, request: admin_pb.SetSubscriptionRequest, context: Context
+    ) -> admin_pb.Subscription:
+        return await self._admin_call(
+            "SetSubscription",
+            context,
+            lambda: self._admin.set_subscription(wire.subscription_of(request)),
+            wire.subscription_message,
+        )
+
+    async def GetSubscription(
+        self, request: admin_pb.GetSubscriptionRequest, context: Context
+    ) -> admin_pb.Subscription:
+        return await self._admin_call(
+            "GetSubscription",
+            context,
+            lambda: self._admin.get_subscription(request.workspace_id),
+            wire.subscription_message,
+        )
+
+    async def GetUsage(
+        self, request: admin_pb.GetUsageRequest, context: Context
+    ) -> admin_pb.GetUsageResponse:
+        return await self._admin_call(
+            "GetUsage",
+            context,
+            lambda: self._admin.usage(request.workspace_id, request.period),
+            lambda found: wire.usage_response(*found),
+        )
+
+    async def ListActiveContacts(
+        self, request: admin_pb.ListActiveContactsRequest, context: Context
+    ) -> admin_pb.ListActiveContactsResponse:
+        return await self._admin_call(
+            "ListActiveContacts",
+            context,
+            lambda: self._admin.list_contacts(
+                request.workspace_id, request.period, request.page_token, request.page_size
+            ),
+            wire.contact_page,
+        )
+
+    async def WatchEvents(
+        self, request: admin_pb.WatchEventsRequest, context: Context
+    ) -> AsyncIterator[admin_pb.Event]:
+        try:
+            self._authorize(context)
+            metrics.REQUESTS.labels("WatchEvents", "OK").inc()
+            async for event in self._admin.watch(request.workspace_id, request.after_id):
+                yield wire.event_message(event)
+        except Exception as exc:
+            await abort_with(context, "WatchEvents", exc)

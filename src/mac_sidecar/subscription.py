@@ -1,0 +1,151 @@
+"""Subscriptions: what an operator sets for a workspace, validated and resolved against the
+plan catalog into the plain numbers the admission script reads."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mac_sidecar.catalog import PlanCatalog
+from mac_sidecar.errors import InvalidArgument
+
+_VERSION = re.compile(r"(\d{1,6})(\.\d{1,6}){0,2}([-+][0-9A-Za-z.-]{1,64})?")
+_MAX_LIMIT = 10**12
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A workspace's subscription as the operator set it."""
+
+    workspace_id: str
+    plan: str
+    packs: int = 0
+    custom_limit: int = 0
+    timezone: str = "UTC"
+    starts_at: datetime | None = None
+    platform_version: str = ""
+    shadow_mode: bool = False
+
+    @property
+    def major(self) -> str:
+        """The platform's major release ("7" for 7.3.0; "0" when unknown)."""
+        match = _VERSION.fullmatch(self.platform_version)
+        return str(int(match.group(1))) if match else "0"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone of the billing month."""
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A subscription with what the catalog makes of it."""
+
+    subscription: Subscription
+    limit: int
+    trial_plan: str
+    trial_limit: int
+    trial_days: int
+    is_default: bool = False
+    updated_at: datetime | None = None
+    trial_ends_at: datetime | None = None
+
+
+def validate_timezone(name: str) -> str:
+    """Return ``name`` when it is an IANA time zone; "" means UTC."""
+    if not name:
+        return "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidArgument(
+            "timezone", f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)"
+        ) from None
+    return name
+
+
+def validate_version(version: str) -> str:
+    """Return ``version`` when it looks like a release number (7, 7.3, 7.3.0, 7.3.0-rc.1)."""
+    if version and not _VERSION.fullmatch(version):
+        raise InvalidArgument("platform_version", "must look like 7.3.0")
+    return version
+
+
+def resolve(sub: Subscription, catalog: PlanCatalog) -> Resolved:
+    """Check ``sub`` against its plan and work out its limits.
+
+    :raise InvalidArgument: an unknown plan, a negative number.
+    :raise FailedPrecondition: packs or custom limit outside the plan's bounds.
+    """
+    plan = catalog.plan(sub.plan)
+    plan.check(sub.packs, sub.custom_limit)
+    limit = plan.limit(sub.packs, sub.custom_limit)
+    if limit > _MAX_LIMIT:
+        raise InvalidArgument("custom_limit", f"makes a limit above {_MAX_LIMIT}")
+    trial = plan.trial
+    return Resolved(
+        subscription=sub,
+        limit=limit,
+        trial_plan=trial.plan if trial else "",
+        trial_limit=trial.limit if trial else 0,
+        trial_days=trial.days if trial else 0,
+    )
+
+
+def default_subscription(workspace_id: str, catalog: PlanCatalog, default_limit: int) -> Resolved:
+    """What applies to a workspace nobody subscribed: the default plan at ``default_limit``."""
+    plan = catalog.default
+    trial = plan.trial
+    return Resolved(
+        subscription=Subscription(workspace_id, plan.name),
+        limit=default_limit,
+        trial_plan=trial.plan if trial else "",
+        trial_limit=trial.limit if trial else 0,
+        trial_days=trial.days if trial else 0,
+        is_default=True,
+    )
+
+
+def to_fields(resolved: Resolved, now: datetime) -> dict[str, str | int]:
+    """The subscription hash's fields (see ``set_subscription.lua``)."""
+    sub = resolved.subscription
+    return {
+        "plan": sub.plan,
+        "packs": sub.packs,
+        "custom_limit": sub.custom_limit,
+        "timezone": sub.timezone,
+        "starts_at": int(sub.starts_at.timestamp() * 1000) if sub.starts_at else 0,
+        "platform_version": sub.platform_version,
+        "major": sub.major,
+        "shadow": int(sub.shadow_mode),
+        "limit": resolved.limit,
+        "trial_plan": resolved.trial_plan,
+        "trial_limit": resolved.trial_limit,
+        "trial_days": resolved.trial_days,
+        "updated_at": int(now.timestamp() * 1000),
+    }
+
+
+def from_fields(workspace_id: str, fields: dict[str, str]) -> Resolved:
+    """Read back what ``to_fields`` wrote."""
+    starts = int(fields.get("starts_at", "0"))
+    return Resolved(
+        subscription=Subscription(
+            workspace_id=workspace_id,
+            plan=fields["plan"],
+            packs=int(fields.get("packs", "0")),
+            custom_limit=int(fields.get("custom_limit", "0")),
+            timezone=fields.get("timezone", "UTC"),
+            starts_at=datetime.fromtimestamp(starts / 1000, UTC) if starts else None,
+            platform_version=fields.get("platform_version", ""),
+            shadow_mode=fields.get("shadow") == "1",
+        ),
+        limit=int(fields["limit"]),
+        trial_plan=fields.get("trial_plan", ""),
+        trial_limit=int(fields.get("trial_limit", "0")),
+        trial_days=int(fields.get("trial_days", "0")),
+        updated_at=datetime.fromtimestamp(int(fields.get("updated_at", "0")) / 1000, UTC),
+    )
