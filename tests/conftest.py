@@ -10,12 +10,15 @@ import pytest
 import redis
 
 from mac_sidecar.clock import ManualClock
+from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from mac_sidecar.server import Sidecar
 from mac_sidecar.settings import Settings
 from tests.redis_servers import RedisServer
 
 SECRET = "test-identity-secret-0123456789"
+ADMIN_TOKEN = "test-admin-token"
+AUTH = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +50,7 @@ def settings(redis_server: RedisServer, redis_db: redis.Redis) -> Settings:
         grpc_addr="127.0.0.1:0",
         metrics_addr="",
         identity_secret=SECRET,
+        admin_token=ADMIN_TOKEN,
         default_limit=100,
         # enterprise has no fair-usage trial: plain limits unless a test subscribes
         default_plan="enterprise",
@@ -74,6 +78,12 @@ def enforcer(channel: grpc.aio.Channel) -> pb_grpc.EnforcerStub:
     return pb_grpc.EnforcerStub(channel)
 
 
+@pytest.fixture
+def admin(channel: grpc.aio.Channel) -> admin_grpc.AdminStub:
+    """The Admin stub; calls need ``metadata=AUTH``."""
+    return admin_grpc.AdminStub(channel)
+
+
 class SidecarFactory:
     """Starts sidecars with setting overrides; stops them all at the end of the test."""
 
@@ -81,6 +91,7 @@ class SidecarFactory:
         self.settings = settings
         self.clock = clock
         self._started: list[tuple[Sidecar, grpc.aio.Channel]] = []
+        self._channels: list[grpc.aio.Channel] = []
 
     async def __call__(self, **changes: object) -> pb_grpc.EnforcerStub:
         service = Sidecar(self.settings.replace(**changes), self.clock)
@@ -93,7 +104,18 @@ class SidecarFactory:
     def last(self) -> Sidecar:
         return self._started[-1][0]
 
+    def admin(self) -> admin_grpc.AdminStub:
+        """The Admin stub of the last sidecar started (same port unless admin_addr is set)."""
+        service, channel = self._started[-1]
+        if service.admin_server is None:
+            return admin_grpc.AdminStub(channel)
+        admin_channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.admin_port}")
+        self._channels.append(admin_channel)
+        return admin_grpc.AdminStub(admin_channel)
+
     async def close(self) -> None:
+        for extra in self._channels:
+            await extra.close()
         for service, channel in self._started:
             await channel.close()
             await service.stop()

@@ -50,6 +50,7 @@ class ContactPage:
     contact_keys: list[str]
     next_page_token: str
     total: int
+    period: str
 
 
 class Admin:
@@ -164,7 +165,8 @@ class Admin:
             keys.extend(found)
             if cursor == 0 or len(keys) >= size:
                 break
-        return ContactPage([key_text(k) for k in keys], str(cursor) if cursor else "", total)
+        token = str(cursor) if cursor else ""
+        return ContactPage([key_text(k) for k in keys], token, total, wanted.name)
 
     async def watch(self, workspace_id: str, after_id: str) -> AsyncIterator[Event]:
         """Recorded events after ``after_id``, oldest first, then live ones, forever.

@@ -6,13 +6,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 
-from mac_sidecar import __version__
+from mac_sidecar import __version__, cli_admin
 from mac_sidecar.errors import ConfigError
 from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
@@ -55,16 +53,6 @@ def _run_loop(main: Any) -> None:
         uvloop.run(main)
 
 
-def _ts(ts: Any) -> str:
-    return datetime.fromtimestamp(ts.seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _bar(active: int, limit: int, width: int = 20) -> str:
-    share = 1.0 if limit <= 0 else min(active / limit, 1.0)
-    filled = round(share * width)
-    return "[" + "#" * filled + "." * (width - filled) + f"] {share:4.0%}"
-
-
 _REASON_TEXT = {
     "ALREADY_ACTIVE": "already counted this period",
     "ADMITTED": "new contact, now counted",
@@ -90,12 +78,15 @@ def format_decision(decision: pb.Decision) -> str:
         u = decision.usage
         lines.append(
             f"  usage        {u.active} of {u.limit} active, {u.remaining} remaining  "
-            f"{_bar(u.active, u.limit)}"
+            f"{cli_admin.bar(u.active, u.limit)}"
         )
-        lines.append(f"  period       {u.period}  ({_ts(u.period_start)} to {_ts(u.period_end)})")
+        lines.append(
+            f"  period       {u.period}  "
+            f"({cli_admin.when(u.period_start)} to {cli_admin.when(u.period_end)})"
+        )
         lines.append(f"  plan         {u.plan}")
         if u.HasField("trial_ends_at"):
-            lines.append(f"  trial ends   {_ts(u.trial_ends_at)}")
+            lines.append(f"  trial ends   {cli_admin.when(u.trial_ends_at)}")
     return "\n".join(lines)
 
 
@@ -116,7 +107,7 @@ def _decide(method: str) -> Callable[[argparse.Namespace], int]:
         request = request_type(workspace_id=ns.workspace, contact=_contact(ns))
         decision = _call(ns, lambda stub: getattr(stub, method)(request, timeout=ns.timeout))
         if ns.json:
-            print(json_format.MessageToJson(decision, always_print_fields_with_no_presence=True))
+            print(cli_admin.to_json(decision))
         else:
             print(format_decision(decision))
         return 0 if decision.allowed else EXIT_DENIED
@@ -163,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         _contact_arguments(sub)
         _client_arguments(sub)
         sub.set_defaults(handler=_decide(method))
+    cli_admin.add_commands(commands)
     return parser
 
 
@@ -181,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             print(f"error: {code.name}: {exc.details()}", file=sys.stderr)
+            if code is grpc.StatusCode.UNAUTHENTICATED:
+                print("hint: pass --token or set MAC_ADMIN_TOKEN", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -135,7 +135,10 @@ def usage_response(usage: Usage, history: list[PeriodCount]) -> admin_pb.GetUsag
 def contact_page(page: ContactPage) -> admin_pb.ListActiveContactsResponse:
     """``mac.v1.ListActiveContactsResponse``."""
     return admin_pb.ListActiveContactsResponse(
-        contact_keys=page.contact_keys, next_page_token=page.next_page_token, total=page.total
+        contact_keys=page.contact_keys,
+        next_page_token=page.next_page_token,
+        total=page.total,
+        period=page.period,
     )
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import redis
 
+from mac_sidecar.enforcer import ContactFields
 from mac_sidecar.server import Sidecar
-from tests.conftest import SidecarFactory
+from tests.conftest import ADMIN_TOKEN, SidecarFactory
 from tests.redis_servers import RedisServer, free_port
 from tests.sidecar_process import SidecarProcess
 
@@ -108,3 +111,93 @@ def test_serve_logs_settings_without_secrets_and_stops_on_sigterm(
     assert starting["default_limit"] == 100
     assert all("test-identity-secret" not in line for line in proc.lines)
     assert any('"shutting down"' in line for line in proc.lines)
+
+
+async def test_subscription_set_and_get(sidecar: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+    code, out, _ = await cli(
+        "subscription",
+        "set",
+        "acme",
+        "--plan",
+        "pro",
+        "--packs",
+        "2",
+        "--platform-version",
+        "7.3.0",
+        "--timezone",
+        "Europe/Berlin",
+        *conn,
+    )
+    assert code == 0
+    assert "plan          pro (2 MAC packs)" in out
+    assert "limit         6,100" in out
+    code, out, _ = await cli("subscription", "get", "acme", "--json", *conn)
+    assert code == 0
+    assert json.loads(out)["effectiveLimit"] == "6100"
+
+
+async def test_subscription_errors_are_one_line(sidecar: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+    code, _out, err = await cli(
+        "subscription", "set", "acme", "--plan", "pro", "--packs", "9", *conn
+    )
+    assert code == 2
+    assert err.strip() == "error: FAILED_PRECONDITION: pro allows 0 to 5 MAC packs (got 9)"
+    code, _, err = await cli("subscription", "get", "acme", f"--addr=127.0.0.1:{sidecar.port}")
+    assert code == 2
+    assert "UNAUTHENTICATED" in err
+    assert "MAC_ADMIN_TOKEN" in err
+
+
+async def test_usage_table_and_json(sidecar: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+    for n in range(2):
+        await cli("activate", "acme", "--id", f"c{n}", conn[0])
+    await sidecar.enforcer.activate_batch("acme", [ContactFields(id=f"crm-{n}") for n in range(25)])
+    code, out, _ = await cli("usage", "acme", *conn)
+    assert code == 0
+    assert "27 of 100 active, 73 remaining" in out
+    assert "[#####...............]  27%" in out
+    code, out, _ = await cli("usage", "acme", "--json", *conn)
+    assert json.loads(out)["usage"]["active"] == "27"
+
+
+async def test_contacts_export_csv(sidecar: Sidecar, tmp_path: Path) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+    batch = await sidecar.enforcer.activate_batch(
+        "acme", [ContactFields(email=f"p{n}@example.com") for n in range(50)]
+    )
+    target = tmp_path / "contacts.csv"
+    code, _out, err = await cli(
+        "contacts",
+        "export",
+        "acme",
+        "--period",
+        "2026-11",
+        "--page-size",
+        "7",
+        "--output",
+        str(target),
+        *conn,
+    )
+    assert code == 0
+    assert "exported 50 contacts of acme" in err
+    rows = list(csv.reader(target.read_text().splitlines()))
+    assert rows[0] == ["workspace_id", "period", "contact_key"]
+    assert {r[2] for r in rows[1:]} == {d.contact_key for d in batch.decisions}
+    assert {r[1] for r in rows[1:]} == {"2026-11"}
+    assert len(rows) == 51
+
+
+async def test_events_tail(sidecar: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+    await sidecar.enforcer.activate_batch(
+        "acme", [ContactFields(id=f"crm-{n}") for n in range(100)]
+    )
+    code, out, _ = await cli("events", "tail", "acme", "--seconds", "1.5", *conn)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    assert "acme  THRESHOLD_CROSSED 80%  2026-11  80 of 100" in lines[0]
+    assert "THRESHOLD_CROSSED 100%" in lines[1]

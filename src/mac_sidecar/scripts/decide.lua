@@ -5,7 +5,8 @@
 -- KEYS[1]  members set of the period      (SET of 14-byte contact keys)
 -- KEYS[2]  counts hash                    (HASH period_key -> active, period_key:limit -> limit)
 -- KEYS[3]  subscription hash              (HASH; see set_subscription.lua)
--- KEYS[4]  trial hash                     (HASH until, limit, plan, major, ended, granted:<major>)
+-- KEYS[4]  trial hash                     (HASH until, limit, plan, major, ended,
+--                                          granted:<trial plan>:<major>)
 -- KEYS[5]  flags hash of the period       (HASH t<pct>:<limit>, lr:<limit>: events already sent)
 -- KEYS[6]  events stream                  (STREAM)
 -- ARGV[1]  period key
@@ -122,14 +123,15 @@ for i = 14, #ARGV do
   elseif active < limit then
     admitted(3)
   elseif not trial_on and trial_plan ~= '' and trial_limit > active
-      and redis.call('HEXISTS', trial, 'granted:' .. major) == 0 then
-    -- the first new contact over the limit starts the fair-usage trial, once per major release
+      and redis.call('HEXISTS', trial, 'granted:' .. trial_plan .. ':' .. major) == 0 then
+    -- the first new contact over the limit starts the fair-usage trial of the next plan,
+    -- once per platform major release
     trial_on = true
     trial_until = now + trial_days * 86400000
     limit = math.max(own_limit, trial_limit)
     if not dry then
       redis.call('HSET', trial, 'until', trial_until, 'limit', trial_limit, 'plan', trial_plan,
-        'major', major, 'started', now, 'ended', '0', 'granted:' .. major, now)
+        'major', major, 'started', now, 'ended', '0', 'granted:' .. trial_plan .. ':' .. major, now)
       emit('TRIAL_STARTED', active, now, 0)
       redis.call('SADD', members, key)
     end

@@ -108,14 +108,16 @@ class ListActiveContactsRequest(_message.Message):
     def __init__(self, workspace_id: _Optional[str] = ..., period: _Optional[str] = ..., page_token: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
 
 class ListActiveContactsResponse(_message.Message):
-    __slots__ = ("contact_keys", "next_page_token", "total")
+    __slots__ = ("contact_keys", "next_page_token", "total", "period")
     CONTACT_KEYS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
     contact_keys: _containers.RepeatedScalarFieldContainer[str]
     next_page_token: str
     total: int
-    def __init__(self, contact_keys: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
+    period: str
+    def __init__(self, contact_keys: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ..., total: _Optional[int] = ..., period: _Optional[str] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("workspace_id", "after_id")

@@ -1,0 +1,156 @@
+"""The Admin service: its token, its own address, usage and history, listing contacts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+
+from mac_sidecar.clock import ManualClock
+from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from tests.conftest import AUTH, SidecarFactory
+from tests.integration.test_plans import activate, fill, subscribe
+from tests.redis_servers import free_port
+
+GET = admin_pb.GetSubscriptionRequest(workspace_id="acme")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        (),
+        (("authorization", "Bearer wrong-token"),),
+        (("authorization", "test-admin-token"),),
+        (("authorization", "Basic test-admin-token"),),
+    ],
+)
+async def test_admin_needs_the_bearer_token(
+    admin: admin_grpc.AdminStub, metadata: tuple[tuple[str, str], ...]
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.GetSubscription(GET, metadata=metadata)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.SetSubscription(
+            admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro"), metadata=metadata
+        )
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert (await admin.GetSubscription(GET, metadata=AUTH)).is_default
+
+
+async def test_enforcer_needs_no_token(enforcer: pb_grpc.EnforcerStub) -> None:
+    assert (await activate(enforcer, 1)).allowed
+
+
+async def test_without_a_token_admin_is_open(make_enforcer: SidecarFactory) -> None:
+    await make_enforcer(admin_token="")
+    assert (await make_enforcer.admin().GetSubscription(GET)).is_default
+
+
+async def test_admin_on_its_own_address(make_enforcer: SidecarFactory) -> None:
+    stub = await make_enforcer(admin_addr=f"127.0.0.1:{free_port()}")
+    admin = make_enforcer.admin()
+    assert make_enforcer.last.admin_port != make_enforcer.last.port
+    assert (await admin.GetSubscription(GET, metadata=AUTH)).is_default
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{make_enforcer.last.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await admin_grpc.AdminStub(channel).GetSubscription(GET, metadata=AUTH)
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (await activate(stub, 1)).allowed
+
+
+async def test_usage_and_history(
+    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, clock: ManualClock
+) -> None:
+    await subscribe(admin, plan="pro", packs=1)
+    clock.set(datetime(2026, 9, 10, tzinfo=UTC))
+    await fill(enforcer, 0, 30)
+    clock.set(datetime(2026, 10, 10, tzinfo=UTC))
+    await fill(enforcer, 0, 20)
+    clock.set(datetime(2026, 11, 10, tzinfo=UTC))
+    await fill(enforcer, 0, 7)
+
+    reply = await admin.GetUsage(admin_pb.GetUsageRequest(workspace_id="acme"), metadata=AUTH)
+    assert reply.usage.period == "2026-11"
+    assert (reply.usage.active, reply.usage.limit, reply.usage.plan) == (7, 3100, "pro")
+    assert [(h.period, h.active, h.limit) for h in reply.history] == [
+        ("2026-10", 20, 3100),
+        ("2026-09", 30, 3100),
+    ]
+    past = await admin.GetUsage(
+        admin_pb.GetUsageRequest(workspace_id="acme", period="2026-09"), metadata=AUTH
+    )
+    assert (past.usage.period, past.usage.active, past.usage.limit) == ("2026-09", 30, 3100)
+    assert past.usage.period_end.ToDatetime(tzinfo=UTC) == datetime(2026, 10, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("period", "field"), [("2026-13", "period:"), ("next month", "period:"), ("2027-01", "period:")]
+)
+async def test_usage_of_a_bad_period(admin: admin_grpc.AdminStub, period: str, field: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.GetUsage(
+            admin_pb.GetUsageRequest(workspace_id="acme", period=period), metadata=AUTH
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (caught.value.details() or "").startswith(field)
+
+
+async def test_list_active_contacts_pages_through_a_period(
+    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+) -> None:
+    await subscribe(admin, plan="enterprise", custom_limit=5000)
+    contacts = [pb.Contact(id=f"crm-{n}") for n in range(2500)]
+    reply = await enforcer.ActivateBatch(
+        pb.ActivateBatchRequest(workspace_id="acme", contacts=contacts)
+    )
+    expected = {d.contact_key for d in reply.decisions}
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = await admin.ListActiveContacts(
+            admin_pb.ListActiveContactsRequest(
+                workspace_id="acme", page_token=token, page_size=400
+            ),
+            metadata=AUTH,
+        )
+        assert page.total == 2500
+        assert page.period == "2026-11"
+        seen += page.contact_keys
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert pages > 3
+    assert set(seen) == expected
+
+
+async def test_list_refuses_bad_tokens_and_periods_no_longer_kept(
+    admin: admin_grpc.AdminStub,
+) -> None:
+    for request, code, prefix in [
+        (
+            admin_pb.ListActiveContactsRequest(workspace_id="acme", page_token="abc"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "page_token:",
+        ),
+        (
+            admin_pb.ListActiveContactsRequest(workspace_id="acme", page_size=-1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "page_size:",
+        ),
+        (
+            admin_pb.ListActiveContactsRequest(workspace_id="acme", period="2026-07"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "the contacts of 2026-07 are no longer kept",
+        ),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await admin.ListActiveContacts(request, metadata=AUTH)
+        assert caught.value.code() == code
+        assert (caught.value.details() or "").startswith(prefix)
