@@ -39,6 +39,16 @@ REQUEST_SECONDS = Histogram(
 DECISIONS = Counter(
     "mac_decisions_total", "Decisions made, by method and reason", ["method", "reason"]
 )
+BATCH_SIZE = Histogram(
+    "mac_batch_size_contacts",
+    "Contacts per ActivateBatch call",
+    buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10_000),
+)
+SHADOW_DENIALS = Counter(
+    "mac_shadow_denials_total",
+    "Contacts over the limit that shadow mode allowed instead of denying, by method",
+    ["method"],
+)
 SCRIPT_RELOADS = Counter(
     "mac_redis_script_reloads_total", "Lua scripts loaded again after NOSCRIPT", ["script"]
 )

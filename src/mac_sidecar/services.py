@@ -12,7 +12,7 @@ import grpc
 
 from mac_sidecar import metrics, wire
 from mac_sidecar.admin import Admin
-from mac_sidecar.decision import Decision
+from mac_sidecar.decision import BatchResult, Decision
 from mac_sidecar.enforcer import Enforcer
 from mac_sidecar.errors import (
     FailedPrecondition,
@@ -92,17 +92,43 @@ class _Instrumented:
         return message
 
 
-def _counted(method: str) -> Callable[[Decision], pb.Decision]:
+def _decision_counter(method: str) -> Callable[[Decision], None]:
+    """Counts decisions by reason, and shadow denials, for one method."""
     by_reason: dict[int, Any] = {}
+    shadowed = metrics.SHADOW_DENIALS.labels(method)
 
-    def convert(decision: Decision) -> pb.Decision:
+    def count(decision: Decision) -> None:
         counter = by_reason.get(decision.reason)
         if counter is None:
             counter = by_reason[decision.reason] = metrics.DECISIONS.labels(
                 method, decision.reason.name
             )
         counter.inc()
+        if decision.shadow_denied:
+            shadowed.inc()
+
+    return count
+
+
+def _counted(method: str) -> Callable[[Decision], pb.Decision]:
+    count = _decision_counter(method)
+
+    def convert(decision: Decision) -> pb.Decision:
+        count(decision)
         return wire.decision_message(decision)
+
+    return convert
+
+
+def _counted_batch() -> Callable[[BatchResult], pb.ActivateBatchResponse]:
+    count = _decision_counter("ActivateBatch")
+    sizes = metrics.BATCH_SIZE
+
+    def convert(result: BatchResult) -> pb.ActivateBatchResponse:
+        sizes.observe(len(result.decisions))
+        for decision in result.decisions:
+            count(decision)
+        return wire.batch_message(result)
 
     return convert
 
@@ -115,6 +141,7 @@ class EnforcerService(_Instrumented):
         self._enforcer = enforcer
         self._check = _counted("Check")
         self._activate = _counted("Activate")
+        self._batch = _counted_batch()
 
     async def Check(self, request: pb.CheckRequest, context: Context) -> pb.Decision:
         fields = wire.contact_fields(request.contact)
@@ -142,7 +169,7 @@ class EnforcerService(_Instrumented):
             "ActivateBatch",
             context,
             lambda: self._enforcer.activate_batch(request.workspace_id, contacts),
-            wire.batch_message,
+            self._batch,
         )
 
 
