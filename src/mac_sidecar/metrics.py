@@ -49,6 +49,21 @@ SHADOW_DENIALS = Counter(
     "Contacts over the limit that shadow mode allowed instead of denying, by method",
     ["method"],
 )
+REDIS_ROUND_TRIPS = Counter(
+    "mac_redis_round_trips_total", "Commands sent to Redis, by operation", ["operation"]
+)
+REDIS_SECONDS = Histogram(
+    "mac_redis_round_trip_seconds",
+    "Time from sending a command to Redis to its reply, by operation",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+REDIS_ERRORS = Counter(
+    "mac_redis_errors_total",
+    "Redis commands that failed, by operation and kind (transient: connection, timeout, "
+    "failover; permanent: anything a retry cannot fix)",
+    ["operation", "kind"],
+)
 SCRIPT_RELOADS = Counter(
     "mac_redis_script_reloads_total", "Lua scripts loaded again after NOSCRIPT", ["script"]
 )

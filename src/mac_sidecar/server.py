@@ -28,6 +28,7 @@ from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from mac_sidecar.logs import get_logger
+from mac_sidecar.multiplex import MultiplexedConnection
 from mac_sidecar.services import AdminService, EnforcerService
 from mac_sidecar.settings import Settings, split_addr
 from mac_sidecar.store import RedisStore
@@ -91,10 +92,12 @@ class Sidecar:
         catalog = plan_catalog(settings)
         self.redis = redis_client(settings)
         self.watch_redis = redis_client(settings, blocking_reads=True)
+        self.hot = MultiplexedConnection(settings.redis_url, settings.redis_timeout)
         self.store = RedisStore(
             self.redis,
             on_reload=lambda name: metrics.SCRIPT_RELOADS.labels(name).inc(),
             blocking=self.watch_redis,
+            hot=self.hot,
         )
         self.enforcer = Enforcer(
             self.store,
@@ -217,6 +220,7 @@ class Sidecar:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
+        self.hot.close()
         await self.redis.aclose()
         await self.watch_redis.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -11,9 +12,11 @@ from typing import Any, cast
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
+from mac_sidecar import metrics
 from mac_sidecar.decision import Counted, Event, Policy, Reason
 from mac_sidecar.errors import StorageError
 from mac_sidecar.keys import REGISTRY, WorkspaceKeys
+from mac_sidecar.multiplex import MultiplexedConnection
 
 # The codes decide.lua returns, and what they mean.
 _CODES = {
@@ -59,51 +62,77 @@ class RedisStore:
     :param client: a ``redis.asyncio`` client (``decode_responses`` off: keys are bytes).
     :param on_reload: called with the script name whenever Redis had lost a script.
     :param blocking: a client whose reads may wait for ``XREAD BLOCK`` (default ``client``).
+    :param hot: a pipelined connection for the decision path (default ``client``).
     """
 
     DECIDE = Script.load("decide")
     SET_SUBSCRIPTION = Script.load("set_subscription")
     SCRIPTS = (DECIDE, SET_SUBSCRIPTION)
 
-    def __init__(self, client: Redis, on_reload: Any = None, blocking: Redis | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        on_reload: Any = None,
+        blocking: Redis | None = None,
+        hot: MultiplexedConnection | None = None,
+    ) -> None:
         self._client = client
-        self._blocking = blocking or client
         self._on_reload = on_reload
+        self._blocking = blocking or client
+        self._hot = hot
         self._registered: set[str] = set()
+        self._timed: dict[str, tuple[Any, Any]] = {}
 
     async def load_scripts(self) -> None:
         """Register every script with Redis, so the first calls find them."""
-        try:
-            for script in self.SCRIPTS:
-                await self._client.script_load(script.source)
-        except rex.RedisError as exc:
-            raise _wrap(exc) from exc
+        for script in self.SCRIPTS:
+            await self._call("SCRIPT", "LOAD", script.source, operation="script_load")
 
     async def ping(self) -> None:
         """Raise ``StorageError`` unless Redis answers."""
+        await self._call("PING", operation="ping")
+
+    async def _io(self, operation: str, client: Redis | None, command: tuple[Any, ...]) -> Any:
+        timed = self._timed.get(operation)
+        if timed is None:
+            timed = self._timed[operation] = (
+                metrics.REDIS_ROUND_TRIPS.labels(operation),
+                metrics.REDIS_SECONDS.labels(operation),
+            )
+        started = time.perf_counter()
         try:
-            await self._client.ping()
+            if client is None and self._hot is not None:
+                return await self._hot.execute(*command)
+            # redis-py's typed helpers are declared for sync and async clients at once;
+            # execute_command keeps one plain, awaited path.
+            return await (client or self._client).execute_command(*command)  # type: ignore[no-untyped-call]
+        except rex.NoScriptError:
+            raise
+        except rex.RedisError as exc:
+            kind = "transient" if isinstance(exc, _TRANSIENT) else "permanent"
+            metrics.REDIS_ERRORS.labels(operation, kind).inc()
+            raise
+        finally:
+            timed[0].inc()
+            timed[1].observe(time.perf_counter() - started)
+
+    async def _call(self, *command: Any, operation: str, client: Redis | None = None) -> Any:
+        try:
+            return await self._io(operation, client or self._client, command)
         except rex.RedisError as exc:
             raise _wrap(exc) from exc
 
     async def _run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
             try:
-                return await self._client.evalsha(script.sha, len(keys), *keys, *args)
+                return await self._io(script.name, None, command)
             except rex.NoScriptError:
                 # Redis restarted or SCRIPT FLUSH ran: load it again, once, and retry.
                 if self._on_reload is not None:
                     self._on_reload(script.name)
-                await self._client.script_load(script.source)
-                return await self._client.evalsha(script.sha, len(keys), *keys, *args)
-        except rex.RedisError as exc:
-            raise _wrap(exc) from exc
-
-    async def _call(self, command: str, *args: Any, client: Redis | None = None) -> Any:
-        try:
-            # redis-py's typed helpers are declared for sync and async clients at once;
-            # execute_command keeps one plain, awaited path.
-            return await (client or self._client).execute_command(command, *args)  # type: ignore[no-untyped-call]
+                await self._io("script_load", None, ("SCRIPT", "LOAD", script.source))
+                return await self._io(script.name, None, command)
         except rex.RedisError as exc:
             raise _wrap(exc) from exc
 
@@ -111,7 +140,10 @@ class RedisStore:
         # Before a workspace's first decision in this process, so that WatchEvents for all
         # workspaces knows its stream before any event can be in it. Idempotent.
         if workspace_id not in self._registered:
-            await self._call("SADD", REGISTRY, workspace_id)
+            try:
+                await self._io("register", None, ("SADD", REGISTRY, workspace_id))
+            except rex.RedisError as exc:
+                raise _wrap(exc) from exc
             if len(self._registered) > 100_000:
                 self._registered.clear()
             self._registered.add(workspace_id)
@@ -184,26 +216,29 @@ class RedisStore:
 
     async def subscription(self, keys: WorkspaceKeys) -> tuple[dict[str, str], int]:
         """The subscription hash (empty when none was set) and the running trial's end (ms)."""
-        raw = await self._call("HGETALL", keys.subscription)
-        until = await self._call("HGET", keys.trial, "until")
+        raw = await self._call("HGETALL", keys.subscription, operation="subscription")
+        until = await self._call("HGET", keys.trial, "until", operation="subscription")
         return _decode_hash(raw), int(until or 0)
 
     async def counts(self, keys: WorkspaceKeys) -> dict[str, str]:
         """The history hash: ``period_key -> active`` and ``period_key:limit -> limit``."""
-        return _decode_hash(await self._call("HGETALL", keys.counts))
+        return _decode_hash(await self._call("HGETALL", keys.counts, operation="counts"))
 
     async def scan_members(
         self, keys: WorkspaceKeys, period_key: str, cursor: int, count: int
     ) -> tuple[int, list[bytes], int]:
         """One SSCAN step over a period's members: next cursor, keys, and the set's size."""
         members = keys.members(period_key)
-        next_cursor, found = await self._call("SSCAN", members, cursor, "COUNT", count)
-        total = await self._call("SCARD", members)
+        next_cursor, found = await self._call(
+            "SSCAN", members, cursor, "COUNT", count, operation="list_contacts"
+        )
+        total = await self._call("SCARD", members, operation="list_contacts")
         return int(next_cursor), list(found), int(total)
 
     async def workspaces(self) -> list[str]:
         """Every workspace that may have events."""
-        return sorted(m.decode() for m in await self._call("SMEMBERS", REGISTRY))
+        found = await self._call("SMEMBERS", REGISTRY, operation="workspaces")
+        return sorted(m.decode() for m in found)
 
     async def read_events(
         self, cursors: dict[str, str], block_ms: int, count: int = 100
@@ -219,6 +254,7 @@ class RedisStore:
             "STREAMS",
             *streams,
             *streams.values(),
+            operation="read_events",
             client=self._blocking,
         )
         events: list[Event] = []

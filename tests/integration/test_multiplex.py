@@ -1,0 +1,107 @@
+"""The pipelined connection of the hot path, against real Redis servers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+from redis import exceptions as rex
+
+from mac_sidecar.multiplex import MultiplexedConnection
+from tests.redis_servers import RedisServer
+
+
+async def test_concurrent_callers_each_get_their_own_reply(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    conn = MultiplexedConnection(redis_server.url, timeout=2)
+    try:
+        replies = await asyncio.gather(*(conn.execute("ECHO", f"m{i}") for i in range(2000)))
+        assert replies == [f"m{i}".encode() for i in range(2000)]
+        assert await conn.execute("INCRBY", "n", 5) == 5
+    finally:
+        conn.close()
+
+
+async def test_error_replies_raise_redis_py_errors_and_fail_only_their_call(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    conn = MultiplexedConnection(redis_server.url, timeout=2)
+    try:
+        results = await asyncio.gather(
+            conn.execute("EVALSHA", "0" * 40, 0),
+            conn.execute("NOSUCHCOMMAND"),
+            conn.execute("PING"),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], rex.NoScriptError)
+        assert isinstance(results[1], rex.ResponseError)
+        assert results[2] in (b"PONG", "PONG", True)
+    finally:
+        conn.close()
+
+
+async def test_redis_going_away_fails_calls_and_the_next_call_reconnects() -> None:
+    own = RedisServer()
+    own.start()
+    conn = MultiplexedConnection(own.url, timeout=1)
+    try:
+        assert await conn.execute("SET", "k", "v")
+        own.stop()
+        with pytest.raises(rex.ConnectionError):
+            await conn.execute("GET", "k")
+        own.start()
+        assert await conn.execute("SET", "k", "w")
+        assert await conn.execute("GET", "k") == b"w"
+    finally:
+        conn.close()
+        own.close()
+
+
+async def test_a_timeout_resets_the_connection(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    conn = MultiplexedConnection(redis_server.url, timeout=0.2)
+    try:
+        assert await conn.execute("ECHO", "before") == b"before"
+        redis_db.execute_command("CLIENT", "PAUSE", 500, "ALL")  # Redis holds every reply
+        slow = asyncio.create_task(conn.execute("ECHO", "slow"))
+        behind = asyncio.create_task(conn.execute("ECHO", "behind"))
+        with pytest.raises(rex.TimeoutError):
+            await slow
+        with pytest.raises(rex.TimeoutError):
+            await behind  # its reply can no longer be told apart: it fails too
+        await asyncio.sleep(0.4)
+        assert await conn.execute("ECHO", "after") == b"after"
+    finally:
+        conn.close()
+
+
+async def test_password_and_database_from_the_url() -> None:
+    own = RedisServer()
+    own.start()
+    admin = own.client()
+    admin.config_set("requirepass", "s3cret")
+    try:
+        conn = MultiplexedConnection(f"redis://:s3cret@127.0.0.1:{own.port}/3", timeout=1)
+        await conn.execute("SET", "where", "db3")
+        conn.close()
+        check = redis.Redis(port=own.port, password="s3cret", db=3)
+        assert check.get("where") == b"db3"
+        check.close()
+        wrong = MultiplexedConnection(f"redis://:nope@127.0.0.1:{own.port}/0", timeout=1)
+        with pytest.raises(rex.AuthenticationError):
+            await wrong.execute("PING")
+        wrong.close()
+    finally:
+        admin.close()
+        own.close()
+
+
+async def test_nothing_listening_is_a_connection_error() -> None:
+    from tests.redis_servers import free_port
+
+    conn = MultiplexedConnection(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    with pytest.raises(rex.ConnectionError):
+        await conn.execute("PING")
