@@ -33,8 +33,13 @@ def _serve(ns: argparse.Namespace) -> int:
         print(f"sidecar: configuration error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     logs.configure(settings.log_level, settings.log_format)
-    logs.get_logger("mac_sidecar").info("starting", version=__version__, **settings.public())
+    if not os.environ.get("MAC_WORKER_OF"):
+        logs.get_logger("mac_sidecar").info("starting", version=__version__, **settings.public())
     try:
+        if settings.workers > 1:
+            from mac_sidecar.workers import Supervisor
+
+            return Supervisor(settings).run()
         _run_loop(run(settings))
     except ConfigError as exc:
         print(f"sidecar: {exc}", file=sys.stderr)

@@ -4,13 +4,14 @@ and the lifecycle from start to graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from typing import Any
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -29,9 +30,11 @@ from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from mac_sidecar.logs import get_logger
 from mac_sidecar.multiplex import MultiplexedConnection
+from mac_sidecar.probes import ProbeServer
 from mac_sidecar.services import AdminService, EnforcerService
 from mac_sidecar.settings import Settings, split_addr
 from mac_sidecar.store import RedisStore
+from mac_sidecar.workers import WORKER_ENV
 
 log = get_logger("mac_sidecar.server")
 
@@ -120,18 +123,31 @@ class Sidecar:
         self.health = health.aio.HealthServicer()
         self.server = self._grpc_server()
         self.admin_server = self._grpc_server() if settings.admin_addr else None
+        self.workspace_gauges = metrics.WorkspaceGauges(settings.metrics_workspaces)
         self.port = 0
         self.admin_port = 0
+        self.metrics_port = 0
         self._serving: bool | None = None
+        self._stopping = False
+        self._last_probe = time.monotonic()
         self._health_task: asyncio.Task[None] | None = None
-        self._metrics_server: Any = None
+        self._probes: ProbeServer | None = None
 
-    @staticmethod
-    def _grpc_server() -> grpc.aio.Server:
-        # so_reuseport off: a second sidecar on a taken port must fail, not share it.
+    def _grpc_server(self) -> grpc.aio.Server:
+        # so_reuseport only for worker processes: otherwise a second sidecar on a taken port
+        # must fail, not silently share it.
+        reuse = 1 if self.settings.workers > 1 or os.environ.get(WORKER_ENV) else 0
         return grpc.aio.server(
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)]
+            options=[("grpc.so_reuseport", reuse), ("grpc.max_receive_message_length", 16 << 20)]
         )
+
+    def alive(self) -> bool:
+        """Whether the event loop still runs its health probe (for ``/livez``)."""
+        return time.monotonic() - self._last_probe < 5 * self.settings.health_interval + 10
+
+    def ready(self) -> bool:
+        """Whether calls can be served now: Redis answers and no shutdown is under way."""
+        return bool(self._serving) and not self._stopping
 
     @property
     def redis_ok(self) -> bool:
@@ -146,7 +162,7 @@ class Sidecar:
 
     async def start(self) -> int:
         """Bind and start serving; return the gRPC port (useful with port 0)."""
-        enforcer = EnforcerService(self.enforcer)
+        enforcer = EnforcerService(self.enforcer, self.workspace_gauges)
         admin = AdminService(self.admin, self.settings.admin_token)
         pb_grpc.add_EnforcerServicer_to_server(enforcer, self.server)
         admin_server = self.admin_server or self.server
@@ -168,13 +184,8 @@ class Sidecar:
         else:
             self.admin_port = self.port
         if self.settings.metrics_addr:
-            host, port = split_addr(self.settings.metrics_addr)
-            try:
-                self._metrics_server, _ = start_http_server(port, host)
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot listen on {self.settings.metrics_addr}: {exc.strerror}"
-                ) from exc
+            self._probes = ProbeServer(self.settings.metrics_addr, REGISTRY, self.alive, self.ready)
+            self.metrics_port = self._probes.start()
         await self._probe()
         await self.server.start()
         if self.admin_server is not None:
@@ -183,6 +194,7 @@ class Sidecar:
         return self.port
 
     async def _probe(self) -> None:
+        self._last_probe = time.monotonic()
         try:
             await self.store.ping()
             if not self._serving:
@@ -202,6 +214,7 @@ class Sidecar:
                 await self.health.set(service, status)
             if serving and self._serving is False:
                 log.info("redis reachable again")
+            metrics.REDIS_UP.set(1 if serving else 0)
             self._serving = serving
 
     async def _watch_health(self) -> None:
@@ -211,15 +224,15 @@ class Sidecar:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let in-flight ones finish for ``grace`` seconds, then close."""
+        self._stopping = True
         if self._health_task is not None:
             self._health_task.cancel()
         await self.health.enter_graceful_shutdown()
         wait = self.settings.shutdown_grace if grace is None else grace
         servers = [self.server] + ([self.admin_server] if self.admin_server else [])
         await asyncio.gather(*(server.stop(wait) for server in servers))
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+        if self._probes is not None:
+            self._probes.stop()
         self.hot.close()
         await self.redis.aclose()
         await self.watch_redis.aclose()
@@ -234,17 +247,14 @@ async def run(settings: Settings) -> None:
     sidecar = Sidecar(settings)
     port = await sidecar.start()
     host, _ = split_addr(settings.grpc_addr)
-    admin = (
-        f"{split_addr(settings.admin_addr)[0]}:{sidecar.admin_port}"
-        if sidecar.admin_server
-        else "grpc"
-    )
+    admin_host = split_addr(settings.admin_addr)[0] if sidecar.admin_server else host
     log.info(
         "listening",
         grpc=f"{host}:{port}",
-        admin=admin,
+        admin=f"{admin_host}:{sidecar.admin_port}",
         admin_auth=bool(settings.admin_token),
         metrics=settings.metrics_addr or None,
+        metrics_port=sidecar.metrics_port or None,
         redis_ok=sidecar.redis_ok,
     )
     if not settings.admin_token:

@@ -51,23 +51,61 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error; the sidecar's log has the details"
 
 
-async def abort_with(context: Context, method: str, exc: Exception) -> None:
-    """Log ``exc`` as it deserves and end the call with its status."""
+async def abort_with(context: Context, method: str, exc: Exception, workspace: str = "") -> None:
+    """Log ``exc`` as it deserves and end the call with its status.
+
+    Our faults log at error with the traceback, an unreachable Redis at warning, a caller's
+    mistake at info. The message of an error never holds an email or phone number: input
+    errors name the field, not the value.
+    """
     code, details = status_for(exc)
     if code is grpc.StatusCode.INTERNAL:
-        log.error("rpc failed", method=method, exc_info=exc)
+        log.error("rpc failed", method=method, workspace=workspace, exc_info=exc)
     elif code is grpc.StatusCode.UNAVAILABLE:
-        log.warning("rpc failed", method=method, error=str(exc))
+        log.warning("rpc failed", method=method, workspace=workspace, error=str(exc))
+    else:
+        log.info("rpc refused", method=method, workspace=workspace, code=code.name, error=details)
     metrics.REQUESTS.labels(method, code.name).inc()
     await context.abort(code, details)
 
 
+class _MethodMetrics:
+    """The labelled metrics of one method, resolved once."""
+
+    def __init__(self, method: str) -> None:
+        self.ok = metrics.REQUESTS.labels(method, "OK")
+        self.seconds = metrics.REQUEST_SECONDS.labels(method)
+        self.in_flight = metrics.IN_FLIGHT.labels(method)
+        self.shadowed = metrics.SHADOW_DENIALS.labels(method)
+        self.name = method
+        self._reasons: dict[int, Any] = {}
+
+    def decided(self, decision: Decision) -> None:
+        counter = self._reasons.get(decision.reason)
+        if counter is None:
+            counter = self._reasons[decision.reason] = metrics.DECISIONS.labels(
+                self.name, decision.reason.name
+            )
+        counter.inc()
+        if decision.shadow_denied:
+            self.shadowed.inc()
+
+
 class _Instrumented:
-    """Runs one unary RPC: times it, counts it by status, turns errors into a status."""
+    """Runs one unary RPC: times it, counts it by status, turns errors into a status, and
+    hands the result to ``_after`` (logs, decision metrics) before converting it."""
 
     def __init__(self) -> None:
-        self._ok: dict[str, Any] = {}
-        self._seconds: dict[str, Any] = {}
+        self._metrics: dict[str, _MethodMetrics] = {}
+
+    def _method(self, method: str) -> _MethodMetrics:
+        found = self._metrics.get(method)
+        if found is None:
+            found = self._metrics[method] = _MethodMetrics(method)
+        return found
+
+    def _after(self, method: _MethodMetrics, workspace: str, result: Any, seconds: float) -> None:
+        """Called with every successful result; nothing by default."""
 
     async def _unary(
         self,
@@ -75,73 +113,72 @@ class _Instrumented:
         context: Context,
         call: Callable[[], Awaitable[T]],
         to_message: Callable[[T], M],
+        workspace: str = "",
     ) -> M:
+        measured = self._method(method)
+        measured.in_flight.inc()
         started = time.perf_counter()
         try:
-            message = to_message(await call())
+            result = await call()
+            message = to_message(result)
         except Exception as exc:
-            metrics.REQUEST_SECONDS.labels(method).observe(time.perf_counter() - started)
-            await abort_with(context, method, exc)
+            measured.seconds.observe(time.perf_counter() - started)
+            await abort_with(context, method, exc, workspace)
             raise  # abort raises; this keeps type checkers informed
-        ok = self._ok.get(method)
-        if ok is None:
-            ok = self._ok[method] = metrics.REQUESTS.labels(method, "OK")
-            self._seconds[method] = metrics.REQUEST_SECONDS.labels(method)
-        ok.inc()
-        self._seconds[method].observe(time.perf_counter() - started)
+        finally:
+            measured.in_flight.dec()
+        seconds = time.perf_counter() - started
+        measured.ok.inc()
+        measured.seconds.observe(seconds)
+        self._after(measured, workspace, result, seconds)
         return message
 
 
-def _decision_counter(method: str) -> Callable[[Decision], None]:
-    """Counts decisions by reason, and shadow denials, for one method."""
-    by_reason: dict[int, Any] = {}
-    shadowed = metrics.SHADOW_DENIALS.labels(method)
-
-    def count(decision: Decision) -> None:
-        counter = by_reason.get(decision.reason)
-        if counter is None:
-            counter = by_reason[decision.reason] = metrics.DECISIONS.labels(
-                method, decision.reason.name
-            )
-        counter.inc()
-        if decision.shadow_denied:
-            shadowed.inc()
-
-    return count
-
-
-def _counted(method: str) -> Callable[[Decision], pb.Decision]:
-    count = _decision_counter(method)
-
-    def convert(decision: Decision) -> pb.Decision:
-        count(decision)
-        return wire.decision_message(decision)
-
-    return convert
-
-
-def _counted_batch() -> Callable[[BatchResult], pb.ActivateBatchResponse]:
-    count = _decision_counter("ActivateBatch")
-    sizes = metrics.BATCH_SIZE
-
-    def convert(result: BatchResult) -> pb.ActivateBatchResponse:
-        sizes.observe(len(result.decisions))
-        for decision in result.decisions:
-            count(decision)
-        return wire.batch_message(result)
-
-    return convert
-
-
 class EnforcerService(_Instrumented):
-    """``mac.v1.Enforcer``: the hot path."""
+    """``mac.v1.Enforcer``: the hot path.
 
-    def __init__(self, enforcer: Enforcer) -> None:
+    :param workspace_gauges: where per-workspace usage is exported (opt-in, bounded).
+    """
+
+    def __init__(self, enforcer: Enforcer, workspace_gauges: metrics.WorkspaceGauges) -> None:
         super().__init__()
         self._enforcer = enforcer
-        self._check = _counted("Check")
-        self._activate = _counted("Activate")
-        self._batch = _counted_batch()
+        self._gauges = workspace_gauges
+
+    def _after(self, method: _MethodMetrics, workspace: str, result: Any, seconds: float) -> None:
+        decisions: list[Decision] = (
+            result.decisions if isinstance(result, BatchResult) else [result]
+        )
+        usage = result.usage
+        if isinstance(result, BatchResult):
+            metrics.BATCH_SIZE.observe(len(decisions))
+        denied = 0
+        for decision in decisions:
+            method.decided(decision)
+            denied += not decision.allowed
+        if usage is not None:
+            self._gauges.observe(workspace, usage.active, usage.limit)
+        latency_ms = round(seconds * 1000, 3)
+        first = decisions[0]
+        if denied:
+            log.info(
+                "denied",
+                method=method.name,
+                workspace=workspace,
+                reason=first.reason.name if len(decisions) == 1 else "LIMIT_REACHED",
+                denied=denied,
+                contacts=len(decisions),
+                latency_ms=latency_ms,
+            )
+        else:
+            log.debug(
+                "decided",
+                method=method.name,
+                workspace=workspace,
+                reason=first.reason.name,
+                contacts=len(decisions),
+                latency_ms=latency_ms,
+            )
 
     async def Check(self, request: pb.CheckRequest, context: Context) -> pb.Decision:
         fields = wire.contact_fields(request.contact)
@@ -149,7 +186,8 @@ class EnforcerService(_Instrumented):
             "Check",
             context,
             lambda: self._enforcer.check(request.workspace_id, fields),
-            self._check,
+            wire.decision_message,
+            request.workspace_id,
         )
 
     async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.Decision:
@@ -158,7 +196,8 @@ class EnforcerService(_Instrumented):
             "Activate",
             context,
             lambda: self._enforcer.activate(request.workspace_id, fields),
-            self._activate,
+            wire.decision_message,
+            request.workspace_id,
         )
 
     async def ActivateBatch(
@@ -169,7 +208,8 @@ class EnforcerService(_Instrumented):
             "ActivateBatch",
             context,
             lambda: self._enforcer.activate_batch(request.workspace_id, contacts),
-            self._batch,
+            wire.batch_message,
+            request.workspace_id,
         )
 
 

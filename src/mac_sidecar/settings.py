@@ -40,6 +40,15 @@ class Settings:
     metrics_addr: str = _setting(
         "MAC_METRICS_ADDR", "127.0.0.1:9464", "host:port of /metrics and probes; empty turns it off"
     )
+    metrics_workspaces: int = _setting(
+        "MAC_METRICS_WORKSPACES",
+        0,
+        "export per-workspace usage gauges for at most this many workspaces (0: none)",
+        minimum=0,
+    )
+    workers: int = _setting(
+        "MAC_WORKERS", 1, "processes serving the same ports (SO_REUSEPORT)", minimum=1
+    )
     default_limit: int = _setting(
         "MAC_DEFAULT_LIMIT", 100, "limit of a workspace that has no subscription", minimum=0
     )

@@ -198,6 +198,8 @@ class RedisStore:
             ),
         )
         codes = reply[5:]
+        if reply[4]:
+            metrics.EVENTS_RECORDED.inc(reply[4])
         return Counted(
             active=reply[0],
             limit=reply[1],

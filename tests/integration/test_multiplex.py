@@ -65,7 +65,7 @@ async def test_a_timeout_resets_the_connection(
     conn = MultiplexedConnection(redis_server.url, timeout=0.2)
     try:
         assert await conn.execute("ECHO", "before") == b"before"
-        redis_db.execute_command("CLIENT", "PAUSE", 500, "ALL")  # Redis holds every reply
+        redis_db.client_pause(500)  # Redis holds every reply for half a second
         slow = asyncio.create_task(conn.execute("ECHO", "slow"))
         behind = asyncio.create_task(conn.execute("ECHO", "behind"))
         with pytest.raises(rex.TimeoutError):

@@ -1,0 +1,174 @@
+"""Metrics, probes, logs and worker processes, observed from outside as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import redis
+
+from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from tests.conftest import SidecarFactory
+from tests.integration.test_plans import activate
+from tests.redis_servers import RedisServer, free_port
+from tests.sidecar_process import SidecarProcess
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310 - loopback http
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def sample(exposition: str, line_start: str, default: float | None = None) -> float:
+    """The value of the first exposition line that starts with ``line_start``."""
+    for line in exposition.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    if default is not None:
+        return default
+    raise AssertionError(f"no sample {line_start} in the exposition")
+
+
+async def wait_status(url: str, wanted: int) -> None:
+    for _ in range(100):
+        if (await asyncio.to_thread(get, url))[0] == wanted:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never answered {wanted}")
+
+
+async def test_metrics_count_requests_decisions_and_redis(make_enforcer: SidecarFactory) -> None:
+    stub = await make_enforcer(metrics_addr="127.0.0.1:0", default_limit=3, metrics_workspaces=5)
+    url = f"http://127.0.0.1:{make_enforcer.last.metrics_port}"
+    _, before = get(f"{url}/metrics")
+    for n in range(5):
+        await activate(stub, n, ws="observed")
+    status, text = get(f"{url}/metrics")
+    assert status == 200
+    ok = 'mac_requests_total{code="OK",method="Activate"}'
+    assert sample(text, ok) - sample(before, ok, 0) == 5
+    denied = 'mac_decisions_total{method="Activate",reason="LIMIT_REACHED"}'
+    assert sample(text, denied) - sample(before, denied, 0) == 2
+    assert sample(text, 'mac_workspace_active_contacts{workspace="observed"}') == 3
+    assert sample(text, 'mac_workspace_utilisation_ratio{workspace="observed"}') == 1
+    assert sample(text, "mac_redis_up") == 1
+    assert sample(text, 'mac_redis_round_trips_total{operation="decide"}') >= 5
+    assert 'mac_request_duration_seconds_bucket{le="5e-05",method="Activate"}' in text
+    assert "mac_requests_in_flight" in text
+
+
+async def test_readiness_follows_redis_and_liveness_stays(make_enforcer: SidecarFactory) -> None:
+    own = RedisServer()
+    own.start()
+    try:
+        await make_enforcer(redis_url=own.url, metrics_addr="127.0.0.1:0")
+        url = f"http://127.0.0.1:{make_enforcer.last.metrics_port}"
+        await wait_status(f"{url}/readyz", 200)
+        own.stop()
+        await wait_status(f"{url}/readyz", 503)
+        assert get(f"{url}/livez")[0] == 200
+        assert sample(get(f"{url}/metrics")[1], "mac_redis_up") == 0
+        own.start()
+        await wait_status(f"{url}/readyz", 200)
+    finally:
+        own.close()
+
+
+async def test_logs_are_json_lines_without_emails_or_phones(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    proc = SidecarProcess(redis_server.url, MAC_LOG_LEVEL="debug", MAC_DEFAULT_LIMIT="1")
+    proc.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{proc.port}") as channel:
+            stub = pb_grpc.EnforcerStub(channel)
+            for contact in (
+                pb.Contact(email="Secret.Person@Example.com", phone="+55 11 98765-4321"),
+                pb.Contact(email="other.person@example.com"),
+            ):
+                await stub.Activate(pb.ActivateRequest(workspace_id="logged", contact=contact))
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await stub.Activate(
+                    pb.ActivateRequest(workspace_id="logged", contact=pb.Contact(email="bad@"))
+                )
+    finally:
+        assert proc.stop() == 0
+    lines = [json.loads(line) for line in proc.lines if line.startswith("{")]
+    text = "".join(proc.lines).lower()
+    for secret in ("secret.person", "other.person", "example.com", "98765", "5511"):
+        assert secret not in text
+    decided = [e for e in lines if e["event"] == "decided"]
+    assert decided[0]["level"] == "debug"
+    assert decided[0]["workspace"] == "logged"
+    assert decided[0]["method"] == "Activate"
+    assert decided[0]["reason"] == "ADMITTED"
+    assert decided[0]["latency_ms"] > 0
+    (denied,) = [e for e in lines if e["event"] == "denied"]
+    assert denied["level"] == "info"
+    assert denied["reason"] == "LIMIT_REACHED"
+    (refused,) = [e for e in lines if e["event"] == "rpc refused"]
+    assert refused["code"] == "INVALID_ARGUMENT"
+    assert refused["error"] == "contact.email: is not an email address"
+
+
+def test_workers_share_the_port_and_their_metrics_add_up(
+    redis_server: RedisServer, redis_db: redis.Redis
+) -> None:
+    grpc_port, metrics_port = free_port(), free_port()
+    env = SidecarProcess(redis_server.url).env
+    env.update(
+        MAC_GRPC_ADDR=f"127.0.0.1:{grpc_port}",
+        MAC_METRICS_ADDR=f"127.0.0.1:{metrics_port}",
+        MAC_WORKERS="2",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mac_sidecar", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{metrics_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(f"{url}/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the workers never became ready"
+            time.sleep(0.1)
+        sent = 0
+        for n in range(12):  # a channel per call: new connections, spread over the workers
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                stub = pb_grpc.EnforcerStub(channel)
+                for m in range(5):
+                    stub.Activate(
+                        pb.ActivateRequest(workspace_id="w", contact=pb.Contact(id=f"{n}-{m}"))
+                    )
+                    sent += 1
+        text = get(f"{url}/metrics")[1]
+        assert sample(text, 'mac_requests_total{code="OK",method="Activate"}') == sent
+        assert sample(text, 'mac_decisions_total{method="Activate",reason="ADMITTED"}') == sent
+        assert sample(text, "mac_redis_up") == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert proc.stderr is not None
+        log = proc.stderr.read()
+        proc.stderr.close()
+    assert log.count('"worker started"') == 2
+    assert log.count('"shutting down"') == 2
