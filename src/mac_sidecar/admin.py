@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mac_sidecar.catalog import PlanCatalog
 from mac_sidecar.clock import Clock
 from mac_sidecar.contact import key_text, validate_workspace_id
-from mac_sidecar.decision import Event, Usage
-from mac_sidecar.enforcer import Enforcer
+from mac_sidecar.decision import Event, Merged, Usage
+from mac_sidecar.enforcer import ContactFields, Enforcer
 from mac_sidecar.errors import FailedPrecondition, InvalidArgument
 from mac_sidecar.keys import WorkspaceKeys
-from mac_sidecar.period import BillingPeriod, months_after, parse_period_name, period_at
+from mac_sidecar.period import BillingPeriod, months_after, period_named
 from mac_sidecar.store import RedisStore
 from mac_sidecar.subscription import (
     Resolved,
@@ -105,22 +105,26 @@ class Admin:
             resolved = dataclasses.replace(resolved, trial_ends_at=trial_end)
         return resolved
 
-    def _period(self, name: str) -> BillingPeriod:
+    async def _period(self, workspace_id: str, name: str) -> BillingPeriod:
+        """The period called ``name`` in the workspace's time zone (default: the current)."""
+        now = self._clock.now()
         if not name:
-            return period_at(self._clock.now())
+            await self._enforcer.usage(workspace_id)  # the period follows the subscription
+            return self._enforcer.period_of(workspace_id, now)[0]
+        resolved = await self.get_subscription(workspace_id)
+        sub = resolved.subscription
         try:
-            year, month = parse_period_name(name)
+            period = period_named(name, sub.zone, sub.starts_at)
         except ValueError:
             raise InvalidArgument("period", "must be YYYY-MM, like 2026-11") from None
-        start = datetime(year, month, 1, tzinfo=UTC)
-        if start > self._clock.now():
+        if period.start > now:
             raise InvalidArgument("period", f"{name} has not started yet")
-        return period_at(start)
+        return period
 
     async def usage(self, workspace_id: str, period: str = "") -> tuple[Usage, list[PeriodCount]]:
         """A period's usage (default the current one), and every past period's count."""
         validate_workspace_id(workspace_id)
-        wanted = self._period(period)
+        wanted = await self._period(workspace_id, period)
         current = await self._enforcer.usage(workspace_id)
         counts = await self._store.counts(WorkspaceKeys(workspace_id))
         history = sorted(
@@ -138,13 +142,25 @@ class Admin:
         limit = int(counts.get(f"{wanted.key}:limit", 0))
         return Usage(wanted, active, limit, ""), history
 
+    async def merge(
+        self, workspace_id: str, sources: Sequence[ContactFields], target: ContactFields
+    ) -> tuple[Merged, Usage]:
+        """Fold identities into one (see ``Enforcer.merge``)."""
+        return await self._enforcer.merge(workspace_id, sources, target)
+
+    async def set_exempt(
+        self, workspace_id: str, contacts: Sequence[ContactFields], exempt: bool
+    ) -> list[str]:
+        """Exempt contacts, or make them countable again (see ``Enforcer.set_exempt``)."""
+        return await self._enforcer.set_exempt(workspace_id, contacts, exempt)
+
     async def list_contacts(
         self, workspace_id: str, period: str, page_token: str, page_size: int
     ) -> ContactPage:
         """One page of the contact keys counted in a period (SSCAN: a key counted before the
         listing started and still counted is listed; page sizes are approximate)."""
         validate_workspace_id(workspace_id)
-        wanted = self._period(period)
+        wanted = await self._period(workspace_id, period)
         if months_after(wanted, self._retention) <= self._clock.now():
             raise FailedPrecondition(
                 f"the contacts of {wanted.name} are no longer kept "

@@ -51,6 +51,7 @@ class Decision:
     usage: Usage | None
     identity_conflict: bool = False
     shadow_denied: bool = False
+    visitor_merged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,9 @@ class Counted:
     plan: str = ""
     events: int = 0
     shadowed: list[bool] | None = None
+    identities: list[bytes] | None = None
+    conflicts: list[bool] | None = None
+    visitors_merged: list[bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +106,14 @@ class Event:
     active: int
     limit: int
     at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """What a merge did: the surviving identity, how many identities it folded into it, and by
+    how much the current period's count dropped."""
+
+    survivor: bytes
+    folded: int
+    dropped: int
+    active: int

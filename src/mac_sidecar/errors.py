@@ -40,5 +40,16 @@ class StorageError(MacError):
         self.transient = transient
 
 
+class StaleSubscription(MacError):
+    """The subscription changed since the caller computed the period from it; carries what
+    the period depends on now. Handled inside the service; never reaches a caller."""
+
+    def __init__(self, timezone: str, starts_at_ms: int, version: str) -> None:
+        super().__init__(f"subscription version {version}")
+        self.timezone = timezone
+        self.starts_at_ms = starts_at_ms
+        self.version = version
+
+
 class ConfigError(MacError):
     """Settings that the service cannot start with."""

@@ -51,6 +51,16 @@ class WorkspaceKeys:
         return f"{self._base}:trial"
 
     @property
+    def links(self) -> str:
+        """HASH identifier key -> identity key: who is who across channels and merges."""
+        return f"{self._base}:links"
+
+    @property
+    def exempt(self) -> str:
+        """SET of exempt identity and identifier keys: allowed, never counted."""
+        return f"{self._base}:exempt"
+
+    @property
     def events(self) -> str:
         """STREAM of notification events, trimmed to about ``MAC_EVENTS_MAX`` entries."""
         return f"{self._base}:events"

@@ -69,6 +69,20 @@ def months_after(period: BillingPeriod, months: int, zone: tzinfo = UTC) -> date
     return _month_start(local.year, local.month + months, zone)
 
 
+def period_named(name: str, zone: tzinfo = UTC, starts_at: datetime | None = None) -> BillingPeriod:
+    """The period called ``name`` (``YYYY-MM``) in ``zone``; when the subscription started
+    inside that month, the period from its start.
+
+    :raise ValueError: unless ``name`` is ``YYYY-MM``.
+    """
+    year, month = parse_period_name(name)
+    start = _month_start(year, month, zone)
+    end = _month_start(year, month + 1, zone)
+    if starts_at is not None and start < starts_at < end:
+        return period_at(starts_at, zone, starts_at)
+    return BillingPeriod(name, name, start, end)
+
+
 def parse_period_name(value: str) -> tuple[int, int]:
     """Parse ``YYYY-MM``; raise ``ValueError`` when it is not one."""
     parts = value.split("-")

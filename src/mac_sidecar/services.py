@@ -288,6 +288,29 @@ class AdminService(_Instrumented):
             wire.contact_page,
         )
 
+    async def Merge(
+        self, request: admin_pb.MergeRequest, context: Context
+    ) -> admin_pb.MergeResponse:
+        sources = [wire.contact_fields(c) for c in request.sources]
+        target = wire.contact_fields(request.target)
+        return await self._admin_call(
+            "Merge",
+            context,
+            lambda: self._admin.merge(request.workspace_id, sources, target),
+            wire.merge_response,
+        )
+
+    async def SetExempt(
+        self, request: admin_pb.SetExemptRequest, context: Context
+    ) -> admin_pb.SetExemptResponse:
+        contacts = [wire.contact_fields(c) for c in request.contacts]
+        return await self._admin_call(
+            "SetExempt",
+            context,
+            lambda: self._admin.set_exempt(request.workspace_id, contacts, request.exempt),
+            lambda keys: admin_pb.SetExemptResponse(contact_keys=keys),
+        )
+
     async def WatchEvents(
         self, request: admin_pb.WatchEventsRequest, context: Context
     ) -> AsyncIterator[admin_pb.Event]:

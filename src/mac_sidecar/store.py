@@ -13,8 +13,8 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from mac_sidecar import metrics
-from mac_sidecar.decision import Counted, Event, Policy, Reason
-from mac_sidecar.errors import StorageError
+from mac_sidecar.decision import Counted, Event, Merged, Policy, Reason
+from mac_sidecar.errors import StaleSubscription, StorageError
 from mac_sidecar.keys import REGISTRY, WorkspaceKeys
 from mac_sidecar.multiplex import MultiplexedConnection
 
@@ -26,6 +26,7 @@ _CODES = {
     3: Reason.WITHIN_LIMIT,
     4: Reason.TRIAL_STARTED,
     5: Reason.LIMIT_REACHED,  # over the limit, allowed by shadow mode
+    6: Reason.EXEMPT,
 }
 SHADOW_CODE = 5
 
@@ -50,10 +51,22 @@ class Script:
     sha: str
 
     @classmethod
-    def load(cls, name: str) -> Script:
-        """Read ``scripts/<name>.lua`` from the package."""
-        source = (resources.files("mac_sidecar") / "scripts" / f"{name}.lua").read_text()
+    def load(cls, name: str, *libraries: str) -> Script:
+        """Read ``scripts/<name>.lua`` from the package, after ``scripts/lib/<library>.lua``."""
+        scripts = resources.files("mac_sidecar") / "scripts"
+        parts = [(scripts / "lib" / f"{lib}.lua").read_text() for lib in libraries]
+        source = "\n".join([*parts, (scripts / f"{name}.lua").read_text()])
         return cls(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+def encode_contacts(contacts: Sequence[tuple[Sequence[bytes], bytes]]) -> list[Any]:
+    """Contacts as the scripts read them: n, n primary keys, the visitor key or ''."""
+    out: list[Any] = []
+    for primaries, visitor in contacts:
+        out.append(len(primaries))
+        out.extend(primaries)
+        out.append(visitor)
+    return out
 
 
 class RedisStore:
@@ -65,9 +78,11 @@ class RedisStore:
     :param hot: a pipelined connection for the decision path (default ``client``).
     """
 
-    DECIDE = Script.load("decide")
+    DECIDE = Script.load("decide", "identity")
+    MERGE = Script.load("merge", "identity")
+    SET_EXEMPT = Script.load("set_exempt", "identity")
     SET_SUBSCRIPTION = Script.load("set_subscription")
-    SCRIPTS = (DECIDE, SET_SUBSCRIPTION)
+    SCRIPTS = (DECIDE, MERGE, SET_EXEMPT, SET_SUBSCRIPTION)
 
     def __init__(
         self,
@@ -156,13 +171,17 @@ class RedisStore:
         now_ms: int,
         expire_at_ms: int,
         policy: Policy,
-        contacts: Sequence[bytes],
+        contacts: Sequence[tuple[Sequence[bytes], bytes]],
         *,
+        subscription_version: str = "",
         dry_run: bool = False,
     ) -> Counted:
-        """Decide ``contacts`` in order; admit and count them unless ``dry_run``.
+        """Resolve ``contacts`` (primary keys in precedence order, visitor key or ``b""``) to
+        identities and decide them in order; admit and count them unless ``dry_run``.
 
         :param expire_at_ms: when the period's member set expires (unix ms).
+        :param subscription_version: the subscription the period was computed from.
+        :raise StaleSubscription: the subscription changed; compute the period again.
         :return: the count after the last contact, the limit, one reason per contact.
         """
         if not dry_run:
@@ -178,6 +197,8 @@ class RedisStore:
                     keys.trial,
                     keys.flags(period_key),
                     keys.events,
+                    keys.links,
+                    keys.exempt,
                 ),
                 (
                     period_key,
@@ -193,13 +214,18 @@ class RedisStore:
                     policy.thresholds,
                     policy.events_max,
                     keys.workspace_id,
-                    *contacts,
+                    subscription_version,
+                    *encode_contacts(contacts),
                 ),
             ),
         )
-        codes = reply[5:]
+        if reply[0] == -1:
+            raise StaleSubscription(reply[1].decode(), int(reply[2]), reply[3].decode())
         if reply[4]:
             metrics.EVENTS_RECORDED.inc(reply[4])
+        per_contact = reply[5:]
+        codes = per_contact[0::3]
+        flags = per_contact[2::3]
         return Counted(
             active=reply[0],
             limit=reply[1],
@@ -208,7 +234,36 @@ class RedisStore:
             plan=reply[3].decode(),
             events=reply[4],
             shadowed=[code == SHADOW_CODE for code in codes],
+            identities=list(per_contact[1::3]),
+            conflicts=[bool(f & 1) for f in flags],
+            visitors_merged=[bool(f & 2) for f in flags],
         )
+
+    async def merge(
+        self,
+        keys: WorkspaceKeys,
+        period_key: str,
+        target: tuple[Sequence[bytes], bytes],
+        sources: Sequence[tuple[Sequence[bytes], bytes]],
+    ) -> Merged:
+        """Fold the sources' identities into the target's (see ``merge.lua``)."""
+        reply = await self._run(
+            self.MERGE,
+            (keys.members(period_key), keys.counts, keys.links),
+            (period_key, *encode_contacts([target, *sources])),
+        )
+        return Merged(reply[0], int(reply[1]), int(reply[2]), int(reply[3]))
+
+    async def set_exempt(
+        self, keys: WorkspaceKeys, contacts: Sequence[tuple[Sequence[bytes], bytes]], exempt: bool
+    ) -> tuple[int, list[bytes]]:
+        """Mark contacts exempt or countable; return how many keys changed, and the identities."""
+        reply = await self._run(
+            self.SET_EXEMPT,
+            (keys.exempt, keys.links),
+            (1 if exempt else 0, *encode_contacts(contacts)),
+        )
+        return int(reply[0]), list(reply[1:])
 
     async def set_subscription(self, keys: WorkspaceKeys, fields: dict[str, str | int]) -> int:
         """Replace the subscription hash; return its new version."""

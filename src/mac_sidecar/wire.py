@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mac_sidecar.admin import ContactPage, PeriodCount
-from mac_sidecar.decision import BatchResult, Decision, Event, Usage
+from mac_sidecar.contact import key_text
+from mac_sidecar.decision import BatchResult, Decision, Event, Merged, Usage
 from mac_sidecar.enforcer import ContactFields
 from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
@@ -66,6 +67,7 @@ def decision_message(decision: Decision) -> pb.Decision:
         contact_key=decision.contact_key,
         identity_conflict=decision.identity_conflict,
         shadow_denied=decision.shadow_denied,
+        visitor_merged=decision.visitor_merged,
     )
     if decision.usage is not None:
         message.usage.CopyFrom(usage_message(decision.usage))
@@ -155,3 +157,14 @@ def event_message(event: Event) -> admin_pb.Event:
     )
     message.at.FromMilliseconds(event.at_ms)
     return message
+
+
+def merge_response(found: tuple[Merged, Usage]) -> admin_pb.MergeResponse:
+    """``mac.v1.MergeResponse``."""
+    merged, usage = found
+    return admin_pb.MergeResponse(
+        contact_key=key_text(merged.survivor),
+        folded=merged.folded,
+        uncounted=merged.dropped,
+        usage=usage_message(usage),
+    )

@@ -59,17 +59,18 @@ async def test_unidentified_visitors_count_per_channel(enforcer: pb_grpc.Enforce
     assert await active(enforcer) == 2
 
 
-async def test_the_highest_precedence_identifier_is_the_counting_key(
+async def test_identifiers_seen_together_are_one_identity_keyed_by_the_first(
     enforcer: pb_grpc.EnforcerStub,
 ) -> None:
-    both, by_id, by_email = await keys_of(
+    both, by_id, by_email, by_phone = await keys_of(
         enforcer,
         pb.Contact(id="crm-7", email="x@y.io", phone="+4930123456"),
         pb.Contact(id="crm-7"),
-        pb.Contact(email="x@y.io"),
+        pb.Contact(email="x@y.io", channel="sms", visitor_id="s-1"),
+        pb.Contact(phone="+49 30 123456"),
     )
-    assert both == by_id
-    assert by_email != by_id
+    assert both == by_id == by_email == by_phone
+    assert await active(enforcer) == 1
 
 
 async def test_redis_holds_no_email_or_phone(

@@ -11,6 +11,44 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class MergeRequest(_message.Message):
+    __slots__ = ("workspace_id", "sources", "target")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    sources: _containers.RepeatedCompositeFieldContainer[_enforcer_pb2.Contact]
+    target: _enforcer_pb2.Contact
+    def __init__(self, workspace_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_enforcer_pb2.Contact, _Mapping]]] = ..., target: _Optional[_Union[_enforcer_pb2.Contact, _Mapping]] = ...) -> None: ...
+
+class MergeResponse(_message.Message):
+    __slots__ = ("contact_key", "folded", "uncounted", "usage")
+    CONTACT_KEY_FIELD_NUMBER: _ClassVar[int]
+    FOLDED_FIELD_NUMBER: _ClassVar[int]
+    UNCOUNTED_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    contact_key: str
+    folded: int
+    uncounted: int
+    usage: _enforcer_pb2.Usage
+    def __init__(self, contact_key: _Optional[str] = ..., folded: _Optional[int] = ..., uncounted: _Optional[int] = ..., usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ...) -> None: ...
+
+class SetExemptRequest(_message.Message):
+    __slots__ = ("workspace_id", "contacts", "exempt")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    EXEMPT_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    contacts: _containers.RepeatedCompositeFieldContainer[_enforcer_pb2.Contact]
+    exempt: bool
+    def __init__(self, workspace_id: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[_enforcer_pb2.Contact, _Mapping]]] = ..., exempt: _Optional[bool] = ...) -> None: ...
+
+class SetExemptResponse(_message.Message):
+    __slots__ = ("contact_keys",)
+    CONTACT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    contact_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, contact_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class SetSubscriptionRequest(_message.Message):
     __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]

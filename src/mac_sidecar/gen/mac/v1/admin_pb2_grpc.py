@@ -61,6 +61,16 @@ class AdminStub:
                 request_serializer=mac_dot_v1_dot_admin__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=mac_dot_v1_dot_admin__pb2.Event.FromString,
                 _registered_method=True)
+        self.Merge = channel.unary_unary(
+                '/mac.v1.Admin/Merge',
+                request_serializer=mac_dot_v1_dot_admin__pb2.MergeRequest.SerializeToString,
+                response_deserializer=mac_dot_v1_dot_admin__pb2.MergeResponse.FromString,
+                _registered_method=True)
+        self.SetExempt = channel.unary_unary(
+                '/mac.v1.Admin/SetExempt',
+                request_serializer=mac_dot_v1_dot_admin__pb2.SetExemptRequest.SerializeToString,
+                response_deserializer=mac_dot_v1_dot_admin__pb2.SetExemptResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -104,6 +114,23 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Merge(self, request, context):
+        """Merge folds the sources' identities into the target's. The current period's count drops
+        by the folded identities that were counted beside the survivor; later requests for any
+        folded identifier resolve to the survivor. Merging again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetExempt(self, request, context):
+        """SetExempt makes contacts exempt (allowed with reason EXEMPT, never counted) or countable
+        again from their next admission.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +158,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=mac_dot_v1_dot_admin__pb2.WatchEventsRequest.FromString,
                     response_serializer=mac_dot_v1_dot_admin__pb2.Event.SerializeToString,
+            ),
+            'Merge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Merge,
+                    request_deserializer=mac_dot_v1_dot_admin__pb2.MergeRequest.FromString,
+                    response_serializer=mac_dot_v1_dot_admin__pb2.MergeResponse.SerializeToString,
+            ),
+            'SetExempt': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetExempt,
+                    request_deserializer=mac_dot_v1_dot_admin__pb2.SetExemptRequest.FromString,
+                    response_serializer=mac_dot_v1_dot_admin__pb2.SetExemptResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -270,6 +307,60 @@ class Admin:
             '/mac.v1.Admin/WatchEvents',
             mac_dot_v1_dot_admin__pb2.WatchEventsRequest.SerializeToString,
             mac_dot_v1_dot_admin__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Merge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mac.v1.Admin/Merge',
+            mac_dot_v1_dot_admin__pb2.MergeRequest.SerializeToString,
+            mac_dot_v1_dot_admin__pb2.MergeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetExempt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mac.v1.Admin/SetExempt',
+            mac_dot_v1_dot_admin__pb2.SetExemptRequest.SerializeToString,
+            mac_dot_v1_dot_admin__pb2.SetExemptResponse.FromString,
             options,
             channel_credentials,
             insecure,

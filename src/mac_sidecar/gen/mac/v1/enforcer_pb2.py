@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mac/v1/enforcer.proto\x12\x06mac.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\x07\x43ontact\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12\x12\n\nvisitor_id\x18\x05 \x01(\t\"\xec\x01\n\x05Usage\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x30\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x03\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x11\n\tremaining\x18\x06 \x01(\x03\x12\x0c\n\x04plan\x18\x07 \x01(\t\x12\x31\n\rtrial_ends_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x01\n\x08\x44\x65\x63ision\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x1e\n\x06reason\x18\x02 \x01(\x0e\x32\x0e.mac.v1.Reason\x12\x13\n\x0b\x63ontact_key\x18\x03 \x01(\t\x12\x19\n\x11identity_conflict\x18\x04 \x01(\x08\x12\x15\n\rshadow_denied\x18\x05 \x01(\x08\x12\x1c\n\x05usage\x18\x06 \x01(\x0b\x32\r.mac.v1.Usage\"F\n\x0c\x43heckRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x0f.mac.v1.Contact\"I\n\x0f\x41\x63tivateRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x0f.mac.v1.Contact\"O\n\x14\x41\x63tivateBatchRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\"Z\n\x15\x41\x63tivateBatchResponse\x12#\n\tdecisions\x18\x01 \x03(\x0b\x32\x10.mac.v1.Decision\x12\x1c\n\x05usage\x18\x02 \x01(\x0b\x32\r.mac.v1.Usage*\x9f\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41LREADY_ACTIVE\x10\x01\x12\x0c\n\x08\x41\x44MITTED\x10\x02\x12\x10\n\x0cWITHIN_LIMIT\x10\x03\x12\x11\n\rLIMIT_REACHED\x10\x04\x12\n\n\x06\x45XEMPT\x10\x05\x12\x11\n\rTRIAL_STARTED\x10\x06\x12\x17\n\x13\x42\x41\x43KEND_UNAVAILABLE\x10\x07\x32\xc0\x01\n\x08\x45nforcer\x12/\n\x05\x43heck\x12\x14.mac.v1.CheckRequest\x1a\x10.mac.v1.Decision\x12\x35\n\x08\x41\x63tivate\x12\x17.mac.v1.ActivateRequest\x1a\x10.mac.v1.Decision\x12L\n\rActivateBatch\x12\x1c.mac.v1.ActivateBatchRequest\x1a\x1d.mac.v1.ActivateBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mac/v1/enforcer.proto\x12\x06mac.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\x07\x43ontact\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12\x12\n\nvisitor_id\x18\x05 \x01(\t\"\xec\x01\n\x05Usage\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x30\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x03\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x11\n\tremaining\x18\x06 \x01(\x03\x12\x0c\n\x04plan\x18\x07 \x01(\t\x12\x31\n\rtrial_ends_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb8\x01\n\x08\x44\x65\x63ision\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x1e\n\x06reason\x18\x02 \x01(\x0e\x32\x0e.mac.v1.Reason\x12\x13\n\x0b\x63ontact_key\x18\x03 \x01(\t\x12\x19\n\x11identity_conflict\x18\x04 \x01(\x08\x12\x15\n\rshadow_denied\x18\x05 \x01(\x08\x12\x1c\n\x05usage\x18\x06 \x01(\x0b\x32\r.mac.v1.Usage\x12\x16\n\x0evisitor_merged\x18\x07 \x01(\x08\"F\n\x0c\x43heckRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x0f.mac.v1.Contact\"I\n\x0f\x41\x63tivateRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x0f.mac.v1.Contact\"O\n\x14\x41\x63tivateBatchRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\"Z\n\x15\x41\x63tivateBatchResponse\x12#\n\tdecisions\x18\x01 \x03(\x0b\x32\x10.mac.v1.Decision\x12\x1c\n\x05usage\x18\x02 \x01(\x0b\x32\r.mac.v1.Usage*\x9f\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x41LREADY_ACTIVE\x10\x01\x12\x0c\n\x08\x41\x44MITTED\x10\x02\x12\x10\n\x0cWITHIN_LIMIT\x10\x03\x12\x11\n\rLIMIT_REACHED\x10\x04\x12\n\n\x06\x45XEMPT\x10\x05\x12\x11\n\rTRIAL_STARTED\x10\x06\x12\x17\n\x13\x42\x41\x43KEND_UNAVAILABLE\x10\x07\x32\xc0\x01\n\x08\x45nforcer\x12/\n\x05\x43heck\x12\x14.mac.v1.CheckRequest\x1a\x10.mac.v1.Decision\x12\x35\n\x08\x41\x63tivate\x12\x17.mac.v1.ActivateRequest\x1a\x10.mac.v1.Decision\x12L\n\rActivateBatch\x12\x1c.mac.v1.ActivateBatchRequest\x1a\x1d.mac.v1.ActivateBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mac.v1.enforcer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REASON']._serialized_start=879
-  _globals['_REASON']._serialized_end=1038
+  _globals['_REASON']._serialized_start=903
+  _globals['_REASON']._serialized_end=1062
   _globals['_CONTACT']._serialized_start=66
   _globals['_CONTACT']._serialized_end=154
   _globals['_USAGE']._serialized_start=157
   _globals['_USAGE']._serialized_end=393
   _globals['_DECISION']._serialized_start=396
-  _globals['_DECISION']._serialized_end=556
-  _globals['_CHECKREQUEST']._serialized_start=558
-  _globals['_CHECKREQUEST']._serialized_end=628
-  _globals['_ACTIVATEREQUEST']._serialized_start=630
-  _globals['_ACTIVATEREQUEST']._serialized_end=703
-  _globals['_ACTIVATEBATCHREQUEST']._serialized_start=705
-  _globals['_ACTIVATEBATCHREQUEST']._serialized_end=784
-  _globals['_ACTIVATEBATCHRESPONSE']._serialized_start=786
-  _globals['_ACTIVATEBATCHRESPONSE']._serialized_end=876
-  _globals['_ENFORCER']._serialized_start=1041
-  _globals['_ENFORCER']._serialized_end=1233
+  _globals['_DECISION']._serialized_end=580
+  _globals['_CHECKREQUEST']._serialized_start=582
+  _globals['_CHECKREQUEST']._serialized_end=652
+  _globals['_ACTIVATEREQUEST']._serialized_start=654
+  _globals['_ACTIVATEREQUEST']._serialized_end=727
+  _globals['_ACTIVATEBATCHREQUEST']._serialized_start=729
+  _globals['_ACTIVATEBATCHREQUEST']._serialized_end=808
+  _globals['_ACTIVATEBATCHRESPONSE']._serialized_start=810
+  _globals['_ACTIVATEBATCHRESPONSE']._serialized_end=900
+  _globals['_ENFORCER']._serialized_start=1065
+  _globals['_ENFORCER']._serialized_end=1257
 # @@protoc_insertion_point(module_scope)
