@@ -45,17 +45,19 @@ def period_at(
 
     :param now: an aware instant.
     :param zone: the workspace's time zone; months start at 00:00 local time on the 1st.
-    :param starts_at: the subscription's start; when it falls inside the month of ``now`` and
-        is not after ``now``, the period starts there instead of on the 1st.
+    :param starts_at: the subscription's start; when it falls inside the month of ``now``, it
+        ends the month's period and starts a fresh one that runs to the month's end.
     :return: the period, its bounds in UTC.
     """
     local = now.astimezone(zone)
     start = _month_start(local.year, local.month, zone)
     end = _month_start(local.year, local.month + 1, zone)
     name = month_name(local.year, local.month)
-    if starts_at is not None and start < starts_at <= now:
+    if starts_at is not None and start < starts_at < end:
         begin = starts_at.astimezone(UTC)
-        return BillingPeriod(name, f"{name}@{int(begin.timestamp())}", begin, end)
+        if begin <= now:
+            return BillingPeriod(name, f"{name}@{int(begin.timestamp())}", begin, end)
+        end = begin  # the month's period ends where the subscription's starts
     return BillingPeriod(name, name, start, end)
 
 

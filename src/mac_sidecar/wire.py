@@ -15,7 +15,7 @@ from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from mac_sidecar.period import BillingPeriod
 from mac_sidecar.subscription import Resolved, Subscription
 
-_bounds: dict[str, tuple[Timestamp, Timestamp]] = {}
+_bounds: dict[tuple[datetime, datetime], tuple[Timestamp, Timestamp]] = {}
 
 
 def timestamp(instant: datetime) -> Timestamp:
@@ -27,11 +27,12 @@ def timestamp(instant: datetime) -> Timestamp:
 
 def _period_bounds(period: BillingPeriod) -> tuple[Timestamp, Timestamp]:
     # The same few periods come back on every call: convert their bounds once.
-    found = _bounds.get(period.key)
+    bounds = (period.start, period.end)
+    found = _bounds.get(bounds)
     if found is None:
-        if len(_bounds) > 256:
+        if len(_bounds) > 4096:
             _bounds.clear()
-        found = _bounds[period.key] = (timestamp(period.start), timestamp(period.end))
+        found = _bounds[bounds] = (timestamp(period.start), timestamp(period.end))
     return found
 
 

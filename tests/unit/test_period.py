@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mac_sidecar.period import months_after, parse_period_name, period_at
+from mac_sidecar.period import months_after, parse_period_name, period_at, period_named
 
 
 def utc(
@@ -55,6 +55,7 @@ def test_mid_month_start_begins_a_fresh_period() -> None:
     before = period_at(utc(2026, 11, 10), starts_at=start)
     after = period_at(utc(2026, 11, 20), starts_at=start)
     assert before.key == "2026-11"
+    assert before.end == start  # the month's period ends where the subscription's starts
     assert after.name == "2026-11"
     assert after.key != before.key
     assert after.start == start
@@ -77,3 +78,13 @@ def test_bad_period_names(bad: str) -> None:
 
 def test_period_name_parses() -> None:
     assert parse_period_name("2026-02") == (2026, 2)
+
+
+def test_period_named_follows_zone_and_start() -> None:
+    auckland = ZoneInfo("Pacific/Auckland")
+    p = period_named("2026-11", auckland)
+    assert (p.start, p.end) == (utc(2026, 10, 31, 11), utc(2026, 11, 30, 11))
+    start = utc(2026, 11, 18)
+    fresh = period_named("2026-11", UTC, start)
+    assert (fresh.start, fresh.key) == (start, f"2026-11@{int(start.timestamp())}")
+    assert period_named("2026-12", UTC, start).key == "2026-12"
