@@ -18,6 +18,8 @@ from google.protobuf.message import Message
 
 from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from mac_sidecar.gen.mac.v1 import enforcer_pb2 as enforcer_pb
+from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as enforcer_grpc
 
 _DEFAULT_ADDR = "127.0.0.1:50051"
 
@@ -211,6 +213,77 @@ def events_tail(ns: argparse.Namespace) -> int:
     return 0
 
 
+_CONTACT_FIELDS = ("id", "email", "phone", "channel", "visitor_id")
+
+
+def parse_contact(text: str) -> enforcer_pb.Contact:
+    """``email=ana@example.com,phone=+4915112345678`` as a Contact.
+
+    :raise argparse.ArgumentTypeError: naming what is wrong.
+    """
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in _CONTACT_FIELDS or not value.strip():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected FIELD=VALUE[,FIELD=VALUE] with FIELD one of "
+                + ", ".join(_CONTACT_FIELDS)
+            )
+        fields[name] = value.strip()
+    return enforcer_pb.Contact(**fields)
+
+
+def contacts_key(ns: argparse.Namespace) -> int:
+    with grpc.insecure_channel(ns.addr) as channel:
+        decision = enforcer_grpc.EnforcerStub(channel).Check(
+            enforcer_pb.CheckRequest(workspace_id=ns.workspace, contact=ns.contact),
+            timeout=ns.timeout,
+        )
+    if ns.json:
+        print(to_json(decision))
+        return 0
+    state = {
+        enforcer_pb.ALREADY_ACTIVE: "counted this period",
+        enforcer_pb.EXEMPT: "exempt",
+    }.get(decision.reason, "not counted this period")
+    print(f"{decision.contact_key}  ({state})")
+    if decision.identity_conflict:
+        print("identity conflict: these identifiers belong to two identities", file=sys.stderr)
+    return 0
+
+
+def contacts_merge(ns: argparse.Namespace) -> int:
+    with admin_stub(ns) as (stub, metadata):
+        reply = stub.Merge(
+            admin_pb.MergeRequest(workspace_id=ns.workspace, sources=ns.sources, target=ns.into),
+            metadata=metadata,
+            timeout=ns.timeout,
+        )
+    text = (
+        f"merged {reply.folded} identit{'y' if reply.folded == 1 else 'ies'} into "
+        f"{reply.contact_key}; {reply.uncounted} uncounted, "
+        f"{reply.usage.active:,} of {reply.usage.limit:,} active in {reply.usage.period}"
+    )
+    _print_message(ns, reply, text)
+    return 0
+
+
+def contacts_exempt(ns: argparse.Namespace) -> int:
+    with admin_stub(ns) as (stub, metadata):
+        reply = stub.SetExempt(
+            admin_pb.SetExemptRequest(
+                workspace_id=ns.workspace, contacts=ns.contacts, exempt=not ns.undo
+            ),
+            metadata=metadata,
+            timeout=ns.timeout,
+        )
+    verb = "countable again" if ns.undo else "exempt"
+    lines = [f"{key}  {verb}" for key in reply.contact_keys]
+    _print_message(ns, reply, "\n".join(lines))
+    return 0
+
+
 def _connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--addr",
@@ -268,6 +341,39 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--page-size", type=int, default=1000, help="keys per call")
     _connection(export)
     export.set_defaults(handler=contacts_export)
+
+    contact_help = "FIELD=VALUE[,FIELD=VALUE], e.g. email=ana@example.com,phone=+4915112345678"
+    key = cactions.add_parser(
+        "key", help="the key a contact is counted under, to find it in an export"
+    )
+    key.add_argument("workspace")
+    key.add_argument("contact", type=parse_contact, help=contact_help)
+    _connection(key)
+    # a lookup is a Check, served by the Enforcer
+    key.set_defaults(handler=contacts_key, addr=os.environ.get("MAC_GRPC_ADDR", _DEFAULT_ADDR))
+
+    merge = cactions.add_parser("merge", help="fold identities into one")
+    merge.add_argument("workspace")
+    merge.add_argument(
+        "--into", type=parse_contact, required=True, help="the survivor: " + contact_help
+    )
+    merge.add_argument(
+        "--from",
+        dest="sources",
+        type=parse_contact,
+        action="append",
+        required=True,
+        help="an identity to fold (repeat for more): " + contact_help,
+    )
+    _connection(merge)
+    merge.set_defaults(handler=contacts_merge)
+
+    exempt = cactions.add_parser("exempt", help="exempt contacts: allowed, never counted")
+    exempt.add_argument("workspace")
+    exempt.add_argument("contacts", type=parse_contact, nargs="+", help=contact_help)
+    exempt.add_argument("--undo", action="store_true", help="make them countable again")
+    _connection(exempt)
+    exempt.set_defaults(handler=contacts_exempt)
 
     events = commands.add_parser("events", help="notification events")
     eactions = events.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -201,3 +201,42 @@ async def test_events_tail(sidecar: Sidecar) -> None:
     assert len(lines) == 2
     assert "acme  THRESHOLD_CROSSED 80%  2026-11  80 of 100" in lines[0]
     assert "THRESHOLD_CROSSED 100%" in lines[1]
+
+
+async def test_contacts_key_merge_and_exempt(sidecar: Sidecar, tmp_path: Path) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+    await sidecar.enforcer.activate("acme", ContactFields(email="ana@example.com"))
+    await sidecar.enforcer.activate("acme", ContactFields(phone="+5511987654321"))
+
+    code, out, _ = await cli("contacts", "key", "acme", "email=ANA@example.com", conn[0])
+    assert code == 0
+    email_key = out.split()[0]
+    assert out.strip().endswith("(counted this period)")
+    target = tmp_path / "export.csv"
+    await cli("contacts", "export", "acme", "-o", str(target), *conn)
+    assert email_key in target.read_text()
+
+    code, out, _ = await cli(
+        "contacts",
+        "merge",
+        "acme",
+        "--into",
+        "email=ana@example.com",
+        "--from",
+        "phone=+55 11 98765-4321",
+        *conn,
+    )
+    assert code == 0
+    assert out.startswith(f"merged 1 identity into {email_key}; 1 uncounted, 1 of 100 active")
+    code, out, _ = await cli("contacts", "key", "acme", "phone=+5511987654321", conn[0])
+    assert out.split()[0] == email_key
+
+    code, out, _ = await cli("contacts", "exempt", "acme", "id=bot-1", "id=bot-2", *conn)
+    assert code == 0
+    assert out.count("exempt") == 2
+    code, out, _ = await cli("contacts", "key", "acme", "id=bot-1", conn[0])
+    assert out.strip().endswith("(exempt)")
+
+    code, _, err = await cli("contacts", "exempt", "acme", "mail=x", *conn)
+    assert code == 2
+    assert "expected FIELD=VALUE" in err
