@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install redis-server run test lint format proto bench clean
+.PHONY: help install redis-server prometheus run test lint format proto bench clean
 
 help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
@@ -31,10 +31,17 @@ redis-server:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+		echo "installing prometheus and promtool (Debian package)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			prometheus >/dev/null; }
+
 run: install redis-server
 	@tools/run-local.sh
 
-test: install redis-server
+test: install redis-server prometheus
 	$(BIN)/pytest
 
 lint: install
