@@ -217,7 +217,8 @@ def _parse(f: dataclasses.Field[Any], raw: str, env: str) -> Any:
     try:
         return kind(raw.strip()) if kind is not str else raw
     except ValueError:
-        raise ConfigError(f"{env} must be a {kind.__name__}, not {raw!r}") from None
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{env} must be {expected}, not {raw!r}") from None
 
 
 def _split_addr(addr: str, env: str) -> tuple[str, int]:

@@ -71,10 +71,9 @@ async def test_no_sidecar_says_so() -> None:
     assert "cannot reach the sidecar" in err
 
 
-def test_serve_refuses_to_start_without_a_secret(redis_server: RedisServer) -> None:
-    env = SidecarProcess(redis_server.url).env
-    del env["MAC_IDENTITY_SECRET"]
-    done = subprocess.run(
+def serve_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``sidecar serve`` that is expected to refuse to start."""
+    return subprocess.run(
         [sys.executable, "-m", "mac_sidecar", "serve"],
         env=env,
         capture_output=True,
@@ -82,22 +81,20 @@ def test_serve_refuses_to_start_without_a_secret(redis_server: RedisServer) -> N
         timeout=30,
         check=False,
     )
+
+
+def test_serve_refuses_to_start_without_a_secret(redis_server: RedisServer) -> None:
+    env = SidecarProcess(redis_server.url).env
+    del env["MAC_IDENTITY_SECRET"]
+    done = serve_once(env)
     assert done.returncode == 2
     assert "no identity secret" in done.stderr
 
 
 def test_serve_refuses_a_bad_setting_naming_it(redis_server: RedisServer) -> None:
-    env = SidecarProcess(redis_server.url, MAC_DEFAULT_LIMIT="many").env
-    done = subprocess.run(
-        [sys.executable, "-m", "mac_sidecar", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = serve_once(SidecarProcess(redis_server.url, MAC_DEFAULT_LIMIT="many").env)
     assert done.returncode == 2
-    assert "MAC_DEFAULT_LIMIT must be a int" in done.stderr
+    assert "MAC_DEFAULT_LIMIT must be a whole number, not 'many'" in done.stderr
 
 
 def test_serve_logs_settings_without_secrets_and_stops_on_sigterm(

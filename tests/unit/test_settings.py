@@ -30,7 +30,7 @@ def test_variables_are_read_and_flags_win() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"MAC_DEFAULT_LIMIT": "lots"}, "MAC_DEFAULT_LIMIT must be a int"),
+        ({"MAC_DEFAULT_LIMIT": "lots"}, "MAC_DEFAULT_LIMIT must be a whole number"),
         ({"MAC_DEFAULT_LIMIT": "-1"}, "MAC_DEFAULT_LIMIT must be at least 0"),
         ({"MAC_FAILURE_MODE": "maybe"}, "MAC_FAILURE_MODE must be one of"),
         ({"MAC_GRPC_ADDR": "50051"}, "MAC_GRPC_ADDR must be host:port"),
