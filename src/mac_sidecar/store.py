@@ -97,6 +97,7 @@ class RedisStore:
         self._hot = hot
         self._registered: set[str] = set()
         self._timed: dict[str, tuple[Any, Any]] = {}
+        self._decide_keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
     async def load_scripts(self) -> None:
         """Register every script with Redis, so the first calls find them."""
@@ -186,20 +187,25 @@ class RedisStore:
         """
         if not dry_run:
             await self._register(keys.workspace_id)
+        script_keys = self._decide_keys.get((keys.workspace_id, period_key))
+        if script_keys is None:
+            if len(self._decide_keys) > 100_000:
+                self._decide_keys.clear()
+            script_keys = self._decide_keys[(keys.workspace_id, period_key)] = (
+                keys.members(period_key),
+                keys.counts,
+                keys.subscription,
+                keys.trial,
+                keys.flags(period_key),
+                keys.events,
+                keys.links,
+                keys.exempt,
+            )
         reply = cast(
             list[Any],
             await self._run(
                 self.DECIDE,
-                (
-                    keys.members(period_key),
-                    keys.counts,
-                    keys.subscription,
-                    keys.trial,
-                    keys.flags(period_key),
-                    keys.events,
-                    keys.links,
-                    keys.exempt,
-                ),
+                script_keys,
                 (
                     period_key,
                     period_name,
