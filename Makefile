@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install redis-server prometheus run test lint format proto bench clean
+.PHONY: help install redis-server prometheus run test lint format proto bench chart image clean
 
 help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
@@ -14,6 +14,8 @@ help:
 	@echo "make lint    ruff, formatting and mypy --strict"
 	@echo "make proto   regenerate src/mac_sidecar/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
+	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
+	@echo "make image   build the container image (needs Docker)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -59,6 +61,12 @@ proto: install
 
 bench: install redis-server
 	$(BIN)/python -m bench
+
+chart: install
+	$(BIN)/pytest tests/helm
+
+image:
+	docker build -t mac-sidecar:$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])') .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -41,6 +41,9 @@ log = get_logger("mac_sidecar.server")
 ENFORCER_SERVICE = pb.DESCRIPTOR.services_by_name["Enforcer"].full_name
 ADMIN_SERVICE = admin_pb.DESCRIPTOR.services_by_name["Admin"].full_name
 WATCH_BLOCK_MS = 1000
+# A health service name that is SERVING while the process serves at all, whatever Redis does:
+# for liveness and startup probes, which must not restart pods during a Redis outage.
+LIVENESS_SERVICE = "liveness"
 
 
 def redis_client(settings: Settings, *, blocking_reads: bool = False) -> Redis:
@@ -186,6 +189,7 @@ class Sidecar:
         if self.settings.metrics_addr:
             self._probes = ProbeServer(self.settings.metrics_addr, REGISTRY, self.alive, self.ready)
             self.metrics_port = self._probes.start()
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._probe()
         await self.server.start()
         if self.admin_server is not None:

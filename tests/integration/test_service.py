@@ -72,6 +72,8 @@ async def test_health_follows_redis_going_away_and_back(
             await wait_for_status(ch, health_pb2.HealthCheckResponse.SERVING)
             own.stop()
             await wait_for_status(ch, health_pb2.HealthCheckResponse.NOT_SERVING)
+            # liveness does not follow Redis: an outage must not restart the pods
+            assert await health_status(ch, "liveness") == health_pb2.HealthCheckResponse.SERVING
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.Activate(ANA)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

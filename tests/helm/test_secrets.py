@@ -1,0 +1,152 @@
+"""The admin token, the identity secret and the Redis URL: generated and kept, or the user's own."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+from tests.helm.chart import (
+    FULLNAME,
+    Obj,
+    case_values,
+    container_env,
+    find,
+    merge,
+    objects_of,
+    one,
+    render,
+    render_case,
+    render_raw,
+    secret_data,
+    sidecar_container,
+)
+from tests.helm.fake_api import fake_cluster
+
+DEFAULT = case_values("default")
+
+
+def test_secrets_are_generated_when_no_existing_secret_is_given() -> None:
+    objects = render(DEFAULT)
+    secret = one(objects, "Secret")
+    assert secret["metadata"]["name"] == FULLNAME
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    data = secret_data(secret)
+    assert set(data) == {"identity-secret", "admin-token", "redis-url"}
+    assert re.fullmatch(r"[A-Za-z0-9]{64}", data["identity-secret"])
+    assert len(data["admin-token"]) >= 32
+    assert data["redis-url"] == DEFAULT["redis"]["url"]
+    env = container_env(objects, sidecar_container(objects))
+    assert env["MAC_IDENTITY_SECRET"] == {"secret": (FULLNAME, "identity-secret")}
+    assert env["MAC_ADMIN_TOKEN"] == {"secret": (FULLNAME, "admin-token")}
+    assert env["MAC_REDIS_URL"] == {"secret": (FULLNAME, "redis-url")}
+
+
+def test_each_install_generates_its_own_secrets() -> None:
+    first, second = (secret_data(one(render(DEFAULT), "Secret")) for _ in range(2))
+    assert first["identity-secret"] != second["identity-secret"]
+    assert first["admin-token"] != second["admin-token"]
+
+
+def test_no_secret_is_rendered_when_every_secret_exists() -> None:
+    objects = render_case("existing-secrets")
+    assert find(objects, "Secret") == []
+    env = container_env(objects, sidecar_container(objects))
+    assert env["MAC_IDENTITY_SECRET"] == {"secret": ("mac-identity", "secret")}
+    assert env["MAC_ADMIN_TOKEN"] == {"secret": ("mac-admin", "token")}
+    assert env["MAC_REDIS_URL"] == {"secret": ("mac-redis", "url")}
+
+
+def test_only_the_missing_secrets_are_generated() -> None:
+    values = merge(DEFAULT, {"identitySecret": {"existingSecret": "mine"}})
+    objects = render(values)
+    assert set(secret_data(one(objects, "Secret"))) == {"admin-token", "redis-url"}
+    env = container_env(objects, sidecar_container(objects))
+    assert env["MAC_IDENTITY_SECRET"] == {"secret": ("mine", "identity-secret")}
+
+
+def test_an_upgrade_never_generates_a_new_identity_secret() -> None:
+    # offline, `lookup` finds no Secret: as on an upgrade whose Secret is gone
+    with pytest.raises(helm.HelmRenderError, match="will not generate a new one"):
+        render(DEFAULT, is_install=False, is_upgrade=True)
+    existing = merge(DEFAULT, {"identitySecret": {"existingSecret": "mine"}})
+    assert find(render(existing, is_install=False, is_upgrade=True), "Secret")
+
+
+def test_the_identity_secret_can_be_a_file() -> None:
+    objects = render_case("full-features")
+    c = sidecar_container(objects)
+    env = container_env(objects, c)
+    assert "MAC_IDENTITY_SECRET" not in env
+    assert env["MAC_IDENTITY_SECRET_FILE"] == {"value": "/etc/mac-sidecar/identity/identity-secret"}
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "mac-sidecar-identity")
+    assert mount == {
+        "name": "mac-sidecar-identity",
+        "mountPath": "/etc/mac-sidecar/identity",
+        "readOnly": True,
+    }
+    spec = one(objects, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "mac-sidecar-identity")
+    assert volume["secret"]["secretName"] == FULLNAME
+    assert volume["secret"]["items"] == [{"key": "identity-secret", "path": "identity-secret"}]
+
+
+def test_admin_token_can_be_turned_off() -> None:
+    objects = render(merge(DEFAULT, {"adminToken": {"enabled": False}}))
+    assert "admin-token" not in secret_data(one(objects, "Secret"))
+    assert "MAC_ADMIN_TOKEN" not in container_env(objects, sidecar_container(objects))
+
+
+def test_bundled_redis_gets_a_password_and_aof_on_a_volume() -> None:
+    objects = render_case("bundled-redis")
+    data = secret_data(one(objects, "Secret"))
+    password = data["redis-password"]
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", password)
+    assert data["redis-url"] == f"redis://:{password}@{FULLNAME}-redis:6379/0"
+    statefulset = one(objects, "StatefulSet", f"{FULLNAME}-redis")
+    (redis,) = statefulset["spec"]["template"]["spec"]["containers"]
+    assert redis["image"].startswith("docker.io/library/redis:")
+    args = redis["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert args[args.index("--dir") + 1] == "/data"
+    assert {"name": "data", "mountPath": "/data"} in redis["volumeMounts"]
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert claim["spec"]["storageClassName"] == "standard"
+    service = one(objects, "Service", f"{FULLNAME}-redis")
+    assert service["spec"]["ports"][0]["port"] == 6379
+
+
+def _installed_secret(values: dict[str, Any]) -> Obj:
+    """The Secret as a first install renders it, as it would then be in the cluster."""
+    return one(objects_of(render_raw(values)), "Secret")
+
+
+@pytest.mark.parametrize("case", ["default", "bundled-redis"])
+def test_upgrades_keep_the_generated_secrets(case: str) -> None:
+    values = case_values(case)
+    installed = _installed_secret(values)
+    with fake_cluster([installed]) as cluster:
+        upgraded = cluster.render(values, is_install=False, is_upgrade=True)
+    assert f"/api/v1/namespaces/mac/secrets/{FULLNAME}" in cluster.requests
+    secret = one(objects_of(upgraded), "Secret")
+    assert secret_data(secret) == secret_data(installed)
+
+
+def test_an_upgrade_adds_a_missing_key_and_keeps_the_rest() -> None:
+    installed = _installed_secret(merge(DEFAULT, {"adminToken": {"enabled": False}}))
+    with fake_cluster([installed]) as cluster:
+        upgraded = secret_data(one(objects_of(cluster.render(DEFAULT, is_upgrade=True)), "Secret"))
+    assert upgraded["identity-secret"] == secret_data(installed)["identity-secret"]
+    assert len(upgraded["admin-token"]) >= 32
+
+
+def test_an_upgrade_against_a_cluster_without_the_secret_fails() -> None:
+    with (
+        fake_cluster([]) as cluster,
+        pytest.raises(helm.HelmRenderError, match="Restore the Secret"),
+    ):
+        cluster.render(DEFAULT, is_install=False, is_upgrade=True)
