@@ -165,7 +165,9 @@ class Sidecar:
 
     async def start(self) -> int:
         """Bind and start serving; return the gRPC port (useful with port 0)."""
-        enforcer = EnforcerService(self.enforcer, self.workspace_gauges)
+        enforcer = EnforcerService(
+            self.enforcer, self.workspace_gauges, log_requests=self.settings.log_level == "debug"
+        )
         admin = AdminService(self.admin, self.settings.admin_token)
         pb_grpc.add_EnforcerServicer_to_server(enforcer, self.server)
         admin_server = self.admin_server or self.server

@@ -138,12 +138,19 @@ class EnforcerService(_Instrumented):
     """``mac.v1.Enforcer``: the hot path.
 
     :param workspace_gauges: where per-workspace usage is exported (opt-in, bounded).
+    :param log_requests: log every decision at debug level (not only denials).
     """
 
-    def __init__(self, enforcer: Enforcer, workspace_gauges: metrics.WorkspaceGauges) -> None:
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        workspace_gauges: metrics.WorkspaceGauges,
+        log_requests: bool = False,
+    ) -> None:
         super().__init__()
         self._enforcer = enforcer
         self._gauges = workspace_gauges
+        self._log_requests = log_requests
 
     def _after(self, method: _MethodMetrics, workspace: str, result: Any, seconds: float) -> None:
         decisions: list[Decision] = (
@@ -158,6 +165,8 @@ class EnforcerService(_Instrumented):
             denied += not decision.allowed
         if usage is not None:
             self._gauges.observe(workspace, usage.active, usage.limit)
+        if not denied and not self._log_requests:
+            return
         latency_ms = round(seconds * 1000, 3)
         first = decisions[0]
         if denied:
