@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from mac_sidecar.catalog import PlanCatalog
 from mac_sidecar.clock import Clock
@@ -29,8 +30,11 @@ from mac_sidecar.subscription import (
     validate_version,
 )
 
-_EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+_EVENT_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
+_CURSOR = re.compile(r"[0-9]{1,18}")
 PAGE_DEFAULT = 1000
+WATCH_COUNT = 100
+RESUME_OVERLAP_MS = 5000
 PAGE_MAX = 10_000
 
 
@@ -85,6 +89,15 @@ class Admin:
         validate_workspace_id(sub.workspace_id)
         validate_timezone(sub.timezone)
         validate_version(sub.platform_version)
+        if sub.starts_at is None:
+            # A change of packs or plan keeps the start: dropping it would re-open the month's
+            # period and count its contacts again.
+            fields, _ = await self._store.subscription(WorkspaceKeys(sub.workspace_id))
+            if int(fields.get("starts_at", "0")):
+                kept = datetime.fromtimestamp(int(fields["starts_at"]) / 1000, UTC)
+                sub = dataclasses.replace(sub, starts_at=kept)
+        elif sub.starts_at.timestamp() == 0:
+            sub = dataclasses.replace(sub, starts_at=None)  # the epoch clears the start
         resolved = resolve(sub, self._catalog)
         await self._store.set_subscription(
             WorkspaceKeys(sub.workspace_id), to_fields(resolved, self._clock.now())
@@ -105,12 +118,15 @@ class Admin:
             resolved = dataclasses.replace(resolved, trial_ends_at=trial_end)
         return resolved
 
-    async def _period(self, workspace_id: str, name: str) -> BillingPeriod:
-        """The period called ``name`` in the workspace's time zone (default: the current)."""
+    async def _period(self, workspace_id: str, name: str) -> tuple[BillingPeriod, ZoneInfo]:
+        """The period called ``name`` in the workspace's time zone (default: the current),
+        and that zone."""
         now = self._clock.now()
         if not name:
             await self._enforcer.usage(workspace_id)  # the period follows the subscription
-            return self._enforcer.period_of(workspace_id, now)[0]
+            return self._enforcer.period_of(workspace_id, now)[0], self._enforcer.zone_of(
+                workspace_id
+            )
         resolved = await self.get_subscription(workspace_id)
         sub = resolved.subscription
         try:
@@ -119,12 +135,12 @@ class Admin:
             raise InvalidArgument("period", "must be YYYY-MM, like 2026-11") from None
         if period.start > now:
             raise InvalidArgument("period", f"{name} has not started yet")
-        return period
+        return period, sub.zone
 
     async def usage(self, workspace_id: str, period: str = "") -> tuple[Usage, list[PeriodCount]]:
         """A period's usage (default the current one), and every past period's count."""
         validate_workspace_id(workspace_id)
-        wanted = await self._period(workspace_id, period)
+        wanted, _ = await self._period(workspace_id, period)
         current = await self._enforcer.usage(workspace_id)
         counts = await self._store.counts(WorkspaceKeys(workspace_id))
         history = sorted(
@@ -160,13 +176,13 @@ class Admin:
         """One page of the contact keys counted in a period (SSCAN: a key counted before the
         listing started and still counted is listed; page sizes are approximate)."""
         validate_workspace_id(workspace_id)
-        wanted = await self._period(workspace_id, period)
-        if months_after(wanted, self._retention) <= self._clock.now():
+        wanted, zone = await self._period(workspace_id, period)
+        if months_after(wanted, self._retention, zone) <= self._clock.now():
             raise FailedPrecondition(
                 f"the contacts of {wanted.name} are no longer kept "
                 f"(the current period and {self._retention} before it are)"
             )
-        if page_token and not page_token.isdigit():
+        if page_token and not _CURSOR.fullmatch(page_token):
             raise InvalidArgument("page_token", "is not a token this service returned")
         if not 0 <= page_size <= PAGE_MAX:
             raise InvalidArgument("page_size", f"must be 1 to {PAGE_MAX}")
@@ -187,8 +203,10 @@ class Admin:
     async def watch(self, workspace_id: str, after_id: str) -> AsyncIterator[Event]:
         """Recorded events after ``after_id``, oldest first, then live ones, forever.
 
-        With no workspace, events of every workspace, ordered by id; events sharing the
-        resume id in other workspaces may be delivered again (deduplicate on workspace, id).
+        With no workspace, events of every workspace in id order. Resuming then starts
+        ``RESUME_OVERLAP_MS`` before ``after_id``, so an event of another workspace recorded
+        in the same moment is not skipped: deliveries are at least once, deduplicate on
+        (workspace, id).
         """
         if workspace_id:
             validate_workspace_id(workspace_id)
@@ -198,7 +216,7 @@ class Admin:
         if workspace_id:
             cursors = {workspace_id: start}
         else:
-            start = _before(start)
+            start = f"{max(_id_tuple(start)[0] - RESUME_OVERLAP_MS, 0)}-0" if after_id else start
             cursors = {}
         refreshed = 0.0
         loop = asyncio.get_running_loop()
@@ -210,21 +228,29 @@ class Admin:
             if not cursors:
                 await asyncio.sleep(self._block_ms / 1000)
                 continue
-            events = await self._store.read_events(cursors, self._block_ms)
-            events.sort(key=lambda e: (_id_tuple(e.id), e.workspace_id))
-            for event in events:
+            events = await self._store.read_events(cursors, self._block_ms, WATCH_COUNT)
+            for event in _in_order(events, WATCH_COUNT):
                 cursors[event.workspace_id] = event.id
                 yield event
+
+
+def _in_order(events: list[Event], count: int) -> list[Event]:
+    """The events that can go out in id order now.
+
+    A stream that returned ``count`` events may hold more, older than what other streams
+    returned; events past its last one wait for the next read, so ids never go backwards.
+    """
+    last: dict[str, tuple[int, int]] = {}
+    per_stream: dict[str, int] = {}
+    for event in events:
+        per_stream[event.workspace_id] = per_stream.get(event.workspace_id, 0) + 1
+        last[event.workspace_id] = _id_tuple(event.id)
+    full = [last[ws] for ws, n in per_stream.items() if n >= count]
+    cutoff = min(full) if full else None
+    ready = [e for e in events if cutoff is None or _id_tuple(e.id) <= cutoff]
+    return sorted(ready, key=lambda e: (_id_tuple(e.id), e.workspace_id))
 
 
 def _id_tuple(event_id: str) -> tuple[int, int]:
     ms, seq = event_id.split("-")
     return int(ms), int(seq)
-
-
-def _before(event_id: str) -> str:
-    """The id just before ``event_id``, so that XREAD also returns events sharing it."""
-    ms, seq = _id_tuple(event_id)
-    if seq > 0:
-        return f"{ms}-{seq - 1}"
-    return f"{ms - 1}-18446744073709551615" if ms > 0 else "0-0"

@@ -57,6 +57,7 @@ class CountingStore(Protocol):
         self,
         keys: WorkspaceKeys,
         period_key: str,
+        expire_at_ms: int,
         target: tuple[Sequence[bytes], bytes],
         sources: Sequence[tuple[Sequence[bytes], bytes]],
     ) -> Merged: ...
@@ -129,6 +130,10 @@ class Enforcer:
                 self._periods.clear()
             found = self._periods[(basis.timezone, basis.starts_at_ms)] = (period, expire)
         return found[0], found[1], basis.version
+
+    def zone_of(self, workspace_id: str) -> ZoneInfo:
+        """The workspace's time zone, as last seen."""
+        return ZoneInfo((self._bases.get(workspace_id) or _PeriodBasis()).timezone)
 
     def _learn(self, workspace_id: str, stale: StaleSubscription) -> None:
         if len(self._bases) > _CACHE_MAX:
@@ -265,9 +270,9 @@ class Enforcer:
         keyed_target = self.keyed(target, "target")
         keyed_sources = [self.keyed(c, f"sources[{i}]") for i, c in enumerate(sources)]
         await self.usage(workspace_id)  # makes sure the period follows the subscription
-        period, _, _ = self.period_of(workspace_id, self._clock.now())
+        period, expire_at_ms, _ = self.period_of(workspace_id, self._clock.now())
         merged = await self._store.merge(
-            WorkspaceKeys(workspace_id), period.key, keyed_target, keyed_sources
+            WorkspaceKeys(workspace_id), period.key, expire_at_ms, keyed_target, keyed_sources
         )
         return merged, await self.usage(workspace_id)
 

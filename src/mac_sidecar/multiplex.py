@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import hiredis
@@ -23,15 +24,32 @@ from redis._parsers.base import BaseParser
 from redis.asyncio.connection import SSLConnection, parse_url
 
 
+def _ssl_context(params: Mapping[str, Any]) -> ssl.SSLContext:
+    """The TLS context the URL asks for (``ssl_ca_certs``, ``ssl_cert_reqs``, client cert)."""
+    context = ssl.create_default_context(cafile=params.get("ssl_ca_certs"))
+    if params.get("ssl_certfile"):
+        context.load_cert_chain(params["ssl_certfile"], params.get("ssl_keyfile"))
+    if str(params.get("ssl_cert_reqs", "required")).lower() in ("none", "cert_none"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif params.get("ssl_check_hostname") is False:
+        context.check_hostname = False
+    return context
+
+
 class _Protocol(asyncio.Protocol):
+    """Hands bytes and the end of the connection to its owner, while it is the current one."""
+
     def __init__(self, owner: MultiplexedConnection) -> None:
         self._owner = owner
 
     def data_received(self, data: bytes) -> None:
-        self._owner._received(data)
+        if self._owner._protocol is self:  # a late callback of a closed connection is ignored
+            self._owner._received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._owner._lost(exc)
+        if self._owner._protocol is self:
+            self._owner._lost(exc)
 
 
 class MultiplexedConnection:
@@ -50,14 +68,20 @@ class MultiplexedConnection:
         self._db = int(params.get("db") or 0)
         self._username: str | None = params.get("username")
         self._password: str | None = params.get("password")
-        self._ssl = params.get("connection_class") is SSLConnection
+        self._ssl = (
+            _ssl_context(params) if params.get("connection_class") is SSLConnection else None
+        )
         self._timeout = timeout
         self._transport: asyncio.Transport | None = None
+        self._protocol: _Protocol | None = None
         self._reader = hiredis.Reader()
         self._pending: deque[asyncio.Future[Any]] = deque()
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._lock = asyncio.Lock()
+        self._ready = False
+        self._failed_at = 0.0
+        self._failure: rex.RedisError | None = None
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply.
@@ -65,7 +89,7 @@ class MultiplexedConnection:
         :raise redis.exceptions.RedisError: the subclass redis-py would raise (``NoScriptError``,
             ``ConnectionError``, ``TimeoutError``, ...).
         """
-        if self._transport is None:
+        if not self._ready:
             await self._connect()
         return await self._send(args)
 
@@ -89,40 +113,53 @@ class MultiplexedConnection:
 
     async def _connect(self) -> None:
         async with self._lock:
-            if self._transport is not None:
+            if self._ready:
                 return
             loop = asyncio.get_running_loop()
+            if loop.time() - self._failed_at < self._timeout and self._failure is not None:
+                # another caller just failed to connect: fail at once rather than queue up
+                # behind the lock for a timeout each
+                raise type(self._failure)(str(self._failure))
             try:
-                async with asyncio.timeout(self._timeout):
-                    if self._path:
-                        transport, _ = await loop.create_unix_connection(
-                            lambda: _Protocol(self), self._path
-                        )
-                    else:
-                        transport, _ = await loop.create_connection(
-                            lambda: _Protocol(self),
-                            self._host,
-                            self._port,
-                            ssl=ssl.create_default_context() if self._ssl else None,
-                        )
-            except TimeoutError:
-                raise rex.TimeoutError(f"connecting to {self._address} timed out") from None
-            except OSError as exc:
-                raise rex.ConnectionError(f"cannot connect to {self._address}: {exc}") from exc
-            self._transport = transport
-            self._reader = hiredis.Reader()
-            handshake: list[tuple[Any, ...]] = []
-            if self._password is not None:
-                auth = ("AUTH", self._username, self._password) if self._username else None
-                handshake.append(auth or ("AUTH", self._password))
-            if self._db:
-                handshake.append(("SELECT", self._db))
-            try:
-                for command in handshake:
-                    await self._send(command)
-            except rex.RedisError:
-                self.close()
+                await self._open(loop)
+            except rex.RedisError as exc:
+                self._failed_at, self._failure = loop.time(), exc
                 raise
+            self._failure = None
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                if self._path:
+                    transport, protocol = await loop.create_unix_connection(
+                        lambda: _Protocol(self), self._path
+                    )
+                else:
+                    transport, protocol = await loop.create_connection(
+                        lambda: _Protocol(self), self._host, self._port, ssl=self._ssl
+                    )
+        except TimeoutError:
+            raise rex.TimeoutError(f"connecting to {self._address} timed out") from None
+        except OSError as exc:
+            raise rex.ConnectionError(f"cannot connect to {self._address}: {exc}") from exc
+        self._reader = hiredis.Reader()
+        handshake: list[tuple[Any, ...]] = []
+        if self._password is not None:
+            auth = ("AUTH", self._username, self._password) if self._username else None
+            handshake.append(auth or ("AUTH", self._password))
+        if self._db:
+            handshake.append(("SELECT", self._db))
+        # Callers queue commands only once the connection is ready, after the handshake:
+        # nothing may reach Redis before AUTH and SELECT. The handshake goes out in one write.
+        self._transport, self._protocol = transport, protocol
+        replies = [self._send(command) for command in handshake]
+        try:
+            for reply in replies:
+                await reply
+        except BaseException:
+            self.close()  # a failed or cancelled handshake leaves no half-ready connection
+            raise
+        self._ready = True
 
     @property
     def _address(self) -> str:
@@ -151,11 +188,12 @@ class MultiplexedConnection:
             self._fail(rex.TimeoutError(f"Redis at {self._address} did not answer in time"))
 
     def _lost(self, exc: Exception | None) -> None:
-        self._transport = None
         reason = f": {exc}" if exc else ""
         self._fail(rex.ConnectionError(f"connection to {self._address} lost{reason}"))
 
     def _fail(self, error: rex.RedisError) -> None:
+        self._ready = False
+        self._protocol = None
         transport, self._transport = self._transport, None
         pending, self._pending = self._pending, deque()
         self._out.clear()

@@ -105,7 +105,12 @@ class RedisStore:
             await self._call("SCRIPT", "LOAD", script.source, operation="script_load")
 
     async def ping(self) -> None:
-        """Raise ``StorageError`` unless Redis answers."""
+        """Raise ``StorageError`` unless Redis answers on both the decision path's connection
+        and the pool the other calls use."""
+        try:
+            await self._io("ping", None, ("PING",))
+        except rex.RedisError as exc:
+            raise _wrap(exc) from exc
         await self._call("PING", operation="ping")
 
     async def _io(self, operation: str, client: Redis | None, command: tuple[Any, ...]) -> Any:
@@ -249,6 +254,7 @@ class RedisStore:
         self,
         keys: WorkspaceKeys,
         period_key: str,
+        expire_at_ms: int,
         target: tuple[Sequence[bytes], bytes],
         sources: Sequence[tuple[Sequence[bytes], bytes]],
     ) -> Merged:
@@ -256,7 +262,7 @@ class RedisStore:
         reply = await self._run(
             self.MERGE,
             (keys.members(period_key), keys.counts, keys.links),
-            (period_key, *encode_contacts([target, *sources])),
+            (period_key, expire_at_ms, *encode_contacts([target, *sources])),
         )
         return Merged(reply[0], int(reply[1]), int(reply[2]), int(reply[3]))
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from mac_sidecar.catalog import PlanCatalog
 from mac_sidecar.errors import InvalidArgument
 
-_VERSION = re.compile(r"(\d{1,6})(\.\d{1,6}){0,2}([-+][0-9A-Za-z.-]{1,64})?")
+_VERSION = re.compile(r"([0-9]{1,6})(\.[0-9]{1,6}){0,2}([-+][0-9A-Za-z.-]{1,64})?")
 _MAX_LIMIT = 10**12
 
 
@@ -60,7 +60,7 @@ def validate_timezone(name: str) -> str:
         return "UTC"
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones
         raise InvalidArgument(
             "timezone", f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)"
         ) from None

@@ -10,6 +10,7 @@ from mac_sidecar.admin import ContactPage, PeriodCount
 from mac_sidecar.contact import key_text
 from mac_sidecar.decision import BatchResult, Decision, Event, Merged, Usage
 from mac_sidecar.enforcer import ContactFields
+from mac_sidecar.errors import InvalidArgument
 from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from mac_sidecar.period import BillingPeriod
@@ -112,7 +113,10 @@ def subscription_of(request: admin_pb.SetSubscriptionRequest) -> Subscription:
     """The subscription a ``SetSubscriptionRequest`` asks for."""
     starts_at = None
     if request.HasField("starts_at"):
-        starts_at = request.starts_at.ToDatetime(tzinfo=UTC)
+        try:
+            starts_at = request.starts_at.ToDatetime(tzinfo=UTC)
+        except (ValueError, OverflowError):
+            raise InvalidArgument("starts_at", "is not a valid time") from None
     return Subscription(
         workspace_id=request.workspace_id,
         plan=request.plan,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import pytest
@@ -154,3 +155,45 @@ async def test_list_refuses_bad_tokens_and_periods_no_longer_kept(
             await admin.ListActiveContacts(request, metadata=AUTH)
         assert caught.value.code() == code
         assert (caught.value.details() or "").startswith(prefix)
+
+
+async def test_odd_input_is_invalid_argument_not_internal(admin: admin_grpc.AdminStub) -> None:
+    huge = admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro")
+    huge.starts_at.seconds = 10**13
+    cases: list[tuple[Any, Any, str]] = [
+        (
+            admin.ListActiveContacts,
+            admin_pb.ListActiveContactsRequest(workspace_id="acme", page_token="\u00b2"),
+            "page_token:",
+        ),
+        (
+            admin.ListActiveContacts,
+            admin_pb.ListActiveContactsRequest(workspace_id="acme", page_token=str(2**70)),
+            "page_token:",
+        ),
+        (
+            admin.SetSubscription,
+            admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro", timezone="Europe"),
+            "timezone:",
+        ),
+        (admin.SetSubscription, huge, "starts_at:"),
+        (
+            admin.SetSubscription,
+            admin_pb.SetSubscriptionRequest(
+                workspace_id="acme", plan="pro", platform_version="\u0667.1"
+            ),
+            "platform_version:",
+        ),
+    ]
+    for call, request, prefix in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(request, metadata=AUTH)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
+        assert (caught.value.details() or "").startswith(prefix)
+    for after in ("\u0661\u0662-0", f"{2**70}-0"):
+        stream = admin.WatchEvents(
+            admin_pb.WatchEventsRequest(workspace_id="acme", after_id=after), metadata=AUTH
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stream.read()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -6,11 +6,13 @@ import asyncio
 
 import grpc
 import pytest
+import redis
 
 from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from mac_sidecar.keys import WorkspaceKeys
 from tests.conftest import AUTH, SidecarFactory
 from tests.integration.test_events import kinds, read_events
 from tests.integration.test_plans import subscribe
@@ -262,3 +264,62 @@ async def test_identity_admin_calls_refuse_bad_input(admin: admin_grpc.AdminStub
             await call(request, metadata=AUTH)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert (caught.value.details() or "").startswith(prefix)
+
+
+async def test_exemption_follows_the_person_whatever_they_arrive_with(
+    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+) -> None:
+    async def exempt(*contacts: pb.Contact) -> None:
+        await admin.SetExempt(
+            admin_pb.SetExemptRequest(workspace_id="acme", contacts=contacts, exempt=True),
+            metadata=AUTH,
+        )
+
+    await exempt(pb.Contact(email="bot@example.com"))
+    assert (await act(enforcer, id="crm-bot", email="bot@example.com")).reason == pb.EXEMPT
+    assert (await act(enforcer, id="crm-bot")).reason == pb.EXEMPT
+    await exempt(pb.Contact(channel="sms", visitor_id="qa-1"))
+    assert (
+        await act(enforcer, email="qa@example.com", channel="sms", visitor_id="qa-1")
+    ).reason == (pb.EXEMPT)
+    await act(enforcer, email=ANA_EMAIL, phone=ANA_PHONE)
+    await exempt(pb.Contact(phone=ANA_PHONE))
+    assert (await act(enforcer, email=ANA_EMAIL)).reason == pb.EXEMPT
+    assert await active(enforcer) == 1  # Ana was counted before her exemption
+
+
+async def test_a_new_identifier_beside_an_identified_visitor_joins_that_person(
+    enforcer: pb_grpc.EnforcerStub,
+) -> None:
+    first = await act(enforcer, email=ANA_EMAIL, channel="whatsapp", visitor_id="wa-17")
+    later = await act(enforcer, phone=ANA_PHONE, channel="whatsapp", visitor_id="wa-17")
+    assert later.reason == pb.ALREADY_ACTIVE
+    assert not later.identity_conflict
+    assert later.contact_key == first.contact_key
+    assert (await act(enforcer, phone=ANA_PHONE)).contact_key == first.contact_key
+    assert await active(enforcer) == 1
+
+
+async def test_merge_resolves_the_target_like_a_decision(
+    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+) -> None:
+    phone = await act(enforcer, phone=ANA_PHONE)
+    await act(enforcer, id="crm-9")
+    reply = await merge(admin, pb.Contact(email=ANA_EMAIL, phone=ANA_PHONE), pb.Contact(id="crm-9"))
+    assert reply.contact_key == phone.contact_key
+    assert (reply.uncounted, reply.usage.active) == (1, 1)
+    assert (await act(enforcer, email=ANA_EMAIL)).contact_key == phone.contact_key
+
+
+async def test_member_sets_keep_their_expiry_when_emptied_and_refilled(
+    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, redis_db: redis.Redis
+) -> None:
+    members = WorkspaceKeys("acme").members("2026-11")
+    await act(enforcer, channel="sms", visitor_id="s-1")
+    await act(enforcer, email=ANA_EMAIL, channel="sms", visitor_id="s-1")  # SREM, then SADD
+    assert redis_db.pttl(members) > 0
+    redis_db.delete(members)
+    await act(enforcer, phone=ANA_PHONE)
+    await merge(admin, pb.Contact(id="crm-1"), pb.Contact(phone=ANA_PHONE))  # SREM, then SADD
+    assert redis_db.scard(members) == 1
+    assert redis_db.pttl(members) > 0

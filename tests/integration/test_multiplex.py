@@ -105,3 +105,64 @@ async def test_nothing_listening_is_a_connection_error() -> None:
     conn = MultiplexedConnection(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     with pytest.raises(rex.ConnectionError):
         await conn.execute("PING")
+
+
+async def test_the_first_concurrent_callers_all_land_in_the_selected_database() -> None:
+    own = RedisServer()
+    own.start()
+    admin = own.client()
+    admin.config_set("requirepass", "pw")
+    try:
+        conn = MultiplexedConnection(f"redis://:pw@127.0.0.1:{own.port}/3", timeout=1)
+        await asyncio.gather(*(conn.execute("SET", f"k{i}", i) for i in range(50)))
+        conn.close()
+        check = redis.Redis(port=own.port, password="pw", db=3)
+        assert check.dbsize() == 50
+        check.close()
+        db0 = redis.Redis(port=own.port, password="pw", db=0)
+        assert db0.dbsize() == 0
+        db0.close()
+    finally:
+        admin.close()
+        own.close()
+
+
+async def test_a_cancelled_first_caller_leaves_no_half_ready_connection() -> None:
+    own = RedisServer()
+    own.start()
+    admin = own.client()
+    admin.config_set("requirepass", "pw")
+    try:
+        conn = MultiplexedConnection(f"redis://:pw@127.0.0.1:{own.port}/2", timeout=1)
+        first = asyncio.create_task(conn.execute("SET", "a", 1))
+        await asyncio.sleep(0)  # connecting
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await conn.execute("SET", "b", 2)
+        conn.close()
+        check = redis.Redis(port=own.port, password="pw", db=2)
+        assert check.get("b") == b"2"
+        check.close()
+    finally:
+        admin.close()
+        own.close()
+
+
+async def test_after_a_failed_connect_callers_fail_at_once_then_retry() -> None:
+    from tests.redis_servers import free_port
+
+    port = free_port()
+    conn = MultiplexedConnection(f"redis://127.0.0.1:{port}/0", timeout=1.0)
+    with pytest.raises(rex.ConnectionError):
+        await conn.execute("PING")
+    own = RedisServer(port)
+    own.start()
+    try:
+        with pytest.raises(rex.ConnectionError):  # within the timeout of the failure
+            await conn.execute("PING")
+        await asyncio.sleep(1.1)
+        assert await conn.execute("PING") in (b"PONG", "PONG", True)
+    finally:
+        conn.close()
+        own.close()

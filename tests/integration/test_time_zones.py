@@ -199,3 +199,38 @@ async def test_paging_25000_contacts_while_admissions_go_on(
         await background
     assert len(listed) == len(set(listed)), "a key was listed twice"
     assert expected <= set(listed), "a key counted before the listing is missing"
+
+
+async def test_changing_packs_keeps_the_subscription_start(
+    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, clock: ManualClock
+) -> None:
+    start = utc(2026, 11, 18)
+    clock.set(utc(2026, 11, 10))
+    await act(enforcer, email="before@example.com")
+    await zone(admin, "UTC", starts_at=start)
+    clock.set(utc(2026, 11, 20))
+    await act(enforcer, **ANA)
+    await admin.SetSubscription(  # a pack added, starts_at not given: the start stays
+        admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro", packs=1), metadata=AUTH
+    )
+    again = await act(enforcer, **ANA)
+    assert again.reason == pb.ALREADY_ACTIVE
+    assert again.usage.active == 1
+    assert again.usage.period_start.ToDatetime(tzinfo=UTC) == start
+    cleared = admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro")
+    cleared.starts_at.FromSeconds(0)
+    sub = await admin.SetSubscription(cleared, metadata=AUTH)
+    assert not sub.HasField("starts_at")
+
+
+async def test_listing_follows_the_workspace_zone_for_retention(
+    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, clock: ManualClock
+) -> None:
+    await zone(admin, "Asia/Tokyo")
+    clock.set(utc(2026, 11, 10))
+    await act(enforcer, **ANA)
+    clock.set(utc(2027, 1, 15))  # November is still kept (until 1 February in Tokyo)
+    page = await admin.ListActiveContacts(
+        admin_pb.ListActiveContactsRequest(workspace_id="acme", period="2026-11"), metadata=AUTH
+    )
+    assert page.total == 1

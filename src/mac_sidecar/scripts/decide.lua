@@ -117,35 +117,43 @@ local function is_member(key)
 end
 
 -- Resolve one contact: its identity, whether it conflicts, whether a counted visitor folds in.
+-- An identifier is known when it has links or is counted this period; a visitor with links
+-- (identified before) is known too, after the primaries.
+local removed = false
 local function resolve(prim, visitor)
   local n = #prim
   if n == 1 and not visitor then
     return (root(prim[1])), false, false
   end
-  local identity, conflict = nil, false
-  local roots, known, linked = {}, {}, {}
-  local distinct, ndistinct, first_known = {}, 0, nil
+  local roots, known = {}, {}
+  local distinct, order, identity = {}, {}, nil
+  local function note(key)
+    if not distinct[key] then
+      distinct[key] = true
+      order[#order + 1] = key
+    end
+  end
   for i = 1, n do
-    roots[i], linked[i] = root(prim[i])
-    known[i] = linked[i] or is_member(roots[i])
+    local linked
+    roots[i], linked = root(prim[i])
+    known[i] = linked or is_member(roots[i])
     if known[i] then
-      first_known = first_known or i
-      if not distinct[roots[i]] then
-        distinct[roots[i]] = true
-        ndistinct = ndistinct + 1
-      end
+      note(roots[i])
     end
   end
   local vroot, vlinked
   if visitor then
     vroot, vlinked = root(visitor)
+    if vlinked then
+      note(vroot)
+    end
   end
   if n == 0 then
     return vroot, false, false
   end
-  identity = first_known and roots[first_known] or roots[1]
-  conflict = ndistinct >= 2
-  local visitor_merged = false
+  identity = order[1] or roots[1]
+  local conflict = #order >= 2
+  local absorb = visitor and not vlinked and vroot ~= identity
   if not dry then
     local wrote = false
     for i = 1, n do
@@ -154,7 +162,7 @@ local function resolve(prim, visitor)
         wrote = true
       end
     end
-    if visitor and vroot ~= identity and not (vlinked and vroot ~= visitor) then
+    if absorb then
       redis.call('HSET', links, visitor, identity)
       wrote = true
     end
@@ -162,31 +170,43 @@ local function resolve(prim, visitor)
       redis.call('HSETNX', links, identity, identity)
     end
   end
-  if visitor and vroot ~= identity then
-    if vlinked and vroot ~= visitor then
-      conflict = true -- the visitor already belongs to another identified contact
-    elseif is_member(vroot) then
-      visitor_merged = true
-      if not dry then
-        redis.call('SREM', members, vroot)
-      end
-      active = active - 1
+  local visitor_merged = false
+  if absorb and is_member(vroot) then
+    visitor_merged = true
+    if not dry then
+      redis.call('SREM', members, vroot)
+      removed = true
     end
+    active = active - 1
   end
   if conflict and not dry then
     -- one event per pair of identities and period
-    local other = vroot
-    for i = n, 1, -1 do
-      if known[i] and roots[i] ~= identity then
-        other = roots[i]
-      end
-    end
+    local other = order[2]
     local pair = identity < other and (identity .. other) or (other .. identity)
     if once('c:' .. pair) then
       emit('IDENTITY_CONFLICT', active, now, 0)
     end
   end
   return identity, conflict, visitor_merged
+end
+
+-- Exempt: the identity, or any identifier of the request, was marked exempt. An exemption
+-- found through an identifier is carried to the identity it now belongs to.
+local function is_exempt(identity, prim, visitor)
+  if redis.call('SISMEMBER', exempt, identity) == 1 then
+    return true
+  end
+  local keys = { unpack(prim) }
+  keys[#keys + 1] = visitor or nil
+  for _, key in ipairs(keys) do
+    if key ~= identity and redis.call('SISMEMBER', exempt, key) == 1 then
+      if not dry then
+        redis.call('SADD', exempt, identity)
+      end
+      return true
+    end
+  end
+  return false
 end
 
 local out = { 0, 0, 0, plan, 0 }
@@ -201,8 +221,8 @@ local function crossed()
   end
 end
 
-local function decide(identity, merged)
-  if redis.call('SISMEMBER', exempt, identity) == 1 then
+local function decide(identity, merged, prim, visitor)
+  if is_exempt(identity, prim, visitor) then
     return 6 -- never counted: a visitor it turns out to be is not counted either
   end
   if merged then
@@ -257,7 +277,7 @@ end
 
 for _, contact in ipairs(read_contacts(15)) do
   local identity, conflict, merged = resolve(contact[1], contact[2])
-  local code = decide(identity, merged)
+  local code = decide(identity, merged, contact[1], contact[2])
   out[#out + 1] = code
   out[#out + 1] = identity
   out[#out + 1] = (conflict and 1 or 0) + (merged and 2 or 0)
@@ -266,10 +286,11 @@ end
 if not dry then
   local size = redis.call('SCARD', members)
   if size ~= before then
-    if before == 0 then
-      redis.call('PEXPIREAT', members, expire_at)
-    end
     redis.call('HSET', counts, period_key, size, period_key .. ':limit', limit)
+  end
+  if (before == 0 or removed) and size > 0 then
+    -- a set created (or emptied and created again) here gets its expiry here
+    redis.call('PEXPIREAT', members, expire_at)
   end
   active = size
   if flags_touched then

@@ -5,8 +5,13 @@
 -- KEYS[2]  counts hash
 -- KEYS[3]  links hash
 -- ARGV[1]  period key
--- ARGV[2..] the target contact, then the source contacts, each encoded as in decide.lua:
+-- ARGV[2]  unix ms at which the period's members expire
+-- ARGV[3..] the target contact, then the source contacts, each encoded as in decide.lua:
 --           n, n primary identifier keys in precedence order, the visitor key or ''
+--
+-- The survivor is the target's identity as decide.lua would resolve it: its highest-precedence
+-- known identifier's (one with links, or counted this period), else its first. The target's
+-- other identities are folded too, and its unknown identifiers linked to the survivor.
 --
 -- Returns { survivor identity key, identities folded, count dropped by, active after }.
 -- Uses lib/identity.lua (root_of, read_contacts).
@@ -15,47 +20,67 @@
 -- period's set must not interleave with an Activate of the same contacts, or a contact could
 -- be counted under an identity that has just been folded. Merging again folds nothing more.
 local members, counts, links = KEYS[1], KEYS[2], KEYS[3]
-local contacts = read_contacts(2)
+local contacts = read_contacts(3)
 
-local function first_identifier(contact)
-  return contact[1][1] or contact[2]
+local function identifiers(contact)
+  local keys = { unpack(contact[1]) }
+  if contact[2] then
+    keys[#keys + 1] = contact[2]
+  end
+  return keys
 end
 
-local survivor = root_of(links, first_identifier(contacts[1]), true)
+local target = identifiers(contacts[1])
+local survivor = nil
+for _, key in ipairs(target) do
+  local root, linked = root_of(links, key, true)
+  if linked or redis.call('SISMEMBER', members, root) == 1 then
+    survivor = root
+    break
+  end
+end
+survivor = survivor or root_of(links, target[1], true)
+
 local survivor_counted = redis.call('SISMEMBER', members, survivor) == 1
 local before = redis.call('SCARD', members)
 local folded, dropped, seen = 0, 0, {}
+local touched = false
 
-for c = 2, #contacts do
-  local identifiers = { unpack(contacts[c][1]) }
-  if contacts[c][2] then
-    identifiers[#identifiers + 1] = contacts[c][2]
-  end
-  for _, key in ipairs(identifiers) do
-    local source = root_of(links, key, true)
-    if source ~= survivor and not seen[source] then
-      seen[source] = true
-      folded = folded + 1
-      redis.call('HSET', links, source, survivor)
-      redis.call('HSETNX', links, survivor, survivor)
-      if redis.call('SREM', members, source) == 1 then
-        if survivor_counted then
-          dropped = dropped + 1
-        else
-          -- the survivor takes the folded identity's place in the period
-          redis.call('SADD', members, survivor)
-          survivor_counted = true
-        end
+local function fold(key)
+  local source = root_of(links, key, true)
+  if source ~= survivor and not seen[source] then
+    seen[source] = true
+    folded = folded + 1
+    redis.call('HSET', links, source, survivor)
+    redis.call('HSETNX', links, survivor, survivor)
+    if redis.call('SREM', members, source) == 1 then
+      touched = true
+      if survivor_counted then
+        dropped = dropped + 1
+      else
+        -- the survivor takes the folded identity's place in the period
+        redis.call('SADD', members, survivor)
+        survivor_counted = true
       end
     end
-    if key ~= source and key ~= survivor then
-      redis.call('HSET', links, key, survivor)
-    end
+  end
+  if key ~= source and key ~= survivor then
+    redis.call('HSET', links, key, survivor)
+  end
+end
+
+for c = 1, #contacts do
+  for _, key in ipairs(identifiers(contacts[c])) do
+    fold(key)
   end
 end
 
 local active = redis.call('SCARD', members)
 if active ~= before then
   redis.call('HSET', counts, ARGV[1], active)
+end
+if touched and active > 0 then
+  -- SREM may have emptied the set and SADD made it again, without its expiry
+  redis.call('PEXPIREAT', members, ARGV[2])
 end
 return { survivor, folded, dropped, active }
