@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -10,6 +11,28 @@ from redis import exceptions as rex
 
 from mac_sidecar.multiplex import MultiplexedConnection
 from tests.redis_servers import RedisServer
+
+PASSWORD = "s3cret"
+
+
+@pytest.fixture
+def locked_redis() -> Iterator[RedisServer]:
+    """A Redis of its own that requires a password."""
+    own = RedisServer()
+    own.start()
+    admin = own.client()
+    admin.config_set("requirepass", PASSWORD)
+    admin.close()
+    yield own
+    own.close()
+
+
+def count_in(server: RedisServer, db: int) -> int:
+    client = redis.Redis(port=server.port, password=PASSWORD, db=db)
+    try:
+        return int(client.dbsize())
+    finally:
+        client.close()
 
 
 async def test_concurrent_callers_each_get_their_own_reply(
@@ -78,25 +101,15 @@ async def test_a_timeout_resets_the_connection(
         conn.close()
 
 
-async def test_password_and_database_from_the_url() -> None:
-    own = RedisServer()
-    own.start()
-    admin = own.client()
-    admin.config_set("requirepass", "s3cret")
-    try:
-        conn = MultiplexedConnection(f"redis://:s3cret@127.0.0.1:{own.port}/3", timeout=1)
-        await conn.execute("SET", "where", "db3")
-        conn.close()
-        check = redis.Redis(port=own.port, password="s3cret", db=3)
-        assert check.get("where") == b"db3"
-        check.close()
-        wrong = MultiplexedConnection(f"redis://:nope@127.0.0.1:{own.port}/0", timeout=1)
-        with pytest.raises(rex.AuthenticationError):
-            await wrong.execute("PING")
-        wrong.close()
-    finally:
-        admin.close()
-        own.close()
+async def test_password_and_database_from_the_url(locked_redis: RedisServer) -> None:
+    conn = MultiplexedConnection(f"redis://:{PASSWORD}@127.0.0.1:{locked_redis.port}/3", timeout=1)
+    await conn.execute("SET", "where", "db3")
+    conn.close()
+    assert count_in(locked_redis, 3) == 1
+    wrong = MultiplexedConnection(f"redis://:nope@127.0.0.1:{locked_redis.port}/0", timeout=1)
+    with pytest.raises(rex.AuthenticationError):
+        await wrong.execute("PING")
+    wrong.close()
 
 
 async def test_nothing_listening_is_a_connection_error() -> None:
@@ -107,46 +120,29 @@ async def test_nothing_listening_is_a_connection_error() -> None:
         await conn.execute("PING")
 
 
-async def test_the_first_concurrent_callers_all_land_in_the_selected_database() -> None:
-    own = RedisServer()
-    own.start()
-    admin = own.client()
-    admin.config_set("requirepass", "pw")
-    try:
-        conn = MultiplexedConnection(f"redis://:pw@127.0.0.1:{own.port}/3", timeout=1)
-        await asyncio.gather(*(conn.execute("SET", f"k{i}", i) for i in range(50)))
-        conn.close()
-        check = redis.Redis(port=own.port, password="pw", db=3)
-        assert check.dbsize() == 50
-        check.close()
-        db0 = redis.Redis(port=own.port, password="pw", db=0)
-        assert db0.dbsize() == 0
-        db0.close()
-    finally:
-        admin.close()
-        own.close()
+async def test_the_first_concurrent_callers_all_land_in_the_selected_database(
+    locked_redis: RedisServer,
+) -> None:
+    conn = MultiplexedConnection(f"redis://:{PASSWORD}@127.0.0.1:{locked_redis.port}/3", timeout=1)
+    await asyncio.gather(*(conn.execute("SET", f"k{i}", i) for i in range(50)))
+    conn.close()
+    assert count_in(locked_redis, 3) == 50
+    assert count_in(locked_redis, 0) == 0
 
 
-async def test_a_cancelled_first_caller_leaves_no_half_ready_connection() -> None:
-    own = RedisServer()
-    own.start()
-    admin = own.client()
-    admin.config_set("requirepass", "pw")
-    try:
-        conn = MultiplexedConnection(f"redis://:pw@127.0.0.1:{own.port}/2", timeout=1)
-        first = asyncio.create_task(conn.execute("SET", "a", 1))
-        await asyncio.sleep(0)  # connecting
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        await conn.execute("SET", "b", 2)
-        conn.close()
-        check = redis.Redis(port=own.port, password="pw", db=2)
-        assert check.get("b") == b"2"
-        check.close()
-    finally:
-        admin.close()
-        own.close()
+async def test_a_cancelled_first_caller_leaves_no_half_ready_connection(
+    locked_redis: RedisServer,
+) -> None:
+    conn = MultiplexedConnection(f"redis://:{PASSWORD}@127.0.0.1:{locked_redis.port}/2", timeout=1)
+    first = asyncio.create_task(conn.execute("SET", "a", 1))
+    await asyncio.sleep(0)  # connecting
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await conn.execute("SET", "b", 2)
+    conn.close()
+    assert count_in(locked_redis, 2) == 1
+    assert count_in(locked_redis, 0) == 0
 
 
 async def test_after_a_failed_connect_callers_fail_at_once_then_retry() -> None:
