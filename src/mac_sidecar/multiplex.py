@@ -179,7 +179,12 @@ class MultiplexedConnection:
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(BaseParser.parse_error(str(reply)))  # type: ignore[no-untyped-call]
+                error = BaseParser.parse_error(str(reply))  # type: ignore[no-untyped-call]
+                future.set_exception(error)
+                if isinstance(error, rex.ReadOnlyError):
+                    # a failover made this server a replica: reconnect to find the new primary
+                    self._fail(rex.ConnectionError(f"{self._address} is read-only now"))
+                    return
             else:
                 future.set_result(reply)
 

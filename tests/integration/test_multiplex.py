@@ -163,3 +163,26 @@ async def test_after_a_failed_connect_callers_fail_at_once_then_retry() -> None:
     finally:
         conn.close()
         own.close()
+
+
+async def test_a_read_only_reply_reconnects_for_the_new_primary() -> None:
+    from tests.redis_servers import free_port
+
+    own = RedisServer()
+    own.start()
+    admin = own.client()
+    conn = MultiplexedConnection(own.url, timeout=1)
+    try:
+        assert await conn.execute("SET", "k", 1)
+        first_id = await conn.execute("CLIENT", "ID")
+        admin.replicaof("127.0.0.1", free_port())  # what a failover does to the old primary
+        with pytest.raises(rex.ReadOnlyError):
+            await conn.execute("SET", "k", 2)
+        admin.replicaof("NO", "ONE")
+        assert await conn.execute("SET", "k", 3)
+        assert admin.get("k") == b"3"
+        assert await conn.execute("CLIENT", "ID") != first_id  # a new connection
+    finally:
+        conn.close()
+        admin.close()
+        own.close()
