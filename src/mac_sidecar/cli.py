@@ -18,7 +18,6 @@ from mac_sidecar.settings import Settings, add_arguments
 
 EXIT_DENIED = 1
 EXIT_ERROR = 2
-_DEFAULT_ADDR = "127.0.0.1:50051"
 
 
 def _serve(ns: argparse.Namespace) -> int:
@@ -123,7 +122,7 @@ def _decide(method: str) -> Callable[[argparse.Namespace], int]:
 def _client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--addr",
-        default=os.environ.get("MAC_GRPC_ADDR", _DEFAULT_ADDR),
+        default=cli_admin.enforcer_addr(),
         help="the sidecar's host:port [MAC_GRPC_ADDR; default %(default)s]",
     )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")

@@ -20,8 +20,12 @@ from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from mac_sidecar.gen.mac.v1 import enforcer_pb2 as enforcer_pb
 from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as enforcer_grpc
+from mac_sidecar.settings import DEFAULT_GRPC_ADDR
 
-_DEFAULT_ADDR = "127.0.0.1:50051"
+
+def enforcer_addr() -> str:
+    """Where the CLI finds the Enforcer: ``MAC_GRPC_ADDR``, else the sidecar's default."""
+    return os.environ.get("MAC_GRPC_ADDR", DEFAULT_GRPC_ADDR)
 
 
 def when(ts: Any) -> str:
@@ -287,7 +291,7 @@ def contacts_exempt(ns: argparse.Namespace) -> int:
 def _connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--addr",
-        default=os.environ.get("MAC_ADMIN_ADDR") or os.environ.get("MAC_GRPC_ADDR", _DEFAULT_ADDR),
+        default=os.environ.get("MAC_ADMIN_ADDR") or enforcer_addr(),
         help="the Admin service's host:port [MAC_ADMIN_ADDR, else MAC_GRPC_ADDR; "
         "default %(default)s]",
     )
@@ -350,7 +354,7 @@ def add_commands(commands: Any) -> None:
     key.add_argument("contact", type=parse_contact, help=contact_help)
     _connection(key)
     # a lookup is a Check, served by the Enforcer
-    key.set_defaults(handler=contacts_key, addr=os.environ.get("MAC_GRPC_ADDR", _DEFAULT_ADDR))
+    key.set_defaults(handler=contacts_key, addr=enforcer_addr())
 
     merge = cactions.add_parser("merge", help="fold identities into one")
     merge.add_argument("workspace")

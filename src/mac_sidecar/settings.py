@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mac_sidecar.errors import ConfigError
 
+DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 FAILURE_MODES = ("error", "allow", "deny")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
@@ -35,7 +36,7 @@ class Settings:
         "Redis to keep state in (redis:// or rediss://)",
     )
     grpc_addr: str = _setting(
-        "MAC_GRPC_ADDR", "127.0.0.1:50051", "host:port the Enforcer (and Admin) services listen on"
+        "MAC_GRPC_ADDR", DEFAULT_GRPC_ADDR, "host:port the Enforcer (and Admin) services listen on"
     )
     metrics_addr: str = _setting(
         "MAC_METRICS_ADDR", "127.0.0.1:9464", "host:port of /metrics and probes; empty turns it off"
