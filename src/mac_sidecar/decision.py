@@ -58,14 +58,13 @@ class Decision:
 class Counted:
     """What the store answered for contacts it decided: the count after the last one, the
     limit it applied, one reason per contact (and whether shadow mode allowed it), the
-    running trial's end (unix ms, 0 for none), the plan, and how many events it recorded."""
+    running trial's end (unix ms, 0 for none), and the plan."""
 
     active: int
     limit: int
     reasons: list[Reason]
     trial_until_ms: int = 0
     plan: str = ""
-    events: int = 0
     shadowed: list[bool] | None = None
     identities: list[bytes] | None = None
     conflicts: list[bool] | None = None

@@ -243,7 +243,6 @@ class RedisStore:
             reasons=[_CODES[code] for code in codes],
             trial_until_ms=reply[2],
             plan=reply[3].decode(),
-            events=reply[4],
             shadowed=[code == SHADOW_CODE for code in codes],
             identities=list(per_contact[1::3]),
             conflicts=[bool(f & 1) for f in flags],
