@@ -57,8 +57,9 @@ class Decision:
 @dataclass(frozen=True, slots=True)
 class Counted:
     """What the store answered for contacts it decided: the count after the last one, the
-    limit it applied, one reason per contact (and whether shadow mode allowed it), the
-    running trial's end (unix ms, 0 for none), and the plan."""
+    limit it applied, the running trial's end (unix ms, 0 for none) and the plan; and per
+    contact its reason, whether shadow mode allowed it, its identity key, whether its
+    identifiers conflicted, and whether a counted visitor folded into it."""
 
     active: int
     limit: int
