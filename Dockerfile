@@ -19,7 +19,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --upgrade pip
 # Only what the wheel is built from (see .dockerignore).
 COPY pyproject.toml README.md ./
-COPY src ./src
+COPY sidecar ./sidecar
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install /wheels/*.whl \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib \

@@ -12,7 +12,7 @@ help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
 	@echo "make test    run the whole test suite against Redis servers it starts itself"
 	@echo "make lint    ruff, formatting and mypy --strict"
-	@echo "make proto   regenerate src/mac_sidecar/gen from proto/"
+	@echo "make proto   regenerate sidecar/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
 	@echo "make image   build the container image (needs Docker)"
@@ -47,16 +47,16 @@ test: install redis-server prometheus
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check src tests tools bench
-	$(BIN)/ruff format --check src tests tools bench
+	$(BIN)/ruff check sidecar tests tools bench
+	$(BIN)/ruff format --check sidecar tests tools bench
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff check --fix src tests tools bench
-	$(BIN)/ruff format src tests tools bench
+	$(BIN)/ruff check --fix sidecar tests tools bench
+	$(BIN)/ruff format sidecar tests tools bench
 
 proto: install
-	rm -rf src/mac_sidecar/gen
+	rm -rf sidecar/gen
 	$(BIN)/python tools/gen_proto.py
 
 bench: install redis-server
@@ -69,4 +69,4 @@ image:
 	docker build -t mac-sidecar:$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])') .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

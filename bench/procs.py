@@ -83,7 +83,7 @@ def _echoes(channel: grpc.Channel) -> bool:
 
 
 def start_sidecar(redis_url: str) -> Server:
-    """The real sidecar, ``python -m mac_sidecar serve``, once its health check says SERVING."""
+    """The real sidecar, ``python -m sidecar serve``, once its health check says SERVING."""
     port = free_port()
     env = {
         **os.environ,
@@ -95,7 +95,7 @@ def start_sidecar(redis_url: str) -> Server:
         "MAC_LOG_LEVEL": "warning",
         "MAC_LOG_FORMAT": "json",
     }
-    server = Server("sidecar", [sys.executable, "-m", "mac_sidecar", "serve"], env, port)
+    server = Server("sidecar", [sys.executable, "-m", "sidecar", "serve"], env, port)
     try:
         server.wait_ready(_serving)
     except BaseException:

@@ -10,8 +10,8 @@ import redis
 
 from bench.echo import METHOD
 from bench.load import Call, Result, drive
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
 ACTIVE_POOL = 10_000
 BATCH = 100

@@ -9,12 +9,12 @@ import grpc
 import pytest
 import redis
 
-from mac_sidecar import logs
-from mac_sidecar.clock import ManualClock
-from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from mac_sidecar.server import Sidecar
-from mac_sidecar.settings import Settings
+from sidecar import logs
+from sidecar.domain.clock import ManualClock
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.server.app import Sidecar
+from sidecar.settings import Settings
 from tests.redis_servers import RedisServer
 
 logs.configure("warning", "console")

@@ -1,4 +1,4 @@
-"""Real sidecar processes (``python -m mac_sidecar serve``), for tests across processes."""
+"""Real sidecar processes (``python -m sidecar serve``), for tests across processes."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class SidecarProcess:
 
     def start(self, timeout: float = 20) -> int:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mac_sidecar", "serve"],
+            [sys.executable, "-m", "sidecar", "serve"],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

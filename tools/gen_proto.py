@@ -1,4 +1,4 @@
-"""Generate the Python code for proto/ into a package directory (default: src/mac_sidecar/gen)."""
+"""Generate the Python code for proto/ into a package directory (default: sidecar/gen)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
-DEFAULT_OUT = ROOT / "src" / "mac_sidecar" / "gen"
-PACKAGE = "mac_sidecar.gen"
+DEFAULT_OUT = ROOT / "sidecar" / "gen"
+PACKAGE = "sidecar.gen"
 HEADER = '"""Generated from proto/ by `make proto`; do not edit."""\n'
 
 # protoc writes imports relative to the proto root ("from mac.v1 import x_pb2");

@@ -16,7 +16,7 @@ import helm_python as helm
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
-from mac_sidecar.settings import Settings
+from sidecar.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / "helm"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from mac_sidecar.server import Sidecar
-from mac_sidecar.settings import Settings
+from sidecar.server.app import Sidecar
+from sidecar.settings import Settings
 from tests.conftest import SECRET
 from tests.helm.chart import case_values, one, render
 from tests.redis_servers import free_port

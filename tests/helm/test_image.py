@@ -9,7 +9,7 @@ import tomllib
 
 import yaml
 
-from mac_sidecar.settings import Settings
+from sidecar.settings import Settings
 from tests.helm.chart import CHART, ROOT, SETTINGS_ENV
 
 DOCKERFILE = ROOT / "Dockerfile"

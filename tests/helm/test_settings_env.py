@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mac_sidecar.server import plan_catalog, policy
-from mac_sidecar.settings import Settings
+from sidecar.server.app import plan_catalog, policy
+from sidecar.settings import Settings
 from tests.helm.chart import (
     CASES,
     CHART,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mac_sidecar.settings import Settings
+from sidecar.settings import Settings
 from tests.helm.chart import CHART
 
 VALUES = CHART / "values.yaml"

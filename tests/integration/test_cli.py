@@ -11,8 +11,8 @@ from pathlib import Path
 
 import redis
 
-from mac_sidecar.enforcer import ContactFields
-from mac_sidecar.server import Sidecar
+from sidecar.server.app import Sidecar
+from sidecar.usecases.enforcer import ContactFields
 from tests.conftest import ADMIN_TOKEN, SidecarFactory
 from tests.redis_servers import RedisServer, free_port
 from tests.sidecar_process import SidecarProcess
@@ -22,7 +22,7 @@ async def cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "mac_sidecar",
+        "sidecar",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -74,7 +74,7 @@ async def test_no_sidecar_says_so() -> None:
 def serve_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``sidecar serve`` that is expected to refuse to start."""
     return subprocess.run(
-        [sys.executable, "-m", "mac_sidecar", "serve"],
+        [sys.executable, "-m", "sidecar", "serve"],
         env=env,
         capture_output=True,
         text=True,

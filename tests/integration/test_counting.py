@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
 
 async def keys_of(stub: pb_grpc.EnforcerStub, *contacts: pb.Contact) -> list[str]:

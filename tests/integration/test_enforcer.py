@@ -6,8 +6,8 @@ import grpc
 import pytest
 import redis
 
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from tests.conftest import SidecarFactory
 
 

@@ -8,11 +8,11 @@ import grpc
 import pytest
 import redis
 
-from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
-from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from mac_sidecar.keys import WorkspaceKeys
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.storage.keys import WorkspaceKeys
 from tests.conftest import AUTH, SidecarFactory
 from tests.integration.test_events import kinds, read_events
 from tests.integration.test_plans import subscribe

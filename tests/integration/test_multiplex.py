@@ -9,7 +9,7 @@ import pytest
 import redis
 from redis import exceptions as rex
 
-from mac_sidecar.multiplex import MultiplexedConnection
+from sidecar.storage.multiplex import MultiplexedConnection
 from tests.redis_servers import RedisServer
 
 PASSWORD = "s3cret"

@@ -15,8 +15,8 @@ import urllib.request
 import grpc
 import redis
 
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from tests.conftest import SidecarFactory
 from tests.integration.test_plans import activate
 from tests.redis_servers import RedisServer, free_port
@@ -134,7 +134,7 @@ def test_workers_share_the_port_and_their_metrics_add_up(
         MAC_WORKERS="2",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mac_sidecar", "serve"],
+        [sys.executable, "-m", "sidecar", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

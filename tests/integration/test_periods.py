@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import redis
 
-from mac_sidecar.clock import ManualClock
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from mac_sidecar.keys import WorkspaceKeys
+from sidecar.domain.clock import ManualClock
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.storage.keys import WorkspaceKeys
 
 
 async def test_contact_is_new_again_on_the_first_of_the_month(

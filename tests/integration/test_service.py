@@ -10,9 +10,9 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from mac_sidecar import metrics
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.server import Sidecar
+from sidecar import metrics
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.server.app import Sidecar
 from tests.conftest import SidecarFactory
 from tests.redis_servers import RedisServer, free_port
 
@@ -51,7 +51,7 @@ async def test_reflection_lists_the_services(channel: grpc.aio.Channel) -> None:
 async def test_scripts_are_reloaded_after_script_flush(
     sidecar: Sidecar, channel: grpc.aio.Channel, redis_db: redis.Redis
 ) -> None:
-    from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+    from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
     stub = pb_grpc.EnforcerStub(channel)
     before = metrics.SCRIPT_RELOADS.labels("decide")._value.get()

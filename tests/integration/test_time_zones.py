@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from mac_sidecar.clock import ManualClock
-from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
-from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from mac_sidecar.keys import WorkspaceKeys
+from sidecar.domain.clock import ManualClock
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.storage.keys import WorkspaceKeys
 from tests.conftest import AUTH, SidecarFactory
 from tests.integration.test_identity import act
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from tests.observability.artifacts import rule_groups_yaml
 from tests.prometheus import PrometheusServer
 from tests.redis_servers import RedisServer, free_port

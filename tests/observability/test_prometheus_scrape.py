@@ -7,7 +7,7 @@ import urllib.error
 import uuid
 from typing import Any
 
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from tests.observability.artifacts import dashboard, dashboard_exprs, rule_exprs
 from tests.observability.conftest import MetricsSidecar
 from tests.prometheus import PrometheusServer

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mac_sidecar.catalog import PlanCatalog
-from mac_sidecar.errors import ConfigError, FailedPrecondition, InvalidArgument
-from mac_sidecar.subscription import Subscription, resolve
+from sidecar.domain.catalog import PlanCatalog
+from sidecar.domain.errors import ConfigError, FailedPrecondition, InvalidArgument
+from sidecar.domain.subscription import Subscription, resolve
 
 CATALOG = PlanCatalog()
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mac_sidecar.contact import (
+from sidecar.domain.contact import (
     ContactKeyer,
     Identifier,
     Kind,
@@ -15,7 +15,7 @@ from mac_sidecar.contact import (
     normalize_phone,
     validate_workspace_id,
 )
-from mac_sidecar.errors import InvalidArgument
+from sidecar.domain.errors import InvalidArgument
 
 KEYER = ContactKeyer(b"unit-test-secret-0123456789")
 

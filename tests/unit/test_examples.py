@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mac_sidecar.catalog import DEFAULT_PLANS, PlanCatalog
+from sidecar.domain.catalog import DEFAULT_PLANS, PlanCatalog
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mac_sidecar.period import months_after, parse_period_name, period_at, period_named
+from sidecar.domain.period import months_after, parse_period_name, period_at, period_named
 
 
 def utc(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mac_sidecar.errors import ConfigError
-from mac_sidecar.settings import Settings, redact_url, split_addr
+from sidecar.domain.errors import ConfigError
+from sidecar.settings import Settings, redact_url, split_addr
 
 
 def test_defaults() -> None:

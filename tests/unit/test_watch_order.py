@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mac_sidecar.admin import _in_order
-from mac_sidecar.decision import Event
+from sidecar.domain.decision import Event
+from sidecar.usecases.admin import _in_order
 
 
 def event(ws: str, ms: int) -> Event:

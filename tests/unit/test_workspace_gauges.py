@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from mac_sidecar.metrics import WorkspaceGauges
+from sidecar.metrics import WorkspaceGauges
 
 
 def exported(name: str = "mac_workspace_utilisation_ratio") -> dict[str, float]:

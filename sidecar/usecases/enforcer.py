@@ -8,18 +8,18 @@ from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from mac_sidecar.clock import Clock
-from mac_sidecar.contact import (
+from sidecar.domain.clock import Clock
+from sidecar.domain.contact import (
     ContactKeyer,
     Kind,
     identifiers,
     key_text,
     validate_workspace_id,
 )
-from mac_sidecar.decision import BatchResult, Counted, Decision, Merged, Policy, Reason, Usage
-from mac_sidecar.errors import InvalidArgument, StaleSubscription, StorageError
-from mac_sidecar.keys import WorkspaceKeys
-from mac_sidecar.period import BillingPeriod, months_after, period_at
+from sidecar.domain.decision import BatchResult, Counted, Decision, Merged, Policy, Reason, Usage
+from sidecar.domain.errors import InvalidArgument, StaleSubscription, StorageError
+from sidecar.domain.period import BillingPeriod, months_after, period_at
+from sidecar.storage.keys import WorkspaceKeys
 
 # A contact as the scripts take it: primary identifier keys in precedence order, visitor key.
 KeyedContact = tuple[list[bytes], bytes]

@@ -10,16 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from mac_sidecar.catalog import PlanCatalog
-from mac_sidecar.clock import Clock
-from mac_sidecar.contact import key_text, validate_workspace_id
-from mac_sidecar.decision import Event, Merged, Usage
-from mac_sidecar.enforcer import ContactFields, Enforcer
-from mac_sidecar.errors import FailedPrecondition, InvalidArgument
-from mac_sidecar.keys import WorkspaceKeys
-from mac_sidecar.period import BillingPeriod, months_after, period_named
-from mac_sidecar.store import RedisStore
-from mac_sidecar.subscription import (
+from sidecar.domain.catalog import PlanCatalog
+from sidecar.domain.clock import Clock
+from sidecar.domain.contact import key_text, validate_workspace_id
+from sidecar.domain.decision import Event, Merged, Usage
+from sidecar.domain.errors import FailedPrecondition, InvalidArgument
+from sidecar.domain.period import BillingPeriod, months_after, period_named
+from sidecar.domain.subscription import (
     Resolved,
     Subscription,
     default_subscription,
@@ -29,6 +26,9 @@ from mac_sidecar.subscription import (
     validate_timezone,
     validate_version,
 )
+from sidecar.storage.keys import WorkspaceKeys
+from sidecar.storage.store import RedisStore
+from sidecar.usecases.enforcer import ContactFields, Enforcer
 
 _EVENT_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 _CURSOR = re.compile(r"[0-9]{1,18}")

@@ -21,12 +21,12 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry, multiprocess
 
-from mac_sidecar.errors import ConfigError
-from mac_sidecar.logs import get_logger
-from mac_sidecar.probes import ProbeServer
-from mac_sidecar.settings import Settings, split_addr
+from sidecar.domain.errors import ConfigError
+from sidecar.logs import get_logger
+from sidecar.server.probes import ProbeServer
+from sidecar.settings import Settings, split_addr
 
-log = get_logger("mac_sidecar.workers")
+log = get_logger("sidecar.server.workers")
 WORKER_ENV = "MAC_WORKER_OF"
 MAX_RESTARTS_PER_MINUTE = 5
 
@@ -72,7 +72,7 @@ class Supervisor:
         multiprocess.MultiProcessCollector(self.registry, path=self._dir)  # type: ignore[no-untyped-call]
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        worker = subprocess.Popen([sys.executable, "-m", "mac_sidecar", "serve"], env=self._env)
+        worker = subprocess.Popen([sys.executable, "-m", "sidecar", "serve"], env=self._env)
         log.info("worker started", pid=worker.pid)
         return worker
 

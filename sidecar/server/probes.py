@@ -10,8 +10,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from mac_sidecar.errors import ConfigError
-from mac_sidecar.settings import split_addr
+from sidecar.domain.errors import ConfigError
+from sidecar.settings import split_addr
 
 
 class _QuietHandler(WSGIRequestHandler):

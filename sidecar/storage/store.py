@@ -12,11 +12,11 @@ from typing import Any, cast
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from mac_sidecar import metrics
-from mac_sidecar.decision import Counted, Event, Merged, Policy, Reason
-from mac_sidecar.errors import StaleSubscription, StorageError
-from mac_sidecar.keys import REGISTRY, WorkspaceKeys
-from mac_sidecar.multiplex import MultiplexedConnection
+from sidecar import metrics
+from sidecar.domain.decision import Counted, Event, Merged, Policy, Reason
+from sidecar.domain.errors import StaleSubscription, StorageError
+from sidecar.storage.keys import REGISTRY, WorkspaceKeys
+from sidecar.storage.multiplex import MultiplexedConnection
 
 # The codes decide.lua returns, and what they mean.
 _CODES = {
@@ -44,7 +44,7 @@ _TRANSIENT = (
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    """A Lua script shipped in ``mac_sidecar/scripts``, addressed by its SHA1."""
+    """A Lua script shipped in ``sidecar/scripts``, addressed by its SHA1."""
 
     name: str
     source: str
@@ -53,7 +53,7 @@ class Script:
     @classmethod
     def load(cls, name: str, *libraries: str) -> Script:
         """Read ``scripts/<name>.lua`` from the package, after ``scripts/lib/<library>.lua``."""
-        scripts = resources.files("mac_sidecar") / "scripts"
+        scripts = resources.files("sidecar.storage") / "lua"
         parts = [(scripts / "lib" / f"{lib}.lua").read_text() for lib in libraries]
         source = "\n".join([*parts, (scripts / f"{name}.lua").read_text()])
         return cls(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())

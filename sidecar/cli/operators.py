@@ -16,11 +16,11 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
-from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as enforcer_pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as enforcer_grpc
-from mac_sidecar.settings import DEFAULT_GRPC_ADDR
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as enforcer_pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as enforcer_grpc
+from sidecar.settings import DEFAULT_GRPC_ADDR
 
 
 def enforcer_addr() -> str:

@@ -16,27 +16,27 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from mac_sidecar import metrics
-from mac_sidecar.admin import Admin
-from mac_sidecar.catalog import PlanCatalog
-from mac_sidecar.clock import Clock, SystemClock
-from mac_sidecar.contact import ContactKeyer
-from mac_sidecar.decision import Policy
-from mac_sidecar.enforcer import Enforcer
-from mac_sidecar.errors import ConfigError, StorageError
-from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
-from mac_sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from mac_sidecar.logs import get_logger
-from mac_sidecar.multiplex import MultiplexedConnection
-from mac_sidecar.probes import ProbeServer
-from mac_sidecar.services import AdminService, EnforcerService
-from mac_sidecar.settings import Settings, split_addr
-from mac_sidecar.store import RedisStore
-from mac_sidecar.workers import WORKER_ENV
+from sidecar import metrics
+from sidecar.domain.catalog import PlanCatalog
+from sidecar.domain.clock import Clock, SystemClock
+from sidecar.domain.contact import ContactKeyer
+from sidecar.domain.decision import Policy
+from sidecar.domain.errors import ConfigError, StorageError
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.logs import get_logger
+from sidecar.server.probes import ProbeServer
+from sidecar.server.workers import WORKER_ENV
+from sidecar.settings import Settings, split_addr
+from sidecar.storage.multiplex import MultiplexedConnection
+from sidecar.storage.store import RedisStore
+from sidecar.transport.services import AdminService, EnforcerService
+from sidecar.usecases.admin import Admin
+from sidecar.usecases.enforcer import Enforcer
 
-log = get_logger("mac_sidecar.server")
+log = get_logger("sidecar.server.app")
 
 ENFORCER_SERVICE = pb.DESCRIPTOR.services_by_name["Enforcer"].full_name
 ADMIN_SERVICE = admin_pb.DESCRIPTOR.services_by_name["Admin"].full_name

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from mac_sidecar.errors import InvalidArgument
+from sidecar.domain.errors import InvalidArgument
 
 WORKSPACE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")

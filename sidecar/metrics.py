@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from mac_sidecar import __version__
+from sidecar import __version__
 
 # From 50 µs: the service's own work is well under a millisecond.
 LATENCY_BUCKETS = (

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mac_sidecar.errors import ConfigError
+from sidecar.domain.errors import ConfigError
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 FAILURE_MODES = ("error", "allow", "deny")

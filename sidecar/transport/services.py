@@ -10,22 +10,23 @@ from typing import Any, TypeVar
 
 import grpc
 
-from mac_sidecar import metrics, wire
-from mac_sidecar.admin import Admin
-from mac_sidecar.decision import BatchResult, Decision
-from mac_sidecar.enforcer import Enforcer
-from mac_sidecar.errors import (
+from sidecar import metrics
+from sidecar.domain.decision import BatchResult, Decision
+from sidecar.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     StorageError,
     Unauthenticated,
 )
-from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.logs import get_logger
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.logs import get_logger
+from sidecar.transport import wire
+from sidecar.usecases.admin import Admin
+from sidecar.usecases.enforcer import Enforcer
 
-log = get_logger("mac_sidecar.services")
+log = get_logger("sidecar.transport.services")
 T = TypeVar("T")
 M = TypeVar("M")
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -10,19 +10,20 @@ from typing import Any
 
 import grpc
 
-from mac_sidecar import __version__, cli_admin
-from mac_sidecar.errors import ConfigError
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from mac_sidecar.settings import Settings, add_arguments
+from sidecar import __version__
+from sidecar.cli import operators as cli_admin
+from sidecar.domain.errors import ConfigError
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.settings import Settings, add_arguments
 
 EXIT_DENIED = 1
 EXIT_ERROR = 2
 
 
 def _serve(ns: argparse.Namespace) -> int:
-    from mac_sidecar import logs
-    from mac_sidecar.server import run
+    from sidecar import logs
+    from sidecar.server.app import run
 
     overrides = {k: v for k, v in vars(ns).items() if k in Settings.__dataclass_fields__}
     try:
@@ -33,10 +34,10 @@ def _serve(ns: argparse.Namespace) -> int:
         return EXIT_ERROR
     logs.configure(settings.log_level, settings.log_format)
     if not os.environ.get("MAC_WORKER_OF"):
-        logs.get_logger("mac_sidecar").info("starting", version=__version__, **settings.public())
+        logs.get_logger("sidecar").info("starting", version=__version__, **settings.public())
     try:
         if settings.workers > 1:
-            from mac_sidecar.workers import Supervisor
+            from sidecar.server.workers import Supervisor
 
             return Supervisor(settings).run()
         _run_loop(run(settings))

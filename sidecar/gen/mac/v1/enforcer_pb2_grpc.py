@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as mac_dot_v1_dot_enforcer__pb2
+from sidecar.gen.mac.v1 import enforcer_pb2 as mac_dot_v1_dot_enforcer__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 
-from mac_sidecar.period import BillingPeriod
+from sidecar.domain.period import BillingPeriod
 
 
 class Reason(IntEnum):

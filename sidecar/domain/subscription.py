@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mac_sidecar.catalog import PlanCatalog
-from mac_sidecar.errors import InvalidArgument
+from sidecar.domain.catalog import PlanCatalog
+from sidecar.domain.errors import InvalidArgument
 
 _VERSION = re.compile(r"([0-9]{1,6})(\.[0-9]{1,6}){0,2}([-+][0-9A-Za-z.-]{1,64})?")
 _MAX_LIMIT = 10**12

@@ -6,15 +6,15 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mac_sidecar.admin import ContactPage, PeriodCount
-from mac_sidecar.contact import key_text
-from mac_sidecar.decision import BatchResult, Decision, Event, Merged, Usage
-from mac_sidecar.enforcer import ContactFields
-from mac_sidecar.errors import InvalidArgument
-from mac_sidecar.gen.mac.v1 import admin_pb2 as admin_pb
-from mac_sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from mac_sidecar.period import BillingPeriod
-from mac_sidecar.subscription import Resolved, Subscription
+from sidecar.domain.contact import key_text
+from sidecar.domain.decision import BatchResult, Decision, Event, Merged, Usage
+from sidecar.domain.errors import InvalidArgument
+from sidecar.domain.period import BillingPeriod
+from sidecar.domain.subscription import Resolved, Subscription
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.usecases.admin import ContactPage, PeriodCount
+from sidecar.usecases.enforcer import ContactFields
 
 _bounds: dict[tuple[datetime, datetime], tuple[Timestamp, Timestamp]] = {}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mac_sidecar.errors import ConfigError, FailedPrecondition, InvalidArgument
+from sidecar.domain.errors import ConfigError, FailedPrecondition, InvalidArgument
 
 DEFAULT_PACK_SIZE = 3000
 DEFAULT_TRIAL_DAYS = 30

@@ -1,0 +1,1 @@
+"""The domain core: contacts, periods, plans, subscriptions, decisions; standard library only."""

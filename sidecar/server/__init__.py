@@ -1,0 +1,1 @@
+"""The sidecar process: composition, health, HTTP probes, worker processes."""

@@ -1,0 +1,1 @@
+"""Redis storage: keys, codec, Lua scripts, the store and the pipelined connection."""

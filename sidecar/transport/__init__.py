@@ -1,0 +1,1 @@
+"""gRPC transport: wire conversion, status mapping, the Enforcer and Admin servicers."""

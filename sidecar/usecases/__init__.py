@@ -1,0 +1,1 @@
+"""The use cases: enforcement, identities, periods, operators' calls, events; over ports."""
