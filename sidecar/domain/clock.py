@@ -1,4 +1,5 @@
-"""The time source, injected everywhere a decision depends on the current instant."""
+"""The time source, injected everywhere a decision depends on the current instant, and the one
+place instants become unix milliseconds and back."""
 
 from __future__ import annotations
 
@@ -37,3 +38,13 @@ class ManualClock:
     def advance(self, delta: timedelta) -> None:
         """Move forward by ``delta``."""
         self._now += delta
+
+
+def to_ms(instant: datetime) -> int:
+    """An aware instant as unix milliseconds, the unit storage keeps time in."""
+    return int(instant.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    """Unix milliseconds as an aware UTC instant."""
+    return datetime.fromtimestamp(ms / 1000, UTC)

@@ -12,6 +12,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from sidecar.domain.errors import InvalidArgument
 
@@ -40,6 +41,30 @@ class Identifier:
 
     kind: Kind
     value: str
+
+
+class ContactFields(NamedTuple):
+    """A contact as a request carries it, before validation; empty strings are "not given"."""
+
+    id: str = ""
+    email: str = ""
+    phone: str = ""
+    channel: str = ""
+    visitor_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedContact:
+    """A validated contact as storage takes it: the keys of its primary identifiers in
+    precedence order (id, email, phone), and its visitor's key (``b""`` for none)."""
+
+    primaries: tuple[bytes, ...]
+    visitor: bytes = b""
+
+    @property
+    def first(self) -> bytes:
+        """The key of its highest-precedence identifier."""
+        return self.primaries[0] if self.primaries else self.visitor
 
 
 def validate_workspace_id(value: str, field: str = "workspace_id") -> str:
@@ -141,6 +166,21 @@ class ContactKeyer:
         """The 14-byte keyed digest of one identifier (112 bits: collisions are out of reach)."""
         message = f"{identifier.kind.value}:{identifier.value}".encode()
         return hmac.digest(self._secret, message, "sha256")[:KEY_BYTES]
+
+    def keyed(self, contact: ContactFields, field: str = "contact") -> KeyedContact:
+        """Validate a contact and key its identifiers.
+
+        :param field: the request field the contact came from, used to name errors.
+        :raise InvalidArgument: naming the first offending field.
+        """
+        primaries: list[bytes] = []
+        visitor = b""
+        for identifier in identifiers(*contact, field=field):
+            if identifier.kind is Kind.VISITOR:
+                visitor = self.key(identifier)
+            else:
+                primaries.append(self.key(identifier))
+        return KeyedContact(tuple(primaries), visitor)
 
 
 def key_text(key: bytes) -> str:

@@ -1,4 +1,5 @@
-"""What the service answers: the reason for a decision, the usage it leaves, the decision."""
+"""What the service answers: the reason for a decision, the usage it leaves, the decision;
+and the few facts around it (the policy without a subscription, events, merges)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,24 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class PeriodCount:
+    """A period's count as kept in the history, and the limit at its last admission.
+
+    ``key`` is the period's storage key (``2026-11``, or ``2026-11@<unix s>`` for a period a
+    subscription started mid-month).
+    """
+
+    key: str
+    active: int
+    limit: int
+
+    @property
+    def name(self) -> str:
+        """The month the period belongs to (``2026-11``)."""
+        return self.key.split("@")[0]
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The answer for one contact.
 
@@ -52,24 +71,6 @@ class Decision:
     identity_conflict: bool = False
     shadow_denied: bool = False
     visitor_merged: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Counted:
-    """What the store answered for contacts it decided: the count after the last one, the
-    limit it applied, the running trial's end (unix ms, 0 for none) and the plan; and per
-    contact its reason, whether shadow mode allowed it, its identity key, whether its
-    identifiers conflicted, and whether a counted visitor folded into it."""
-
-    active: int
-    limit: int
-    reasons: list[Reason]
-    trial_until_ms: int = 0
-    plan: str = ""
-    shadowed: list[bool] | None = None
-    identities: list[bytes] | None = None
-    conflicts: list[bool] | None = None
-    visitors_merged: list[bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ class Policy:
     trial_plan: str
     trial_limit: int
     trial_days: int
-    thresholds: str
+    thresholds: tuple[int, ...]
     events_max: int
 
 
@@ -110,10 +111,11 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Merged:
-    """What a merge did: the surviving identity, how many identities it folded into it, and by
-    how much the current period's count dropped."""
+    """What a merge did: the surviving identity, how many identities it folded into it, how
+    many of them are no longer counted in the current period (the count dropped by as many),
+    and the count after the merge."""
 
     survivor: bytes
     folded: int
-    dropped: int
+    uncounted: int
     active: int

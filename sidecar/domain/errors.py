@@ -1,6 +1,9 @@
-"""The few error types of the service; each becomes one gRPC status in ``server.status_for``."""
+"""The few error types of the service; each becomes one gRPC status in
+``transport.status.status_for``."""
 
 from __future__ import annotations
+
+from sidecar.domain.period import PeriodBasis
 
 
 class MacError(Exception):
@@ -44,11 +47,9 @@ class StaleSubscription(MacError):
     """The subscription changed since the caller computed the period from it; carries what
     the period depends on now. Handled inside the service; never reaches a caller."""
 
-    def __init__(self, timezone: str, starts_at_ms: int, version: str) -> None:
-        super().__init__(f"subscription version {version}")
-        self.timezone = timezone
-        self.starts_at_ms = starts_at_ms
-        self.version = version
+    def __init__(self, basis: PeriodBasis) -> None:
+        super().__init__(f"subscription version {basis.version}")
+        self.basis = basis
 
 
 class ConfigError(MacError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sidecar.domain.catalog import PlanCatalog
@@ -106,46 +106,4 @@ def default_subscription(workspace_id: str, catalog: PlanCatalog, default_limit:
         trial_limit=trial.limit if trial else 0,
         trial_days=trial.days if trial else 0,
         is_default=True,
-    )
-
-
-def to_fields(resolved: Resolved, now: datetime) -> dict[str, str | int]:
-    """The subscription hash's fields (see ``set_subscription.lua``)."""
-    sub = resolved.subscription
-    return {
-        "plan": sub.plan,
-        "packs": sub.packs,
-        "custom_limit": sub.custom_limit,
-        "timezone": sub.timezone,
-        "starts_at": int(sub.starts_at.timestamp() * 1000) if sub.starts_at else 0,
-        "platform_version": sub.platform_version,
-        "major": sub.major,
-        "shadow": int(sub.shadow_mode),
-        "limit": resolved.limit,
-        "trial_plan": resolved.trial_plan,
-        "trial_limit": resolved.trial_limit,
-        "trial_days": resolved.trial_days,
-        "updated_at": int(now.timestamp() * 1000),
-    }
-
-
-def from_fields(workspace_id: str, fields: dict[str, str]) -> Resolved:
-    """Read back what ``to_fields`` wrote."""
-    starts = int(fields.get("starts_at", "0"))
-    return Resolved(
-        subscription=Subscription(
-            workspace_id=workspace_id,
-            plan=fields["plan"],
-            packs=int(fields.get("packs", "0")),
-            custom_limit=int(fields.get("custom_limit", "0")),
-            timezone=fields.get("timezone", "UTC"),
-            starts_at=datetime.fromtimestamp(starts / 1000, UTC) if starts else None,
-            platform_version=fields.get("platform_version", ""),
-            shadow_mode=fields.get("shadow") == "1",
-        ),
-        limit=int(fields["limit"]),
-        trial_plan=fields.get("trial_plan", ""),
-        trial_limit=int(fields.get("trial_limit", "0")),
-        trial_days=int(fields.get("trial_days", "0")),
-        updated_at=datetime.fromtimestamp(int(fields.get("updated_at", "0")) / 1000, UTC),
     )

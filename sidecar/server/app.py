@@ -1,67 +1,48 @@
-"""The sidecar process: Redis clients, the gRPC servers with health and reflection, metrics,
-and the lifecycle from start to graceful stop."""
+"""The sidecar process: the composition of storage, use cases and services, the gRPC servers
+with health and reflection, and the lifecycle from start to graceful stop."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import time
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from sidecar import metrics
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import Clock, SystemClock
 from sidecar.domain.contact import ContactKeyer
 from sidecar.domain.decision import Policy
-from sidecar.domain.errors import ConfigError, StorageError
+from sidecar.domain.errors import ConfigError
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.logs import get_logger
+from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
 from sidecar.server.workers import WORKER_ENV
 from sidecar.settings import Settings, split_addr
-from sidecar.storage.multiplex import MultiplexedConnection
+from sidecar.storage.connections import WATCH_BLOCK_MS, RedisConnections
 from sidecar.storage.store import RedisStore
-from sidecar.transport.services import AdminService, EnforcerService
+from sidecar.transport.admin_service import AdminService
+from sidecar.transport.enforcer_service import EnforcerService
 from sidecar.usecases.admin import Admin
+from sidecar.usecases.contacts import ContactReader
 from sidecar.usecases.enforcer import Enforcer
+from sidecar.usecases.events import EventWatch
+from sidecar.usecases.identities import Identities
+from sidecar.usecases.periods import Periods
 
-log = get_logger("sidecar.server.app")
+log = get_logger("sidecar.server")
 
 ENFORCER_SERVICE = pb.DESCRIPTOR.services_by_name["Enforcer"].full_name
 ADMIN_SERVICE = admin_pb.DESCRIPTOR.services_by_name["Admin"].full_name
-WATCH_BLOCK_MS = 1000
-# A health service name that is SERVING while the process serves at all, whatever Redis does:
-# for liveness and startup probes, which must not restart pods during a Redis outage.
-LIVENESS_SERVICE = "liveness"
-
-
-def redis_client(settings: Settings, *, blocking_reads: bool = False) -> Redis:
-    """A Redis client: bounded waits, one immediate retry, no backoff.
-
-    A caller waits at most about two Redis timeouts; retrying longer would only hold up
-    routing while Redis is away. ``blocking_reads`` allows for ``XREAD BLOCK``.
-    """
-    read_timeout = settings.redis_timeout + (WATCH_BLOCK_MS / 1000 if blocking_reads else 0)
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout,
-        socket_timeout=read_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-        retry=Retry(NoBackoff(), 1),
-    )
-    return Redis.from_pool(pool)
+MAX_RECEIVE_BYTES = 16 << 20
 
 
 def plan_catalog(settings: Settings) -> PlanCatalog:
@@ -80,7 +61,7 @@ def policy(settings: Settings, catalog: PlanCatalog) -> Policy:
         trial_plan=trial.plan if trial else "",
         trial_limit=trial.limit if trial else 0,
         trial_days=trial.days if trial else 0,
-        thresholds=",".join(str(t) for t in settings.threshold_list()),
+        thresholds=tuple(settings.threshold_list()),
         events_max=settings.events_max,
     )
 
@@ -96,44 +77,43 @@ class Sidecar:
         self.settings = settings
         self.clock = clock or SystemClock()
         catalog = plan_catalog(settings)
-        self.redis = redis_client(settings)
-        self.watch_redis = redis_client(settings, blocking_reads=True)
-        self.hot = MultiplexedConnection(settings.redis_url, settings.redis_timeout)
-        self.store = RedisStore(
-            self.redis,
-            on_reload=lambda name: metrics.SCRIPT_RELOADS.labels(name).inc(),
-            blocking=self.watch_redis,
-            hot=self.hot,
-        )
+        self.connections = RedisConnections.from_settings(settings)
+        self.store = RedisStore(self.connections)
+        contacts = ContactReader(ContactKeyer(settings.secret_bytes()), settings.batch_max)
+        periods = Periods(self.store, settings.retention_periods)
         self.enforcer = Enforcer(
             self.store,
-            ContactKeyer(settings.secret_bytes()),
+            contacts,
+            periods,
             self.clock,
             policy(settings, catalog),
-            retention_periods=settings.retention_periods,
-            batch_max=settings.batch_max,
             failure_mode=settings.failure_mode,
         )
+        self.identities = Identities(self.store, contacts, periods, self.enforcer, self.clock)
         self.admin = Admin(
             self.store,
             self.enforcer,
+            periods,
             catalog,
             self.clock,
             default_limit=settings.default_limit,
             retention_periods=settings.retention_periods,
-            watch_block_ms=WATCH_BLOCK_MS,
         )
-        self.health = health.aio.HealthServicer()
+        self.events = EventWatch(self.store, block_ms=WATCH_BLOCK_MS)
+        self.health_servicer = health.aio.HealthServicer()
+        self.health = HealthMonitor(
+            self.store,
+            self.health_servicer,
+            ("", ENFORCER_SERVICE, ADMIN_SERVICE),
+            settings.health_interval,
+        )
         self.server = self._grpc_server()
         self.admin_server = self._grpc_server() if settings.admin_addr else None
         self.workspace_gauges = metrics.WorkspaceGauges(settings.metrics_workspaces)
         self.port = 0
         self.admin_port = 0
         self.metrics_port = 0
-        self._serving: bool | None = None
         self._stopping = False
-        self._last_probe = time.monotonic()
-        self._health_task: asyncio.Task[None] | None = None
         self._probes: ProbeServer | None = None
 
     def _grpc_server(self) -> grpc.aio.Server:
@@ -141,21 +121,24 @@ class Sidecar:
         # must fail, not silently share it.
         reuse = 1 if self.settings.workers > 1 or os.environ.get(WORKER_ENV) else 0
         return grpc.aio.server(
-            options=[("grpc.so_reuseport", reuse), ("grpc.max_receive_message_length", 16 << 20)]
+            options=[
+                ("grpc.so_reuseport", reuse),
+                ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+            ]
         )
 
     def alive(self) -> bool:
         """Whether the event loop still runs its health probe (for ``/livez``)."""
-        return time.monotonic() - self._last_probe < 5 * self.settings.health_interval + 10
+        return self.health.alive()
 
     def ready(self) -> bool:
         """Whether calls can be served now: Redis answers and no shutdown is under way."""
-        return bool(self._serving) and not self._stopping
+        return self.health.redis_ok and not self._stopping
 
     @property
     def redis_ok(self) -> bool:
         """Whether Redis answered the last health probe."""
-        return bool(self._serving)
+        return self.health.redis_ok
 
     def _bind(self, server: grpc.aio.Server, addr: str) -> int:
         try:
@@ -163,12 +146,11 @@ class Sidecar:
         except RuntimeError as exc:
             raise ConfigError(f"cannot listen on {addr}: {exc}") from exc
 
-    async def start(self) -> int:
-        """Bind and start serving; return the gRPC port (useful with port 0)."""
+    def _add_services(self) -> None:
         enforcer = EnforcerService(
             self.enforcer, self.workspace_gauges, log_requests=self.settings.log_level == "debug"
         )
-        admin = AdminService(self.admin, self.settings.admin_token)
+        admin = AdminService(self.admin, self.identities, self.events, self.settings.admin_token)
         pb_grpc.add_EnforcerServicer_to_server(enforcer, self.server)
         admin_server = self.admin_server or self.server
         admin_grpc.add_AdminServicer_to_server(admin, admin_server)
@@ -176,13 +158,16 @@ class Sidecar:
         if self.admin_server is None:
             names.append(ADMIN_SERVICE)
         else:
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.admin_server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.admin_server)
             reflection.enable_server_reflection(
                 (ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.admin_server
             )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
         reflection.enable_server_reflection(names, self.server)
 
+    async def start(self) -> int:
+        """Bind and start serving; return the gRPC port (useful with port 0)."""
+        self._add_services()
         self.port = self._bind(self.server, self.settings.grpc_addr)
         if self.admin_server is not None:
             self.admin_port = self._bind(self.admin_server, self.settings.admin_addr)
@@ -191,57 +176,23 @@ class Sidecar:
         if self.settings.metrics_addr:
             self._probes = ProbeServer(self.settings.metrics_addr, REGISTRY, self.alive, self.ready)
             self.metrics_port = self._probes.start()
-        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        await self._probe()
+        await self.health.start()
         await self.server.start()
         if self.admin_server is not None:
             await self.admin_server.start()
-        self._health_task = asyncio.create_task(self._watch_health())
         return self.port
-
-    async def _probe(self) -> None:
-        self._last_probe = time.monotonic()
-        try:
-            await self.store.ping()
-            if not self._serving:
-                await self.store.load_scripts()
-            serving = True
-        except StorageError as exc:
-            serving = False
-            if self._serving is not False:
-                log.warning("redis unreachable", error=str(exc))
-        if serving != self._serving:
-            status = (
-                health_pb2.HealthCheckResponse.SERVING
-                if serving
-                else health_pb2.HealthCheckResponse.NOT_SERVING
-            )
-            for service in ("", ENFORCER_SERVICE, ADMIN_SERVICE):
-                await self.health.set(service, status)
-            if serving and self._serving is False:
-                log.info("redis reachable again")
-            metrics.REDIS_UP.set(1 if serving else 0)
-            self._serving = serving
-
-    async def _watch_health(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.health_interval)
-            await self._probe()
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, let in-flight ones finish for ``grace`` seconds, then close."""
         self._stopping = True
-        if self._health_task is not None:
-            self._health_task.cancel()
-        await self.health.enter_graceful_shutdown()
+        self.health.stop()
+        await self.health_servicer.enter_graceful_shutdown()
         wait = self.settings.shutdown_grace if grace is None else grace
         servers = [self.server] + ([self.admin_server] if self.admin_server else [])
         await asyncio.gather(*(server.stop(wait) for server in servers))
         if self._probes is not None:
             self._probes.stop()
-        self.hot.close()
-        await self.redis.aclose()
-        await self.watch_redis.aclose()
+        await self.connections.close()
 
 
 async def run(settings: Settings) -> None:

@@ -20,8 +20,35 @@ from typing import Any
 
 import hiredis
 from redis import exceptions as rex
-from redis._parsers.base import BaseParser
 from redis.asyncio.connection import SSLConnection, parse_url
+
+# The error codes a reply on this connection can start with, as redis-py's exceptions; any
+# other error is a ResponseError. MOVED and ASK come from a Cluster node that does not own
+# the slot.
+_ERROR_CODES: dict[str, type[rex.RedisError]] = {
+    "NOSCRIPT": rex.NoScriptError,
+    "READONLY": rex.ReadOnlyError,
+    "LOADING": rex.BusyLoadingError,
+    "MASTERDOWN": rex.MasterDownError,
+    "TRYAGAIN": rex.TryAgainError,
+    "CLUSTERDOWN": rex.ClusterDownError,
+    "MOVED": rex.MovedError,
+    "ASK": rex.AskError,
+    "CROSSSLOT": rex.ClusterCrossSlotError,
+    "OOM": rex.OutOfMemoryError,
+    "NOAUTH": rex.AuthenticationError,
+    "WRONGPASS": rex.AuthenticationError,
+    "NOPERM": rex.NoPermissionError,
+}
+
+
+def reply_error(message: str) -> rex.RedisError:
+    """The redis-py exception of an error reply (``NOSCRIPT No matching script...``)."""
+    code, _, rest = message.partition(" ")
+    kind = _ERROR_CODES.get(code)
+    if kind is None:
+        return rex.ResponseError(message)
+    return kind(rest)
 
 
 def _ssl_context(params: Mapping[str, Any]) -> ssl.SSLContext:
@@ -179,7 +206,7 @@ class MultiplexedConnection:
             if future.done():
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                error = BaseParser.parse_error(str(reply))  # type: ignore[no-untyped-call]
+                error = reply_error(str(reply))
                 future.set_exception(error)
                 if isinstance(error, rex.ReadOnlyError):
                     # a failover made this server a replica: reconnect to find the new primary

@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sidecar.domain.contact import key_text
-from sidecar.domain.decision import BatchResult, Decision, Event, Merged, Usage
+from sidecar.domain.contact import ContactFields, key_text
+from sidecar.domain.decision import BatchResult, Decision, Event, Merged, PeriodCount, Usage
 from sidecar.domain.errors import InvalidArgument
 from sidecar.domain.period import BillingPeriod
 from sidecar.domain.subscription import Resolved, Subscription
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from sidecar.usecases.admin import ContactPage, PeriodCount
-from sidecar.usecases.enforcer import ContactFields
+from sidecar.usecases.admin import ContactPage
 
 _bounds: dict[tuple[datetime, datetime], tuple[Timestamp, Timestamp]] = {}
 
@@ -134,7 +133,7 @@ def usage_response(usage: Usage, history: list[PeriodCount]) -> admin_pb.GetUsag
     return admin_pb.GetUsageResponse(
         usage=usage_message(usage),
         history=[
-            admin_pb.PeriodCount(period=p.period, active=p.active, limit=p.limit) for p in history
+            admin_pb.PeriodCount(period=p.name, active=p.active, limit=p.limit) for p in history
         ],
     )
 
@@ -170,6 +169,6 @@ def merge_response(found: tuple[Merged, Usage]) -> admin_pb.MergeResponse:
     return admin_pb.MergeResponse(
         contact_key=key_text(merged.survivor),
         folded=merged.folded,
-        uncounted=merged.dropped,
+        uncounted=merged.uncounted,
         usage=usage_message(usage),
     )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import redis
 
+from sidecar.domain.contact import ContactFields
 from sidecar.server.app import Sidecar
-from sidecar.usecases.enforcer import ContactFields
 from tests.conftest import ADMIN_TOKEN, SidecarFactory
 from tests.redis_servers import RedisServer, free_port
 from tests.sidecar_process import SidecarProcess

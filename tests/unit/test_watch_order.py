@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sidecar.domain.decision import Event
-from sidecar.usecases.admin import _in_order
+from sidecar.usecases.events import in_order
 
 
 def event(ws: str, ms: int) -> Event:
@@ -13,7 +13,7 @@ def event(ws: str, ms: int) -> Event:
 def test_a_truncated_stream_holds_back_later_events_of_others() -> None:
     a = [event("a", ms) for ms in (100, 101, 102)]  # full: count=3, may hold more
     b = [event("b", ms) for ms in (99, 150)]
-    ready = _in_order(a + b, count=3)
+    ready = in_order(a + b, count=3)
     assert [(e.workspace_id, e.id) for e in ready] == [
         ("b", "99-0"),
         ("a", "100-0"),
@@ -22,6 +22,6 @@ def test_a_truncated_stream_holds_back_later_events_of_others() -> None:
     ]
 
 
-def test_nothing_truncated_everything_goes_in_order() -> None:
-    ready = _in_order([event("b", 5), event("a", 7), event("a", 3)], count=100)
+def test_nothing_truncated_everything_goesin_order() -> None:
+    ready = in_order([event("b", 5), event("a", 7), event("a", 3)], count=100)
     assert [e.id for e in ready] == ["3-0", "5-0", "7-0"]

@@ -1,0 +1,59 @@
+"""``sidecar serve``: run the service (one process, or a supervisor of ``--workers``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from sidecar import __version__, logs
+from sidecar.domain.errors import ConfigError
+from sidecar.settings import Settings, add_arguments
+
+EXIT_ERROR = 2
+
+
+def serve(ns: argparse.Namespace) -> int:
+    """Read the settings and serve until SIGTERM or SIGINT; return the exit status."""
+    from sidecar.server.app import run
+    from sidecar.server.workers import WORKER_ENV, Supervisor
+
+    overrides = {k: v for k, v in vars(ns).items() if k in Settings.__dataclass_fields__}
+    try:
+        settings = Settings.from_env(os.environ, overrides)
+        settings.secret_bytes()
+    except ConfigError as exc:
+        print(f"sidecar: configuration error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    logs.configure(settings.log_level, settings.log_format)
+    if not os.environ.get(WORKER_ENV):
+        logs.get_logger("sidecar").info("starting", version=__version__, **settings.public())
+    try:
+        if settings.workers > 1:
+            return Supervisor(settings).run()
+        run_loop(run(settings))
+    except ConfigError as exc:
+        print(f"sidecar: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop where it is built, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        import asyncio
+
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def add_command(commands: Any) -> None:
+    """Add ``serve`` to the ``sidecar`` subcommands."""
+    parser = commands.add_parser("serve", help="run the gRPC service")
+    add_arguments(parser)
+    parser.set_defaults(handler=serve)

@@ -1,0 +1,103 @@
+"""``sidecar subscription set|get`` and ``sidecar usage``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from sidecar.cli.connection import admin_options, admin_stub
+from sidecar.cli.formatting import bar, print_message, subscription_text, when
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+
+
+def subscription_set(ns: argparse.Namespace) -> int:
+    starts_at = None
+    if ns.starts_at:
+        try:
+            parsed = datetime.fromisoformat(ns.starts_at)
+        except ValueError:
+            print(f"error: --starts-at: {ns.starts_at!r} is not an ISO 8601 time", file=sys.stderr)
+            return 2
+        starts_at = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    request = admin_pb.SetSubscriptionRequest(
+        workspace_id=ns.workspace,
+        plan=ns.plan,
+        packs=ns.packs,
+        custom_limit=ns.custom_limit,
+        timezone=ns.timezone,
+        platform_version=ns.platform_version,
+        shadow_mode=ns.shadow,
+    )
+    if starts_at is not None:
+        request.starts_at.FromDatetime(starts_at)
+    with admin_stub(ns) as (stub, metadata):
+        sub = stub.SetSubscription(request, metadata=metadata, timeout=ns.timeout)
+    print_message(ns, sub, subscription_text(sub))
+    return 0
+
+
+def subscription_get(ns: argparse.Namespace) -> int:
+    with admin_stub(ns) as (stub, metadata):
+        sub = stub.GetSubscription(
+            admin_pb.GetSubscriptionRequest(workspace_id=ns.workspace),
+            metadata=metadata,
+            timeout=ns.timeout,
+        )
+    print_message(ns, sub, subscription_text(sub))
+    return 0
+
+
+def usage(ns: argparse.Namespace) -> int:
+    with admin_stub(ns) as (stub, metadata):
+        reply = stub.GetUsage(
+            admin_pb.GetUsageRequest(workspace_id=ns.workspace, period=ns.period),
+            metadata=metadata,
+            timeout=ns.timeout,
+        )
+    u = reply.usage
+    lines = [
+        f"{ns.workspace}  {u.period}  ({when(u.period_start)} to {when(u.period_end)})"
+        + (f"  plan {u.plan}" if u.plan else ""),
+        f"{bar(u.active, u.limit)}  {u.active:,} of {u.limit:,} active, {u.remaining:,} remaining",
+    ]
+    if u.HasField("trial_ends_at"):
+        lines.append(f"fair-usage trial until {when(u.trial_ends_at)}")
+    if reply.history:
+        lines += ["", "period      active      limit"]
+        lines += [f"{p.period}  {p.active:>9,}  {p.limit:>9,}" for p in reply.history]
+    print_message(ns, reply, "\n".join(lines))
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``subscription`` and ``usage`` to the ``sidecar`` subcommands."""
+    sub = commands.add_parser("subscription", help="set or show a workspace's subscription")
+    actions = sub.add_subparsers(dest="action", required=True, metavar="ACTION")
+    set_ = actions.add_parser("set", help="replace a workspace's subscription")
+    set_.add_argument("workspace")
+    set_.add_argument("--plan", required=True, help="starter, pro, enterprise, ...")
+    set_.add_argument("--packs", type=int, default=0, help="MAC packs of 3,000 contacts")
+    set_.add_argument("--custom-limit", type=int, default=0, help="enterprise base limit")
+    set_.add_argument("--timezone", default="UTC", help="IANA time zone of the billing month")
+    set_.add_argument("--starts-at", default="", help="ISO 8601 start, e.g. 2026-11-18T09:00Z")
+    set_.add_argument("--platform-version", default="", help="e.g. 7.3.0")
+    set_.add_argument(
+        "--shadow",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="shadow mode: count as usual, never deny",
+    )
+    admin_options(set_)
+    set_.set_defaults(handler=subscription_set)
+    get = actions.add_parser("get", help="show a workspace's subscription")
+    get.add_argument("workspace")
+    admin_options(get)
+    get.set_defaults(handler=subscription_get)
+
+    use = commands.add_parser("usage", help="a workspace's usage and history")
+    use.add_argument("workspace")
+    use.add_argument("--period", default="", help="YYYY-MM; default the current period")
+    admin_options(use)
+    use.set_defaults(handler=usage)

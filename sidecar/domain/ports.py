@@ -1,0 +1,171 @@
+"""The storage contract of the use cases: protocols with named requests and replies.
+
+Every operation takes a workspace id; storage builds its keys itself. Each call is one atomic
+step in storage. Storage failures arrive as ``StorageError``, a subscription changed under a
+decision as ``StaleSubscription``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sidecar.domain.contact import KeyedContact
+from sidecar.domain.decision import Event, Merged, PeriodCount, Policy, Reason
+from sidecar.domain.period import BillingPeriod, PeriodBasis
+from sidecar.domain.subscription import Resolved
+
+
+@dataclass(frozen=True, slots=True)
+class DecideRequest:
+    """Contacts to decide in order, in one period of one workspace.
+
+    :param period: the period computed from the subscription ``subscription_version``.
+    :param now_ms: the decision's instant (unix ms).
+    :param expire_at_ms: when the period's member set expires (unix ms).
+    :param dry_run: decide only (Check, current usage); count and record nothing.
+    """
+
+    workspace_id: str
+    period: BillingPeriod
+    now_ms: int
+    expire_at_ms: int
+    policy: Policy
+    subscription_version: str
+    contacts: Sequence[KeyedContact]
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContactOutcome:
+    """What became of one contact of a ``DecideRequest``.
+
+    :param identity: the key of the identity it is counted under.
+    :param shadowed: over the limit but allowed, because the subscription is in shadow mode.
+    :param conflict: its identifiers belonged to two identities.
+    :param visitor_merged: a counted visitor turned out to be this contact (the count dropped).
+    """
+
+    reason: Reason
+    identity: bytes
+    shadowed: bool = False
+    conflict: bool = False
+    visitor_merged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecideReply:
+    """The workspace's usage after the decisions (before them for a dry run), and one outcome
+    per contact in request order.
+
+    :param trial_until_ms: the running trial's end (unix ms), 0 for none.
+    """
+
+    active: int
+    limit: int
+    plan: str
+    trial_until_ms: int
+    outcomes: list[ContactOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRequest:
+    """Fold the sources' identities into the target's, in the current period."""
+
+    workspace_id: str
+    period_key: str
+    expire_at_ms: int
+    target: KeyedContact
+    sources: Sequence[KeyedContact]
+
+
+@dataclass(frozen=True, slots=True)
+class ExemptRequest:
+    """Mark contacts exempt (``exempt``) or countable again."""
+
+    workspace_id: str
+    contacts: Sequence[KeyedContact]
+    exempt: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExemptReply:
+    """How many stored marks changed, and the identity key of each contact in order."""
+
+    changed: int
+    identities: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscription:
+    """A workspace's subscription as stored (``None`` when none was set), and the running or
+    last trial's end (unix ms, 0 for none)."""
+
+    resolved: Resolved | None
+    trial_until_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPage:
+    """One step of a scan over a period's counted keys: the cursor to continue from (0 when
+    done), the keys found, and how many the period holds."""
+
+    cursor: int
+    keys: list[bytes]
+    total: int
+
+
+class DecisionStore(Protocol):
+    """What enforcement needs."""
+
+    async def decide(self, request: DecideRequest) -> DecideReply:
+        """Resolve the contacts to identities and decide them in order; count the new ones
+        unless ``dry_run``.
+
+        :raise StaleSubscription: the subscription is no longer ``subscription_version``.
+        """
+        ...
+
+    async def period_basis(self, workspace_id: str) -> PeriodBasis:
+        """What the workspace's periods depend on now."""
+        ...
+
+
+class IdentityStore(Protocol):
+    """What merges and exemptions need."""
+
+    async def merge(self, request: MergeRequest) -> Merged: ...
+
+    async def set_exempt(self, request: ExemptRequest) -> ExemptReply: ...
+
+
+class OperatorStore(Protocol):
+    """What the operators' calls need besides decisions."""
+
+    async def set_subscription(self, resolved: Resolved, updated_at: datetime) -> int:
+        """Replace the workspace's subscription; return its new version."""
+        ...
+
+    async def subscription(self, workspace_id: str) -> StoredSubscription: ...
+
+    async def history(self, workspace_id: str) -> list[PeriodCount]:
+        """Every period's count that is kept, in no particular order."""
+        ...
+
+    async def scan_members(
+        self, workspace_id: str, period_key: str, cursor: int, count: int
+    ) -> MemberPage: ...
+
+
+class EventStore(Protocol):
+    """What watching events needs."""
+
+    async def workspaces(self) -> list[str]:
+        """Every workspace that may have events, sorted."""
+        ...
+
+    async def read_events(self, cursors: dict[str, str], block_ms: int, count: int) -> list[Event]:
+        """Events after each workspace's cursor, waiting up to ``block_ms`` for one."""
+        ...

@@ -1,0 +1,223 @@
+"""What goes into Redis and what comes back: script arguments and replies, the subscription and
+counts hashes, stream entries."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sidecar.domain.clock import from_ms, to_ms
+from sidecar.domain.contact import KeyedContact
+from sidecar.domain.decision import Event, Merged, PeriodCount, Policy, Reason
+from sidecar.domain.errors import StaleSubscription
+from sidecar.domain.period import PeriodBasis
+from sidecar.domain.ports import (
+    ContactOutcome,
+    DecideReply,
+    DecideRequest,
+    ExemptReply,
+)
+from sidecar.domain.subscription import Resolved, Subscription
+
+# decide.lua's CODE table: what each code means, and whether shadow mode allowed it.
+CODES: dict[int, tuple[Reason, bool]] = {
+    0: (Reason.ALREADY_ACTIVE, False),
+    1: (Reason.ADMITTED, False),
+    2: (Reason.LIMIT_REACHED, False),
+    3: (Reason.WITHIN_LIMIT, False),
+    4: (Reason.TRIAL_STARTED, False),
+    5: (Reason.LIMIT_REACHED, True),  # over the limit, allowed by shadow mode
+    6: (Reason.EXEMPT, False),
+}
+# decide.lua's FLAG table.
+FLAG_CONFLICT = 1
+FLAG_VISITOR_MERGED = 2
+STALE = -1  # decide.lua's first reply element when the subscription version moved on
+_DECIDE_HEAD = 5  # active, limit, trial_until_ms, plan, events_written
+_PER_CONTACT = 3  # code, identity, flags
+
+# set_subscription.lua writes these fields, and the version.
+SUBSCRIPTION_FIELDS = (
+    "plan",
+    "packs",
+    "custom_limit",
+    "timezone",
+    "starts_at",
+    "platform_version",
+    "major",
+    "shadow",
+    "limit",
+    "trial_plan",
+    "trial_limit",
+    "trial_days",
+    "updated_at",
+)
+
+
+def encode_contacts(contacts: Sequence[KeyedContact]) -> list[Any]:
+    """Contacts as the scripts read them (``lib/identity.lua``, ``read_contacts``): each as
+    n, n primary keys, the visitor key or ''."""
+    out: list[Any] = []
+    for contact in contacts:
+        out.append(len(contact.primaries))
+        out.extend(contact.primaries)
+        out.append(contact.visitor)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _policy_args(policy: Policy) -> tuple[Any, ...]:
+    return (
+        policy.limit,
+        policy.plan,
+        policy.trial_plan,
+        policy.trial_limit,
+        policy.trial_days,
+        ",".join(str(t) for t in policy.thresholds),
+        policy.events_max,
+    )
+
+
+def decide_args(request: DecideRequest) -> list[Any]:
+    """``decide.lua``'s ARGV."""
+    period = request.period
+    return [
+        period.key,
+        period.name,
+        request.now_ms,
+        request.expire_at_ms,
+        1 if request.dry_run else 0,
+        *_policy_args(request.policy),
+        request.workspace_id,
+        request.subscription_version,
+        *encode_contacts(request.contacts),
+    ]
+
+
+def events_written(reply: list[Any]) -> int:
+    """How many events a ``decide.lua`` reply says it recorded."""
+    return 0 if reply[0] == STALE else int(reply[4])
+
+
+def decide_reply(reply: list[Any]) -> DecideReply:
+    """A ``decide.lua`` reply.
+
+    :raise StaleSubscription: the reply says the subscription's version moved on.
+    """
+    if reply[0] == STALE:
+        raise StaleSubscription(PeriodBasis(reply[1].decode(), int(reply[2]), reply[3].decode()))
+    outcomes = []
+    for i in range(_DECIDE_HEAD, len(reply), _PER_CONTACT):
+        reason, shadowed = CODES[reply[i]]
+        flags = reply[i + 2]
+        outcomes.append(
+            ContactOutcome(
+                reason=reason,
+                identity=reply[i + 1],
+                shadowed=shadowed,
+                conflict=bool(flags & FLAG_CONFLICT),
+                visitor_merged=bool(flags & FLAG_VISITOR_MERGED),
+            )
+        )
+    return DecideReply(
+        active=reply[0],
+        limit=reply[1],
+        plan=reply[3].decode(),
+        trial_until_ms=reply[2],
+        outcomes=outcomes,
+    )
+
+
+def merge_reply(reply: list[Any]) -> Merged:
+    """A ``merge.lua`` reply: ``{survivor, folded, uncounted, active}``."""
+    return Merged(reply[0], int(reply[1]), int(reply[2]), int(reply[3]))
+
+
+def exempt_reply(reply: list[Any]) -> ExemptReply:
+    """A ``set_exempt.lua`` reply: ``{changed, identity...}``."""
+    return ExemptReply(int(reply[0]), list(reply[1:]))
+
+
+def basis_reply(reply: list[Any]) -> PeriodBasis:
+    """``HMGET subscription timezone starts_at version``."""
+    timezone, starts_at, version = (None if v is None else v.decode() for v in reply)
+    return PeriodBasis(timezone or "UTC", int(starts_at or 0), version or "")
+
+
+def subscription_args(resolved: Resolved, updated_at: datetime) -> list[Any]:
+    """``set_subscription.lua``'s ARGV: field, value, ... of ``SUBSCRIPTION_FIELDS``."""
+    sub = resolved.subscription
+    values: tuple[Any, ...] = (
+        sub.plan,
+        sub.packs,
+        sub.custom_limit,
+        sub.timezone,
+        to_ms(sub.starts_at) if sub.starts_at else 0,
+        sub.platform_version,
+        sub.major,
+        int(sub.shadow_mode),
+        resolved.limit,
+        resolved.trial_plan,
+        resolved.trial_limit,
+        resolved.trial_days,
+        to_ms(updated_at),
+    )
+    return [x for pair in zip(SUBSCRIPTION_FIELDS, values, strict=True) for x in pair]
+
+
+def subscription(workspace_id: str, fields: dict[str, str]) -> Resolved | None:
+    """The subscription hash as ``subscription_args`` wrote it; ``None`` when empty."""
+    if not fields:
+        return None
+    starts = int(fields.get("starts_at", "0"))
+    return Resolved(
+        subscription=Subscription(
+            workspace_id=workspace_id,
+            plan=fields["plan"],
+            packs=int(fields.get("packs", "0")),
+            custom_limit=int(fields.get("custom_limit", "0")),
+            timezone=fields.get("timezone", "UTC"),
+            starts_at=from_ms(starts) if starts else None,
+            platform_version=fields.get("platform_version", ""),
+            shadow_mode=fields.get("shadow") == "1",
+        ),
+        limit=int(fields["limit"]),
+        trial_plan=fields.get("trial_plan", ""),
+        trial_limit=int(fields.get("trial_limit", "0")),
+        trial_days=int(fields.get("trial_days", "0")),
+        updated_at=from_ms(int(fields.get("updated_at", "0"))),
+    )
+
+
+def history(counts: dict[str, str]) -> list[PeriodCount]:
+    """The counts hash: ``period_key -> active`` and ``period_key:limit -> limit``."""
+    return [
+        PeriodCount(key, int(value), int(counts.get(f"{key}:limit", 0)))
+        for key, value in counts.items()
+        if not key.endswith(":limit")
+    ]
+
+
+def event(entry_id: bytes, raw: Any) -> Event:
+    """One entry of a workspace's events stream (``emit`` in ``decide.lua``)."""
+    fields = decode_hash(raw)
+    return Event(
+        id=entry_id.decode(),
+        workspace_id=fields["workspace"],
+        type=fields["type"],
+        period=fields["period"],
+        threshold_percent=int(fields["threshold"]),
+        active=int(fields["active"]),
+        limit=int(fields["limit"]),
+        at_ms=int(fields["at"]),
+    )
+
+
+def decode_hash(raw: Any) -> dict[str, str]:
+    """A hash reply (a dict, or a flat list of fields and values) as text."""
+    if isinstance(raw, dict):
+        return {k.decode(): v.decode() for k, v in raw.items()}
+    items = list(raw or [])
+    return {items[i].decode(): items[i + 1].decode() for i in range(0, len(items), 2)}

@@ -1,0 +1,150 @@
+"""``mac.v1.Admin``: the operators' service, behind a bearer token."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from sidecar.domain.errors import Unauthenticated
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.transport import wire
+from sidecar.transport.runner import UnaryRunner
+from sidecar.transport.status import Context, abort_with
+from sidecar.usecases.admin import Admin
+from sidecar.usecases.events import EventWatch
+from sidecar.usecases.identities import Identities
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+
+class AdminService(UnaryRunner):
+    """``mac.v1.Admin``. Every call needs the bearer token when one is set."""
+
+    def __init__(
+        self, admin: Admin, identities: Identities, events: EventWatch, token: str
+    ) -> None:
+        super().__init__()
+        self._admin = admin
+        self._identities = identities
+        self._events = events
+        self._token = token.encode()
+
+    def _authorize(self, context: Context) -> None:
+        if not self._token:
+            return
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str):
+                scheme, _, given = value.partition(" ")
+                # compare_digest: the time taken must not tell how much of a guess was right
+                if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), self._token):
+                    return
+                break
+        raise Unauthenticated("a valid admin token is required (authorization: Bearer <token>)")
+
+    async def _admin_call(
+        self,
+        method: str,
+        context: Context,
+        workspace: str,
+        call: Callable[[], Awaitable[T]],
+        to_message: Callable[[T], M],
+    ) -> M:
+        async def authorized() -> T:
+            self._authorize(context)
+            return await call()
+
+        return await self.unary(method, context, authorized, to_message, workspace)
+
+    async def SetSubscription(
+        self, request: admin_pb.SetSubscriptionRequest, context: Context
+    ) -> admin_pb.Subscription:
+        return await self._admin_call(
+            "SetSubscription",
+            context,
+            request.workspace_id,
+            lambda: self._admin.set_subscription(wire.subscription_of(request)),
+            wire.subscription_message,
+        )
+
+    async def GetSubscription(
+        self, request: admin_pb.GetSubscriptionRequest, context: Context
+    ) -> admin_pb.Subscription:
+        return await self._admin_call(
+            "GetSubscription",
+            context,
+            request.workspace_id,
+            lambda: self._admin.get_subscription(request.workspace_id),
+            wire.subscription_message,
+        )
+
+    async def GetUsage(
+        self, request: admin_pb.GetUsageRequest, context: Context
+    ) -> admin_pb.GetUsageResponse:
+        return await self._admin_call(
+            "GetUsage",
+            context,
+            request.workspace_id,
+            lambda: self._admin.usage(request.workspace_id, request.period),
+            lambda found: wire.usage_response(*found),
+        )
+
+    async def ListActiveContacts(
+        self, request: admin_pb.ListActiveContactsRequest, context: Context
+    ) -> admin_pb.ListActiveContactsResponse:
+        return await self._admin_call(
+            "ListActiveContacts",
+            context,
+            request.workspace_id,
+            lambda: self._admin.list_contacts(
+                request.workspace_id, request.period, request.page_token, request.page_size
+            ),
+            wire.contact_page,
+        )
+
+    async def Merge(
+        self, request: admin_pb.MergeRequest, context: Context
+    ) -> admin_pb.MergeResponse:
+        sources = [wire.contact_fields(c) for c in request.sources]
+        target = wire.contact_fields(request.target)
+        return await self._admin_call(
+            "Merge",
+            context,
+            request.workspace_id,
+            lambda: self._identities.merge(request.workspace_id, sources, target),
+            wire.merge_response,
+        )
+
+    async def SetExempt(
+        self, request: admin_pb.SetExemptRequest, context: Context
+    ) -> admin_pb.SetExemptResponse:
+        contacts = [wire.contact_fields(c) for c in request.contacts]
+        return await self._admin_call(
+            "SetExempt",
+            context,
+            request.workspace_id,
+            lambda: self._identities.set_exempt(request.workspace_id, contacts, request.exempt),
+            lambda keys: admin_pb.SetExemptResponse(contact_keys=keys),
+        )
+
+    async def WatchEvents(
+        self, request: admin_pb.WatchEventsRequest, context: Context
+    ) -> AsyncIterator[admin_pb.Event]:
+        """A stream counts once, when it ends: ``OK`` when the caller cancelled it or its
+        deadline passed, else by the status it failed with. It is in flight meanwhile; its
+        duration is not a latency and is not observed."""
+        measured = self.method("WatchEvents")
+        measured.in_flight.inc()
+        failed = False
+        try:
+            self._authorize(context)
+            async for event in self._events.watch(request.workspace_id, request.after_id):
+                yield wire.event_message(event)
+        except Exception as exc:
+            failed = True
+            await abort_with(context, "WatchEvents", exc, request.workspace_id)
+        finally:
+            measured.in_flight.dec()
+            if not failed:
+                measured.ok.inc()

@@ -1,0 +1,101 @@
+"""``mac.v1.Enforcer``: the hot path, its decision metrics and its request logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sidecar import metrics
+from sidecar.domain.decision import BatchResult, Decision
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.transport import wire
+from sidecar.transport.runner import MethodMetrics, UnaryRunner
+from sidecar.transport.status import Context, log
+from sidecar.usecases.enforcer import Enforcer
+
+
+class EnforcerService(UnaryRunner):
+    """``mac.v1.Enforcer``.
+
+    :param workspace_gauges: where per-workspace usage is exported (opt-in, bounded).
+    :param log_requests: log every decision at debug level (not only denials).
+    """
+
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        workspace_gauges: metrics.WorkspaceGauges,
+        log_requests: bool = False,
+    ) -> None:
+        super().__init__()
+        self._enforcer = enforcer
+        self._gauges = workspace_gauges
+        self._log_requests = log_requests
+
+    def after(self, method: MethodMetrics, workspace: str, result: Any, seconds: float) -> None:
+        decisions: list[Decision] = (
+            result.decisions if isinstance(result, BatchResult) else [result]
+        )
+        usage = result.usage
+        if isinstance(result, BatchResult):
+            metrics.BATCH_SIZE.observe(len(decisions))
+        denied = 0
+        for decision in decisions:
+            method.decided(decision)
+            denied += not decision.allowed
+        if usage is not None:
+            self._gauges.observe(workspace, usage.active, usage.limit)
+        if not denied and not self._log_requests:
+            return
+        latency_ms = round(seconds * 1000, 3)
+        first = decisions[0]
+        if denied:
+            log.info(
+                "denied",
+                method=method.name,
+                workspace=workspace,
+                reason=first.reason.name if len(decisions) == 1 else "LIMIT_REACHED",
+                denied=denied,
+                contacts=len(decisions),
+                latency_ms=latency_ms,
+            )
+        else:
+            log.debug(
+                "decided",
+                method=method.name,
+                workspace=workspace,
+                reason=first.reason.name,
+                contacts=len(decisions),
+                latency_ms=latency_ms,
+            )
+
+    async def Check(self, request: pb.CheckRequest, context: Context) -> pb.Decision:
+        fields = wire.contact_fields(request.contact)
+        return await self.unary(
+            "Check",
+            context,
+            lambda: self._enforcer.check(request.workspace_id, fields),
+            wire.decision_message,
+            request.workspace_id,
+        )
+
+    async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.Decision:
+        fields = wire.contact_fields(request.contact)
+        return await self.unary(
+            "Activate",
+            context,
+            lambda: self._enforcer.activate(request.workspace_id, fields),
+            wire.decision_message,
+            request.workspace_id,
+        )
+
+    async def ActivateBatch(
+        self, request: pb.ActivateBatchRequest, context: Context
+    ) -> pb.ActivateBatchResponse:
+        contacts = [wire.contact_fields(c) for c in request.contacts]
+        return await self.unary(
+            "ActivateBatch",
+            context,
+            lambda: self._enforcer.activate_batch(request.workspace_id, contacts),
+            wire.batch_message,
+            request.workspace_id,
+        )

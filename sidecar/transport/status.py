@@ -1,0 +1,58 @@
+"""The one mapping from errors to gRPC status codes, and how a failed call is logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from sidecar import metrics
+from sidecar.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StorageError,
+    Unauthenticated,
+)
+from sidecar.logs import get_logger
+
+log = get_logger("sidecar.transport")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status of an error; the only place errors become status codes.
+
+    Anything a caller sent maps to a code naming the problem; a Redis that cannot be reached
+    is UNAVAILABLE, which clients may retry; INTERNAL is left for our own faults, whose
+    details stay in the log rather than going to the caller.
+    """
+    if isinstance(exc, InvalidArgument):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, FailedPrecondition):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, NotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, str(exc)
+    if isinstance(exc, StorageError) and exc.transient:
+        return grpc.StatusCode.UNAVAILABLE, "the counting backend (Redis) is unavailable"
+    return grpc.StatusCode.INTERNAL, "internal error; the sidecar's log has the details"
+
+
+async def abort_with(context: Context, method: str, exc: Exception, workspace: str = "") -> None:
+    """Log ``exc`` as it deserves, count the call by its status, and end it with that status.
+
+    Our faults log at error with the traceback, an unreachable Redis at warning, a caller's
+    mistake at info. The message of an error never holds an email or phone number: input
+    errors name the field, not the value.
+    """
+    code, details = status_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("rpc failed", method=method, workspace=workspace, exc_info=exc)
+    elif code is grpc.StatusCode.UNAVAILABLE:
+        log.warning("rpc failed", method=method, workspace=workspace, error=str(exc))
+    else:
+        log.info("rpc refused", method=method, workspace=workspace, code=code.name, error=details)
+    metrics.REQUESTS.labels(method, code.name).inc()
+    await context.abort(code, details)

@@ -1,0 +1,40 @@
+"""The contacts of a request: validated, keyed, and bounded in number."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sidecar.domain.contact import ContactFields, ContactKeyer, KeyedContact
+from sidecar.domain.errors import InvalidArgument
+
+
+class ContactReader:
+    """Turns the contacts of requests into keyed contacts.
+
+    :param keyer: turns identifiers into counting keys.
+    :param batch_max: the most contacts one request may carry.
+    """
+
+    def __init__(self, keyer: ContactKeyer, batch_max: int) -> None:
+        self._keyer = keyer
+        self.batch_max = batch_max
+
+    def one(self, contact: ContactFields, field: str = "contact") -> KeyedContact:
+        """Validate and key one contact.
+
+        :raise InvalidArgument: naming the first offending field.
+        """
+        return self._keyer.keyed(contact, field)
+
+    def many(self, contacts: Sequence[ContactFields], field: str) -> list[KeyedContact]:
+        """Validate and key the contacts of a repeated request field, in order.
+
+        :raise InvalidArgument: for none, more than ``batch_max``, or any invalid contact.
+        """
+        if not contacts:
+            raise InvalidArgument(field, "must hold at least one contact")
+        if len(contacts) > self.batch_max:
+            raise InvalidArgument(
+                field, f"holds {len(contacts)} contacts; at most {self.batch_max} allowed"
+            )
+        return [self._keyer.keyed(c, f"{field}[{i}]") for i, c in enumerate(contacts)]

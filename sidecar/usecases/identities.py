@@ -1,0 +1,70 @@
+"""The identity operations: Merge folds identities into one, SetExempt marks contacts that are
+allowed and never counted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sidecar.domain.clock import Clock
+from sidecar.domain.contact import ContactFields, key_text, validate_workspace_id
+from sidecar.domain.decision import Merged, Usage
+from sidecar.domain.ports import ExemptRequest, IdentityStore, MergeRequest
+from sidecar.usecases.contacts import ContactReader
+from sidecar.usecases.enforcer import Enforcer
+from sidecar.usecases.periods import Periods
+
+
+class Identities:
+    """Merges and exemptions.
+
+    :param store: where links and exemptions live.
+    :param enforcer: for the usage a merge leaves.
+    """
+
+    def __init__(
+        self,
+        store: IdentityStore,
+        contacts: ContactReader,
+        periods: Periods,
+        enforcer: Enforcer,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._contacts = contacts
+        self._periods = periods
+        self._enforcer = enforcer
+        self._clock = clock
+
+    async def merge(
+        self, workspace_id: str, sources: Sequence[ContactFields], target: ContactFields
+    ) -> tuple[Merged, Usage]:
+        """Fold the sources' identities into the target's; the current period's count drops
+        by the folded identities that were counted beside the survivor. Idempotent.
+
+        :return: what the merge did, and the usage after it.
+        """
+        validate_workspace_id(workspace_id)
+        keyed_sources = self._contacts.many(sources, "sources")
+        keyed_target = self._contacts.one(target, "target")
+        await self._periods.refresh(workspace_id)
+        current = self._periods.current(workspace_id, self._clock.now())
+        merged = await self._store.merge(
+            MergeRequest(
+                workspace_id=workspace_id,
+                period_key=current.period.key,
+                expire_at_ms=current.expire_at_ms,
+                target=keyed_target,
+                sources=keyed_sources,
+            )
+        )
+        return merged, await self._enforcer.usage(workspace_id)
+
+    async def set_exempt(
+        self, workspace_id: str, contacts: Sequence[ContactFields], exempt: bool
+    ) -> list[str]:
+        """Exempt contacts (allowed, never counted) or make them countable again; return
+        their identity keys in order."""
+        validate_workspace_id(workspace_id)
+        keyed = self._contacts.many(contacts, "contacts")
+        reply = await self._store.set_exempt(ExemptRequest(workspace_id, keyed, exempt))
+        return [key_text(k) for k in reply.identities]

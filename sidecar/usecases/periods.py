@@ -1,0 +1,74 @@
+"""Each workspace's current billing period, from the subscription basis this process last saw.
+
+A workspace's period depends on its subscription's time zone and start. The process remembers
+them per workspace with the subscription's version; the decision script compares the version,
+so a changed subscription costs one retry (``learn``) and never a wrong period. Operator calls
+that must follow the subscription ``refresh`` it first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sidecar.domain.clock import from_ms, to_ms
+from sidecar.domain.period import BillingPeriod, PeriodBasis, months_after, period_at
+from sidecar.domain.ports import DecisionStore
+
+_CACHE_MAX = 100_000
+_UTC = PeriodBasis()
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentPeriod:
+    """A workspace's period at an instant.
+
+    :param expire_at_ms: when the period's member set expires (unix ms): the end of the
+        retention window.
+    :param version: the subscription version the period was computed from.
+    """
+
+    period: BillingPeriod
+    expire_at_ms: int
+    version: str
+    zone: ZoneInfo
+
+
+class Periods:
+    """The per-workspace subscription basis and the periods computed from it.
+
+    :param store: where the basis is read on ``refresh``.
+    :param retention_periods: past periods whose member sets stay listable.
+    """
+
+    def __init__(self, store: DecisionStore, retention_periods: int) -> None:
+        self._store = store
+        self._retention = retention_periods
+        self._bases: dict[str, PeriodBasis] = {}
+        self._periods: dict[tuple[str, int], tuple[BillingPeriod, int]] = {}
+
+    def current(self, workspace_id: str, now: datetime) -> CurrentPeriod:
+        """The workspace's period at ``now`` as last seen (cached until the period ends)."""
+        basis = self._bases.get(workspace_id, _UTC)
+        zone = ZoneInfo(basis.timezone)
+        cache_key = (basis.timezone, basis.starts_at_ms)
+        found = self._periods.get(cache_key)
+        if found is None or not found[0].contains(now):
+            starts = from_ms(basis.starts_at_ms) if basis.starts_at_ms else None
+            period = period_at(now, zone, starts)
+            expire = to_ms(months_after(period, self._retention, zone))
+            if len(self._periods) > _CACHE_MAX:
+                self._periods.clear()
+            found = self._periods[cache_key] = (period, expire)
+        return CurrentPeriod(found[0], found[1], basis.version, zone)
+
+    def learn(self, workspace_id: str, basis: PeriodBasis) -> None:
+        """Remember what the workspace's periods depend on now."""
+        if len(self._bases) > _CACHE_MAX:
+            self._bases.clear()
+        self._bases[workspace_id] = basis
+
+    async def refresh(self, workspace_id: str) -> None:
+        """Read the workspace's basis from storage, for calls that do not decide."""
+        self.learn(workspace_id, await self._store.period_basis(workspace_id))
