@@ -66,7 +66,7 @@ class Script:
         return _USER_SCRIPT_LINE.sub(where, message)
 
 
-DECIDE = Script.load("decide", "identity")
+DECIDE = Script.load("decide", "fields", "identity")
 MERGE = Script.load("merge", "identity")
 SET_EXEMPT = Script.load("set_exempt", "identity")
 SET_SUBSCRIPTION = Script.load("set_subscription")

@@ -9,41 +9,25 @@
 -- ARGV[3..] the target contact, then the source contacts, each encoded as in decide.lua:
 --           n, n primary identifier keys in precedence order, the visitor key or ''
 --
--- The survivor is the target's identity as decide.lua would resolve it: its highest-precedence
--- known identifier's (one with links, or counted this period), else its first. The target's
--- other identities are folded too, and its unknown identifiers linked to the survivor.
+-- The survivor is the target's identity by the rule decide.lua follows (resolve_identity in
+-- lib/identity.lua): its highest-precedence known identity (linked, or counted this period),
+-- else its first identifier. The target's other identities, a visitor seen before it was
+-- identified among them, are folded into it too.
 --
--- Returns { survivor identity key, identities folded, count dropped by, active after }.
--- Uses lib/identity.lua (root_of, read_contacts).
+-- Returns { survivor identity key, identities folded, identities uncounted (the count dropped by
+-- as many), active after }.
+-- Uses lib/identity.lua (root_of, resolve_identity, read_contacts, identifiers_of).
 --
 -- Why a script: resolving the identities, re-pointing them and moving their place in the
 -- period's set must not interleave with an Activate of the same contacts, or a contact could
 -- be counted under an identity that has just been folded. Merging again folds nothing more.
 local members, counts, links = KEYS[1], KEYS[2], KEYS[3]
 local contacts = read_contacts(3)
-
-local function identifiers(contact)
-  local keys = { unpack(contact[1]) }
-  if contact[2] then
-    keys[#keys + 1] = contact[2]
-  end
-  return keys
-end
-
-local target = identifiers(contacts[1])
-local survivor = nil
-for _, key in ipairs(target) do
-  local root, linked = root_of(links, key, true)
-  if linked or redis.call('SISMEMBER', members, root) == 1 then
-    survivor = root
-    break
-  end
-end
-survivor = survivor or root_of(links, target[1], true)
+local survivor = resolve_identity(links, members, contacts[1][1], contacts[1][2], true).identity
 
 local survivor_counted = redis.call('SISMEMBER', members, survivor) == 1
 local before = redis.call('SCARD', members)
-local folded, dropped, seen = 0, 0, {}
+local folded, uncounted, seen = 0, 0, {}
 local touched = false
 
 local function fold(key)
@@ -56,7 +40,7 @@ local function fold(key)
     if redis.call('SREM', members, source) == 1 then
       touched = true
       if survivor_counted then
-        dropped = dropped + 1
+        uncounted = uncounted + 1
       else
         -- the survivor takes the folded identity's place in the period
         redis.call('SADD', members, survivor)
@@ -70,7 +54,7 @@ local function fold(key)
 end
 
 for c = 1, #contacts do
-  for _, key in ipairs(identifiers(contacts[c])) do
+  for _, key in ipairs(identifiers_of(contacts[c])) do
     fold(key)
   end
 end
@@ -83,4 +67,4 @@ if touched and active > 0 then
   -- SREM may have emptied the set and SADD made it again, without its expiry
   redis.call('PEXPIREAT', members, ARGV[2])
 end
-return { survivor, folded, dropped, active }
+return { survivor, folded, uncounted, active }

@@ -10,9 +10,12 @@
 -- the exemption holds whichever identifier the contact arrives with and whatever it is linked
 -- to later.
 --
--- Returns { changed, identity key of each contact... } (the identity of its first identifier
--- that has links, else of its first identifier).
--- Uses lib/identity.lua (root_of, read_contacts).
+-- Returns { changed, identity key of each contact... }, by the rule of resolve_identity in
+-- lib/identity.lua with one difference: this script has no period, so an identifier is known
+-- by its links alone, not by being counted. For a contact whose counted identifier was never
+-- linked the key shown may then differ from decide.lua's; the exemption does not, because
+-- every identifier and every identity it resolves to is marked.
+-- Uses lib/identity.lua (root_of, resolve_identity, read_contacts, identifiers_of).
 --
 -- Why a script: each contact's identities are resolved and marked in the same step, so a merge
 -- or a link made at the same moment cannot leave a contact half exempt.
@@ -21,21 +24,12 @@ local on = ARGV[1] == '1'
 local out = { 0 }
 local changed = 0
 for _, contact in ipairs(read_contacts(2)) do
-  local keys = { unpack(contact[1]) }
-  if contact[2] then
-    keys[#keys + 1] = contact[2]
-  end
-  local identity = nil
+  out[#out + 1] = resolve_identity(links, nil, contact[1], contact[2], false).identity
   local marks = {}
-  for _, key in ipairs(keys) do
-    local root, linked = root_of(links, key, false)
-    if linked and not identity then
-      identity = root
-    end
+  for _, key in ipairs(identifiers_of(contact)) do
     marks[#marks + 1] = key
-    marks[#marks + 1] = root
+    marks[#marks + 1] = (root_of(links, key, false))
   end
-  out[#out + 1] = identity or keys[1]
   for _, key in ipairs(marks) do
     if on then
       changed = changed + redis.call('SADD', exempt, key)

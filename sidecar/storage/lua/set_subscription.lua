@@ -1,7 +1,7 @@
 -- set_subscription.lua: replace a workspace's subscription.
 --
 -- KEYS[1]  subscription hash
--- ARGV     field, value, field, value, ... (see subscription.to_fields)
+-- ARGV     field, value, field, value, ... (codec.SUBSCRIPTION_FIELDS, codec.subscription_args)
 --
 -- Returns the subscription's new version.
 --

@@ -1,5 +1,6 @@
--- lib/identity.lua: identity resolution shared by the scripts that need it; the service puts
--- it in front of decide.lua, merge.lua and set_exempt.lua when it loads them.
+-- lib/identity.lua: who a contact is. The one identity rule of the service, shared by
+-- decide.lua, merge.lua and set_exempt.lua; the service puts it in front of them when it
+-- loads them.
 
 -- The identity an identifier belongs to in the links hash, and whether it has links. Chains
 -- left by merges are followed and, when `write`, shortened to point at the identity.
@@ -22,6 +23,53 @@ local function root_of(links, key, write)
   return node, true
 end
 
+-- The identity of a contact, by the one rule: the highest-precedence *known* identity among
+-- its primary identifiers (known: it has links, or it is counted in `members`), else the
+-- identity of a visitor that has links (identified before), else its first identifier. A
+-- contact of a visitor alone is that visitor. With `members` nil (no period at hand), an
+-- identifier is known by its links alone.
+--
+-- Returns a table: identity; conflict (two or more known identities); roots[i] and known[i]
+-- of each primary; vroot and vlinked of the visitor; known_order, the distinct known
+-- identities in precedence order.
+local function resolve_identity(links, members, prim, visitor, write)
+  local r = { roots = {}, known = {}, known_order = {}, conflict = false }
+  if #prim == 1 and not visitor then
+    -- one identifier: it is the identity whether known or not, and nothing can conflict
+    local root, linked = root_of(links, prim[1], write)
+    r.roots[1], r.known[1], r.identity = root, linked, root
+    return r
+  end
+  local seen = {}
+  local function note(identity)
+    if not seen[identity] then
+      seen[identity] = true
+      r.known_order[#r.known_order + 1] = identity
+    end
+  end
+  for i = 1, #prim do
+    local root, linked = root_of(links, prim[i], write)
+    r.roots[i] = root
+    r.known[i] = linked or (members ~= nil and redis.call('SISMEMBER', members, root) == 1)
+    if r.known[i] then
+      note(root)
+    end
+  end
+  if visitor then
+    r.vroot, r.vlinked = root_of(links, visitor, write)
+    if r.vlinked then
+      note(r.vroot)
+    end
+  end
+  if #prim == 0 then
+    r.identity = r.vroot
+  else
+    r.identity = r.known_order[1] or r.roots[1]
+    r.conflict = #r.known_order >= 2
+  end
+  return r
+end
+
 -- The contacts encoded in ARGV from index `first`: each as n, n primary identifier keys in
 -- precedence order, then the visitor key or ''. Returns a list of { primaries, visitor|false }.
 local function read_contacts(first)
@@ -38,4 +86,13 @@ local function read_contacts(first)
     i = i + n + 2
   end
   return found
+end
+
+-- Every identifier key of a contact read by read_contacts: its primaries, then its visitor.
+local function identifiers_of(contact)
+  local keys = { unpack(contact[1]) }
+  if contact[2] then
+    keys[#keys + 1] = contact[2]
+  end
+  return keys
 end
