@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
 	@echo "make test    run the whole test suite against Redis servers it starts itself"
-	@echo "make lint    ruff, formatting and mypy --strict"
+	@echo "make lint    ruff, formatting, mypy --strict and the import contracts of the layers"
 	@echo "make proto   regenerate sidecar/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
@@ -50,6 +50,7 @@ lint: install
 	$(BIN)/ruff check sidecar tests tools bench
 	$(BIN)/ruff format --check sidecar tests tools bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix sidecar tests tools bench
@@ -69,4 +70,4 @@ image:
 	docker build -t mac-sidecar:$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])') .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage build *.egg-info

@@ -15,7 +15,7 @@ from bench import procs
 from bench.echo import run_loop
 from bench.load import Result
 from bench.scenarios import memory_per_contact, progress, run_scenarios
-from tests.redis_servers import RedisServer
+from tests.support.redis_servers import RedisServer
 
 MEMORY_GOAL = 64.0
 CPU_COLUMNS = ("server", "redis", "client")

@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.echo import METHOD
-from tests.redis_servers import free_port
+from tests.support.redis_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-identity-secret-0123456789abcdef"

@@ -7,9 +7,9 @@ import sys
 
 from sidecar.server.app import Sidecar
 from sidecar.settings import Settings
-from tests.conftest import SECRET
 from tests.helm.chart import case_values, one, render
-from tests.redis_servers import free_port
+from tests.support.constants import SECRET
+from tests.support.redis_servers import free_port
 
 
 def _hook_command() -> list[str]:

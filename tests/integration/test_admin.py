@@ -13,9 +13,10 @@ from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.conftest import AUTH, SidecarFactory
-from tests.integration.test_plans import activate, fill, subscribe
-from tests.redis_servers import free_port
+from tests.support.calls import activate, fill, subscribe
+from tests.support.constants import AUTH
+from tests.support.redis_servers import free_port
+from tests.support.sidecars import SidecarFactory
 
 GET = admin_pb.GetSubscriptionRequest(workspace_id="acme")
 

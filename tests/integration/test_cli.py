@@ -13,9 +13,10 @@ import redis
 
 from sidecar.domain.contact import ContactFields
 from sidecar.server.app import Sidecar
-from tests.conftest import ADMIN_TOKEN, SidecarFactory
-from tests.redis_servers import RedisServer, free_port
-from tests.sidecar_process import SidecarProcess
+from tests.support.constants import ADMIN_TOKEN
+from tests.support.redis_servers import RedisServer, free_port
+from tests.support.sidecar_process import SidecarProcess
+from tests.support.sidecars import SidecarFactory
 
 
 async def cli(*args: str) -> tuple[int, str, str]:

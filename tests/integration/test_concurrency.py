@@ -12,8 +12,8 @@ import redis
 
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.redis_servers import RedisServer
-from tests.sidecar_process import SidecarProcess
+from tests.support.redis_servers import RedisServer
+from tests.support.sidecar_process import SidecarProcess
 
 LIMIT = 50
 TASKS = 16

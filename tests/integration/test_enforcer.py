@@ -8,7 +8,7 @@ import redis
 
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.conftest import SidecarFactory
+from tests.support.sidecars import SidecarFactory
 
 
 def email(n: int) -> pb.Contact:

@@ -17,46 +17,12 @@ from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.conftest import ADMIN_TOKEN, AUTH
-from tests.integration.test_plans import activate, fill, subscribe
-from tests.redis_servers import RedisServer
-from tests.sidecar_process import SidecarProcess
+from tests.support.calls import activate, fill, kinds, no_more_events, read_events, subscribe
+from tests.support.constants import ADMIN_TOKEN, AUTH
+from tests.support.redis_servers import RedisServer
+from tests.support.sidecar_process import SidecarProcess
 
 Event = admin_pb.Event
-
-
-async def read_events(
-    admin: admin_grpc.AdminStub, count: int, ws: str = "acme", after: str = ""
-) -> list[admin_pb.Event]:
-    """The first ``count`` events the stream delivers (fails after 5 s without them)."""
-    call = admin.WatchEvents(
-        admin_pb.WatchEventsRequest(workspace_id=ws, after_id=after), metadata=AUTH
-    )
-    events: list[admin_pb.Event] = []
-    try:
-        while len(events) < count:
-            events.append(await asyncio.wait_for(call.read(), 5))
-    finally:
-        call.cancel()
-    return events
-
-
-async def no_more_events(admin: admin_grpc.AdminStub, after: str, ws: str = "acme") -> bool:
-    """True when the stream delivers nothing after ``after`` for 1.5 s."""
-    call = admin.WatchEvents(
-        admin_pb.WatchEventsRequest(workspace_id=ws, after_id=after), metadata=AUTH
-    )
-    try:
-        await asyncio.wait_for(call.read(), 1.5)
-    except TimeoutError:
-        return True
-    finally:
-        call.cancel()
-    return False
-
-
-def kinds(events: list[admin_pb.Event]) -> list[tuple[str, int]]:
-    return [(Event.Type.Name(e.type), e.threshold_percent) for e in events]
 
 
 async def test_thresholds_and_limit_are_recorded_once_under_concurrency(

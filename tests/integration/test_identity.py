@@ -13,19 +13,12 @@ from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.storage.keys import WorkspaceKeys
-from tests.conftest import AUTH, SidecarFactory
-from tests.integration.test_events import kinds, read_events
-from tests.integration.test_plans import subscribe
+from tests.support.calls import act, kinds, read_events, subscribe
+from tests.support.constants import AUTH
+from tests.support.sidecars import SidecarFactory
 
 ANA_EMAIL = "ana@example.com"
 ANA_PHONE = "+55 11 98765-4321"
-
-
-async def act(stub: pb_grpc.EnforcerStub, **contact: str) -> pb.Decision:
-    decision: pb.Decision = await stub.Activate(
-        pb.ActivateRequest(workspace_id="acme", contact=pb.Contact(**contact))
-    )
-    return decision
 
 
 async def active(stub: pb_grpc.EnforcerStub) -> int:
@@ -137,7 +130,7 @@ async def test_conflicts_are_not_merged(
     (event,) = await read_events(admin, 1)
     assert kinds([event]) == [("IDENTITY_CONFLICT", 0)]
     # one event per pair and period, however often the conflict comes back
-    from tests.integration.test_events import no_more_events
+    from tests.support.calls import no_more_events
 
     assert await no_more_events(admin, event.id)
 

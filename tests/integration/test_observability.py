@@ -17,10 +17,10 @@ import redis
 
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.conftest import SidecarFactory
-from tests.integration.test_plans import activate
-from tests.redis_servers import RedisServer, free_port
-from tests.sidecar_process import SidecarProcess
+from tests.support.calls import activate
+from tests.support.redis_servers import RedisServer, free_port
+from tests.support.sidecar_process import SidecarProcess
+from tests.support.sidecars import SidecarFactory
 
 
 def get(url: str) -> tuple[int, str]:

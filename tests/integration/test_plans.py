@@ -15,30 +15,9 @@ from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.conftest import AUTH, SidecarFactory
-
-
-async def subscribe(
-    admin: admin_grpc.AdminStub, ws: str = "acme", **fields: Any
-) -> admin_pb.Subscription:
-    sub: admin_pb.Subscription = await admin.SetSubscription(
-        admin_pb.SetSubscriptionRequest(workspace_id=ws, **fields), metadata=AUTH
-    )
-    return sub
-
-
-async def activate(stub: pb_grpc.EnforcerStub, n: int, ws: str = "acme") -> pb.Decision:
-    contact = pb.Contact(email=f"p{n}@example.com")
-    decision: pb.Decision = await stub.Activate(
-        pb.ActivateRequest(workspace_id=ws, contact=contact)
-    )
-    return decision
-
-
-async def fill(stub: pb_grpc.EnforcerStub, first: int, count: int, ws: str = "acme") -> None:
-    contacts = [pb.Contact(email=f"p{n}@example.com") for n in range(first, first + count)]
-    response = await stub.ActivateBatch(pb.ActivateBatchRequest(workspace_id=ws, contacts=contacts))
-    assert all(d.reason == pb.ADMITTED for d in response.decisions)
+from tests.support.calls import activate, fill, subscribe
+from tests.support.constants import AUTH
+from tests.support.sidecars import SidecarFactory
 
 
 async def test_subscription_is_stored_and_read_back(admin: admin_grpc.AdminStub) -> None:

@@ -13,8 +13,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sidecar import metrics
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.server.app import Sidecar
-from tests.conftest import SidecarFactory
-from tests.redis_servers import RedisServer, free_port
+from tests.support.redis_servers import RedisServer, free_port
+from tests.support.sidecars import SidecarFactory
 
 ANA = pb.ActivateRequest(workspace_id="acme", contact=pb.Contact(email="ana@example.com"))
 

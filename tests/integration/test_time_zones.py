@@ -13,8 +13,9 @@ from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.storage.keys import WorkspaceKeys
-from tests.conftest import AUTH, SidecarFactory
-from tests.integration.test_identity import act
+from tests.support.calls import act
+from tests.support.constants import AUTH
+from tests.support.sidecars import SidecarFactory
 
 ANA = {"email": "ana@example.com"}
 

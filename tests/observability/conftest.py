@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 
-from sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.observability.artifacts import rule_groups_yaml
-from tests.prometheus import PrometheusServer
-from tests.redis_servers import RedisServer, free_port
-from tests.sidecar_process import SidecarProcess
-
-
-@dataclass
-class MetricsSidecar:
-    """A sidecar process and the loopback address of its ``/metrics``."""
-
-    process: SidecarProcess
-    metrics_addr: str
-
-    def scrape(self) -> str:
-        """The text exposition the sidecar serves now."""
-        with urllib.request.urlopen(f"http://{self.metrics_addr}/metrics", timeout=5) as reply:
-            return bytes(reply.read()).decode()
-
-    async def activate(self, workspace: str, count: int) -> list[pb.Decision]:
-        """Activate ``count`` new contacts of ``workspace``, one call each."""
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.process.port}") as channel:
-            stub = pb_grpc.EnforcerStub(channel)
-            return [
-                await stub.Activate(
-                    pb.ActivateRequest(
-                        workspace_id=workspace, contact=pb.Contact(email=f"c{n}@example.com")
-                    )
-                )
-                for n in range(count)
-            ]
+from tests.support.observability_artifacts import rule_groups_yaml
+from tests.support.prometheus import PrometheusServer
+from tests.support.redis_servers import RedisServer, free_port
+from tests.support.sidecar_process import MetricsSidecar, SidecarProcess
 
 
 @pytest.fixture(scope="module")

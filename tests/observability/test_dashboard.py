@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.observability.artifacts import (
+from tests.support.observability_artifacts import (
     SERIES,
     dashboard,
     dashboard_exprs,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import uuid
 
-from tests.observability.artifacts import METRICS
-from tests.observability.conftest import MetricsSidecar
-from tests.prometheus import promtool
+from tests.support.observability_artifacts import METRICS
+from tests.support.prometheus import promtool
+from tests.support.sidecar_process import MetricsSidecar
 
 
 async def test_promtool_finds_no_problem_in_the_exposition(

@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from tests.observability.artifacts import dashboard, dashboard_exprs, rule_exprs
-from tests.observability.conftest import MetricsSidecar
-from tests.prometheus import PrometheusServer
+from tests.support.observability_artifacts import dashboard, dashboard_exprs, rule_exprs
+from tests.support.prometheus import PrometheusServer
+from tests.support.sidecar_process import MetricsSidecar
 
 CALLS = 37
 

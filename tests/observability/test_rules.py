@@ -6,14 +6,14 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.observability.artifacts import (
+from tests.support.observability_artifacts import (
     RULES,
     SERIES,
     metric_names,
     rule_exprs,
     rule_groups_yaml,
 )
-from tests.prometheus import promtool
+from tests.support.prometheus import promtool
 
 UNIT_TESTS = Path(__file__).with_name("rules_test.yaml")
 

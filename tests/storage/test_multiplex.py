@@ -10,7 +10,7 @@ import redis
 from redis import exceptions as rex
 
 from sidecar.storage.multiplex import MultiplexedConnection
-from tests.redis_servers import RedisServer
+from tests.support.redis_servers import RedisServer
 
 PASSWORD = "s3cret"
 
@@ -113,7 +113,7 @@ async def test_password_and_database_from_the_url(locked_redis: RedisServer) -> 
 
 
 async def test_nothing_listening_is_a_connection_error() -> None:
-    from tests.redis_servers import free_port
+    from tests.support.redis_servers import free_port
 
     conn = MultiplexedConnection(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     with pytest.raises(rex.ConnectionError):
@@ -146,7 +146,7 @@ async def test_a_cancelled_first_caller_leaves_no_half_ready_connection(
 
 
 async def test_after_a_failed_connect_callers_fail_at_once_then_retry() -> None:
-    from tests.redis_servers import free_port
+    from tests.support.redis_servers import free_port
 
     port = free_port()
     # the window a failure is remembered for is the timeout: long enough to start Redis in
@@ -166,7 +166,7 @@ async def test_after_a_failed_connect_callers_fail_at_once_then_retry() -> None:
 
 
 async def test_a_read_only_reply_reconnects_for_the_new_primary() -> None:
-    from tests.redis_servers import free_port
+    from tests.support.redis_servers import free_port
 
     own = RedisServer()
     own.start()

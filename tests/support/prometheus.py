@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.redis_servers import free_port
+from tests.support.redis_servers import free_port
 
 INSTALL_HINT = "install the Debian package `prometheus` (apt-get install prometheus)"
 

@@ -7,9 +7,15 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
+from dataclasses import dataclass
 from typing import IO
 
-from tests.conftest import SECRET
+import grpc
+
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from tests.support.constants import SECRET
 
 
 class SidecarProcess:
@@ -64,3 +70,29 @@ class SidecarProcess:
                 self.proc.stderr.close()
         self.proc = None
         return code
+
+
+@dataclass
+class MetricsSidecar:
+    """A sidecar process and the loopback address of its ``/metrics``."""
+
+    process: SidecarProcess
+    metrics_addr: str
+
+    def scrape(self) -> str:
+        """The text exposition the sidecar serves now."""
+        with urllib.request.urlopen(f"http://{self.metrics_addr}/metrics", timeout=5) as reply:
+            return bytes(reply.read()).decode()
+
+    async def activate(self, workspace: str, count: int) -> list[pb.Decision]:
+        """Activate ``count`` new contacts of ``workspace``, one call each."""
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.process.port}") as channel:
+            stub = pb_grpc.EnforcerStub(channel)
+            return [
+                await stub.Activate(
+                    pb.ActivateRequest(
+                        workspace_id=workspace, contact=pb.Contact(email=f"c{n}@example.com")
+                    )
+                )
+                for n in range(count)
+            ]

@@ -1,0 +1,1 @@
+"""Each storage operation against a real Redis, without gRPC."""

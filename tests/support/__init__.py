@@ -1,0 +1,1 @@
+"""What the tests share: real Redis servers, sidecars, Prometheus, call helpers, constants."""

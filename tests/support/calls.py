@@ -1,0 +1,77 @@
+"""Calls the tests make again and again, through real gRPC stubs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.gen.mac.v1.admin_pb2 import Event
+from tests.support.constants import AUTH
+
+
+async def subscribe(
+    admin: admin_grpc.AdminStub, ws: str = "acme", **fields: Any
+) -> admin_pb.Subscription:
+    sub: admin_pb.Subscription = await admin.SetSubscription(
+        admin_pb.SetSubscriptionRequest(workspace_id=ws, **fields), metadata=AUTH
+    )
+    return sub
+
+
+async def activate(stub: pb_grpc.EnforcerStub, n: int, ws: str = "acme") -> pb.Decision:
+    contact = pb.Contact(email=f"p{n}@example.com")
+    decision: pb.Decision = await stub.Activate(
+        pb.ActivateRequest(workspace_id=ws, contact=contact)
+    )
+    return decision
+
+
+async def fill(stub: pb_grpc.EnforcerStub, first: int, count: int, ws: str = "acme") -> None:
+    contacts = [pb.Contact(email=f"p{n}@example.com") for n in range(first, first + count)]
+    response = await stub.ActivateBatch(pb.ActivateBatchRequest(workspace_id=ws, contacts=contacts))
+    assert all(d.reason == pb.ADMITTED for d in response.decisions)
+
+
+async def read_events(
+    admin: admin_grpc.AdminStub, count: int, ws: str = "acme", after: str = ""
+) -> list[admin_pb.Event]:
+    """The first ``count`` events the stream delivers (fails after 5 s without them)."""
+    call = admin.WatchEvents(
+        admin_pb.WatchEventsRequest(workspace_id=ws, after_id=after), metadata=AUTH
+    )
+    events: list[admin_pb.Event] = []
+    try:
+        while len(events) < count:
+            events.append(await asyncio.wait_for(call.read(), 5))
+    finally:
+        call.cancel()
+    return events
+
+
+async def no_more_events(admin: admin_grpc.AdminStub, after: str, ws: str = "acme") -> bool:
+    """True when the stream delivers nothing after ``after`` for 1.5 s."""
+    call = admin.WatchEvents(
+        admin_pb.WatchEventsRequest(workspace_id=ws, after_id=after), metadata=AUTH
+    )
+    try:
+        await asyncio.wait_for(call.read(), 1.5)
+    except TimeoutError:
+        return True
+    finally:
+        call.cancel()
+    return False
+
+
+def kinds(events: list[admin_pb.Event]) -> list[tuple[str, int]]:
+    return [(Event.Type.Name(e.type), e.threshold_percent) for e in events]
+
+
+async def act(stub: pb_grpc.EnforcerStub, **contact: str) -> pb.Decision:
+    decision: pb.Decision = await stub.Activate(
+        pb.ActivateRequest(workspace_id="acme", contact=pb.Contact(**contact))
+    )
+    return decision
