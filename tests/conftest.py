@@ -61,7 +61,7 @@ def settings(redis_server: RedisServer, redis_db: redis.Redis) -> Settings:
 
 
 @pytest.fixture
-async def sidecar(settings: Settings, clock: ManualClock) -> AsyncIterator[Sidecar]:
+async def sidecar_app(settings: Settings, clock: ManualClock) -> AsyncIterator[Sidecar]:
     service = Sidecar(settings, clock)
     await service.start()
     yield service
@@ -69,24 +69,24 @@ async def sidecar(settings: Settings, clock: ManualClock) -> AsyncIterator[Sidec
 
 
 @pytest.fixture
-async def channel(sidecar: Sidecar) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}") as ch:
+async def channel(sidecar_app: Sidecar) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar_app.port}") as ch:
         yield ch
 
 
 @pytest.fixture
-def enforcer(channel: grpc.aio.Channel) -> pb_grpc.EnforcerStub:
+def enforcer_stub(channel: grpc.aio.Channel) -> pb_grpc.EnforcerStub:
     return pb_grpc.EnforcerStub(channel)
 
 
 @pytest.fixture
-def admin(channel: grpc.aio.Channel) -> admin_grpc.AdminStub:
+def admin_stub(channel: grpc.aio.Channel) -> admin_grpc.AdminStub:
     """The Admin stub; calls need ``metadata=AUTH``."""
     return admin_grpc.AdminStub(channel)
 
 
 @pytest.fixture
-async def make_enforcer(settings: Settings, clock: ManualClock) -> AsyncIterator[SidecarFactory]:
+async def make_sidecar(settings: Settings, clock: ManualClock) -> AsyncIterator[SidecarFactory]:
     factory = SidecarFactory(settings, clock)
     yield factory
     await factory.close()

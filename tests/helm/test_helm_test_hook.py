@@ -34,9 +34,9 @@ async def _run(addr: str) -> tuple[int, str]:
     return process.returncode, output.decode()
 
 
-async def test_the_hook_passes_while_the_sidecar_serves(sidecar: Sidecar) -> None:
-    code, output = await _run(f"127.0.0.1:{sidecar.port}")
-    assert (code, output.strip()) == (0, f"127.0.0.1:{sidecar.port}: SERVING")
+async def test_the_hook_passes_while_the_sidecar_serves(sidecar_app: Sidecar) -> None:
+    code, output = await _run(f"127.0.0.1:{sidecar_app.port}")
+    assert (code, output.strip()) == (0, f"127.0.0.1:{sidecar_app.port}: SERVING")
 
 
 async def test_the_hook_fails_while_redis_is_unreachable() -> None:
@@ -48,10 +48,10 @@ async def test_the_hook_fails_while_redis_is_unreachable() -> None:
         redis_timeout=0.2,
         shutdown_grace=0.1,
     )
-    sidecar = Sidecar(settings)
-    port = await sidecar.start()
+    sidecar_app = Sidecar(settings)
+    port = await sidecar_app.start()
     try:
         code, output = await _run(f"127.0.0.1:{port}")
     finally:
-        await sidecar.stop()
+        await sidecar_app.stop()
     assert (code, output.strip()) == (1, f"127.0.0.1:{port}: NOT_SERVING")

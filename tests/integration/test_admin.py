@@ -31,34 +31,34 @@ GET = admin_pb.GetSubscriptionRequest(workspace_id="acme")
     ],
 )
 async def test_admin_needs_the_bearer_token(
-    admin: admin_grpc.AdminStub, metadata: tuple[tuple[str, str], ...]
+    admin_stub: admin_grpc.AdminStub, metadata: tuple[tuple[str, str], ...]
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await admin.GetSubscription(GET, metadata=metadata)
+        await admin_stub.GetSubscription(GET, metadata=metadata)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await admin.SetSubscription(
+        await admin_stub.SetSubscription(
             admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro"), metadata=metadata
         )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert (await admin.GetSubscription(GET, metadata=AUTH)).is_default
+    assert (await admin_stub.GetSubscription(GET, metadata=AUTH)).is_default
 
 
-async def test_enforcer_needs_no_token(enforcer: pb_grpc.EnforcerStub) -> None:
-    assert (await activate(enforcer, 1)).allowed
+async def test_enforcer_needs_no_token(enforcer_stub: pb_grpc.EnforcerStub) -> None:
+    assert (await activate(enforcer_stub, 1)).allowed
 
 
-async def test_without_a_token_admin_is_open(make_enforcer: SidecarFactory) -> None:
-    await make_enforcer(admin_token="")
-    assert (await make_enforcer.admin().GetSubscription(GET)).is_default
+async def test_without_a_token_admin_is_open(make_sidecar: SidecarFactory) -> None:
+    await make_sidecar(admin_token="")
+    assert (await make_sidecar.admin().GetSubscription(GET)).is_default
 
 
-async def test_admin_on_its_own_address(make_enforcer: SidecarFactory) -> None:
-    stub = await make_enforcer(admin_addr=f"127.0.0.1:{free_port()}")
-    admin = make_enforcer.admin()
-    assert make_enforcer.last.admin_port != make_enforcer.last.port
-    assert (await admin.GetSubscription(GET, metadata=AUTH)).is_default
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{make_enforcer.last.port}") as channel:
+async def test_admin_on_its_own_address(make_sidecar: SidecarFactory) -> None:
+    stub = await make_sidecar(admin_addr=f"127.0.0.1:{free_port()}")
+    admin_stub = make_sidecar.admin()
+    assert make_sidecar.last.admin_port != make_sidecar.last.port
+    assert (await admin_stub.GetSubscription(GET, metadata=AUTH)).is_default
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{make_sidecar.last.port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await admin_grpc.AdminStub(channel).GetSubscription(GET, metadata=AUTH)
         assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
@@ -66,24 +66,24 @@ async def test_admin_on_its_own_address(make_enforcer: SidecarFactory) -> None:
 
 
 async def test_usage_and_history(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, clock: ManualClock
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub, clock: ManualClock
 ) -> None:
-    await subscribe(admin, plan="pro", packs=1)
+    await subscribe(admin_stub, plan="pro", packs=1)
     clock.set(datetime(2026, 9, 10, tzinfo=UTC))
-    await fill(enforcer, 0, 30)
+    await fill(enforcer_stub, 0, 30)
     clock.set(datetime(2026, 10, 10, tzinfo=UTC))
-    await fill(enforcer, 0, 20)
+    await fill(enforcer_stub, 0, 20)
     clock.set(datetime(2026, 11, 10, tzinfo=UTC))
-    await fill(enforcer, 0, 7)
+    await fill(enforcer_stub, 0, 7)
 
-    reply = await admin.GetUsage(admin_pb.GetUsageRequest(workspace_id="acme"), metadata=AUTH)
+    reply = await admin_stub.GetUsage(admin_pb.GetUsageRequest(workspace_id="acme"), metadata=AUTH)
     assert reply.usage.period == "2026-11"
     assert (reply.usage.active, reply.usage.limit, reply.usage.plan) == (7, 3100, "pro")
     assert [(h.period, h.active, h.limit) for h in reply.history] == [
         ("2026-10", 20, 3100),
         ("2026-09", 30, 3100),
     ]
-    past = await admin.GetUsage(
+    past = await admin_stub.GetUsage(
         admin_pb.GetUsageRequest(workspace_id="acme", period="2026-09"), metadata=AUTH
     )
     assert (past.usage.period, past.usage.active, past.usage.limit) == ("2026-09", 30, 3100)
@@ -93,9 +93,11 @@ async def test_usage_and_history(
 @pytest.mark.parametrize(
     ("period", "field"), [("2026-13", "period:"), ("next month", "period:"), ("2027-01", "period:")]
 )
-async def test_usage_of_a_bad_period(admin: admin_grpc.AdminStub, period: str, field: str) -> None:
+async def test_usage_of_a_bad_period(
+    admin_stub: admin_grpc.AdminStub, period: str, field: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await admin.GetUsage(
+        await admin_stub.GetUsage(
             admin_pb.GetUsageRequest(workspace_id="acme", period=period), metadata=AUTH
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -103,11 +105,11 @@ async def test_usage_of_a_bad_period(admin: admin_grpc.AdminStub, period: str, f
 
 
 async def test_list_active_contacts_pages_through_a_period(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub
 ) -> None:
-    await subscribe(admin, plan="enterprise", custom_limit=5000)
+    await subscribe(admin_stub, plan="enterprise", custom_limit=5000)
     contacts = [pb.Contact(id=f"crm-{n}") for n in range(2500)]
-    reply = await enforcer.ActivateBatch(
+    reply = await enforcer_stub.ActivateBatch(
         pb.ActivateBatchRequest(workspace_id="acme", contacts=contacts)
     )
     expected = {d.contact_key for d in reply.decisions}
@@ -115,7 +117,7 @@ async def test_list_active_contacts_pages_through_a_period(
     token = ""
     pages = 0
     while True:
-        page = await admin.ListActiveContacts(
+        page = await admin_stub.ListActiveContacts(
             admin_pb.ListActiveContactsRequest(
                 workspace_id="acme", page_token=token, page_size=400
             ),
@@ -133,7 +135,7 @@ async def test_list_active_contacts_pages_through_a_period(
 
 
 async def test_list_refuses_bad_tokens_and_periods_no_longer_kept(
-    admin: admin_grpc.AdminStub,
+    admin_stub: admin_grpc.AdminStub,
 ) -> None:
     for request, code, prefix in [
         (
@@ -153,33 +155,33 @@ async def test_list_refuses_bad_tokens_and_periods_no_longer_kept(
         ),
     ]:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await admin.ListActiveContacts(request, metadata=AUTH)
+            await admin_stub.ListActiveContacts(request, metadata=AUTH)
         assert caught.value.code() == code
         assert (caught.value.details() or "").startswith(prefix)
 
 
-async def test_odd_input_is_invalid_argument_not_internal(admin: admin_grpc.AdminStub) -> None:
+async def test_odd_input_is_invalid_argument_not_internal(admin_stub: admin_grpc.AdminStub) -> None:
     huge = admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro")
     huge.starts_at.seconds = 10**13
     cases: list[tuple[Any, Any, str]] = [
         (
-            admin.ListActiveContacts,
+            admin_stub.ListActiveContacts,
             admin_pb.ListActiveContactsRequest(workspace_id="acme", page_token="\u00b2"),
             "page_token:",
         ),
         (
-            admin.ListActiveContacts,
+            admin_stub.ListActiveContacts,
             admin_pb.ListActiveContactsRequest(workspace_id="acme", page_token=str(2**70)),
             "page_token:",
         ),
         (
-            admin.SetSubscription,
+            admin_stub.SetSubscription,
             admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro", timezone="Europe"),
             "timezone:",
         ),
-        (admin.SetSubscription, huge, "starts_at:"),
+        (admin_stub.SetSubscription, huge, "starts_at:"),
         (
-            admin.SetSubscription,
+            admin_stub.SetSubscription,
             admin_pb.SetSubscriptionRequest(
                 workspace_id="acme", plan="pro", platform_version="\u0667.1"
             ),
@@ -192,7 +194,7 @@ async def test_odd_input_is_invalid_argument_not_internal(admin: admin_grpc.Admi
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
         assert (caught.value.details() or "").startswith(prefix)
     for after in ("\u0661\u0662-0", f"{2**70}-0"):
-        stream = admin.WatchEvents(
+        stream = admin_stub.WatchEvents(
             admin_pb.WatchEventsRequest(workspace_id="acme", after_id=after), metadata=AUTH
         )
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -33,8 +33,8 @@ async def cli(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_activate_and_check_print_the_decision(sidecar: Sidecar) -> None:
-    addr = f"--addr=127.0.0.1:{sidecar.port}"
+async def test_activate_and_check_print_the_decision(sidecar_app: Sidecar) -> None:
+    addr = f"--addr=127.0.0.1:{sidecar_app.port}"
     code, out, _ = await cli("activate", "acme", "--email", "Ana@Example.com", addr)
     assert code == 0
     assert "allowed: ADMITTED" in out
@@ -48,16 +48,16 @@ async def test_activate_and_check_print_the_decision(sidecar: Sidecar) -> None:
     assert decision["usage"]["active"] == "1"
 
 
-async def test_denied_exits_1(make_enforcer: SidecarFactory) -> None:
-    await make_enforcer(default_limit=0)
-    addr = f"--addr=127.0.0.1:{make_enforcer.last.port}"
+async def test_denied_exits_1(make_sidecar: SidecarFactory) -> None:
+    await make_sidecar(default_limit=0)
+    addr = f"--addr=127.0.0.1:{make_sidecar.last.port}"
     code, out, _ = await cli("activate", "acme", "--phone", "+4930123456", addr)
     assert code == 1
     assert "DENIED: LIMIT_REACHED" in out
 
 
-async def test_bad_input_prints_one_line_and_exits_2(sidecar: Sidecar) -> None:
-    addr = f"--addr=127.0.0.1:{sidecar.port}"
+async def test_bad_input_prints_one_line_and_exits_2(sidecar_app: Sidecar) -> None:
+    addr = f"--addr=127.0.0.1:{sidecar_app.port}"
     code, out, err = await cli("activate", "acme", "--email", "nope", addr)
     assert code == 2
     assert out == ""
@@ -111,8 +111,8 @@ def test_serve_logs_settings_without_secrets_and_stops_on_sigterm(
     assert any('"shutting down"' in line for line in proc.lines)
 
 
-async def test_subscription_set_and_get(sidecar: Sidecar) -> None:
-    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+async def test_subscription_set_and_get(sidecar_app: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
     code, out, _ = await cli(
         "subscription",
         "set",
@@ -135,24 +135,26 @@ async def test_subscription_set_and_get(sidecar: Sidecar) -> None:
     assert json.loads(out)["effectiveLimit"] == "6100"
 
 
-async def test_subscription_errors_are_one_line(sidecar: Sidecar) -> None:
-    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+async def test_subscription_errors_are_one_line(sidecar_app: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
     code, _out, err = await cli(
         "subscription", "set", "acme", "--plan", "pro", "--packs", "9", *conn
     )
     assert code == 2
     assert err.strip() == "error: FAILED_PRECONDITION: pro allows 0 to 5 MAC packs (got 9)"
-    code, _, err = await cli("subscription", "get", "acme", f"--addr=127.0.0.1:{sidecar.port}")
+    code, _, err = await cli("subscription", "get", "acme", f"--addr=127.0.0.1:{sidecar_app.port}")
     assert code == 2
     assert "UNAUTHENTICATED" in err
     assert "MAC_ADMIN_TOKEN" in err
 
 
-async def test_usage_table_and_json(sidecar: Sidecar) -> None:
-    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
+async def test_usage_table_and_json(sidecar_app: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
     for n in range(2):
         await cli("activate", "acme", "--id", f"c{n}", conn[0])
-    await sidecar.enforcer.activate_batch("acme", [ContactFields(id=f"crm-{n}") for n in range(25)])
+    await sidecar_app.enforcer.activate_batch(
+        "acme", [ContactFields(id=f"crm-{n}") for n in range(25)]
+    )
     code, out, _ = await cli("usage", "acme", *conn)
     assert code == 0
     assert "27 of 100 active, 73 remaining" in out
@@ -161,9 +163,9 @@ async def test_usage_table_and_json(sidecar: Sidecar) -> None:
     assert json.loads(out)["usage"]["active"] == "27"
 
 
-async def test_contacts_export_csv(sidecar: Sidecar, tmp_path: Path) -> None:
-    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
-    batch = await sidecar.enforcer.activate_batch(
+async def test_contacts_export_csv(sidecar_app: Sidecar, tmp_path: Path) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
+    batch = await sidecar_app.enforcer.activate_batch(
         "acme", [ContactFields(email=f"p{n}@example.com") for n in range(50)]
     )
     target = tmp_path / "contacts.csv"
@@ -188,9 +190,9 @@ async def test_contacts_export_csv(sidecar: Sidecar, tmp_path: Path) -> None:
     assert len(rows) == 51
 
 
-async def test_events_tail(sidecar: Sidecar) -> None:
-    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
-    await sidecar.enforcer.activate_batch(
+async def test_events_tail(sidecar_app: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
+    await sidecar_app.enforcer.activate_batch(
         "acme", [ContactFields(id=f"crm-{n}") for n in range(100)]
     )
     code, out, _ = await cli("events", "tail", "acme", "--seconds", "1.5", *conn)
@@ -201,10 +203,10 @@ async def test_events_tail(sidecar: Sidecar) -> None:
     assert "THRESHOLD_CROSSED 100%" in lines[1]
 
 
-async def test_contacts_key_merge_and_exempt(sidecar: Sidecar, tmp_path: Path) -> None:
-    conn = (f"--addr=127.0.0.1:{sidecar.port}", f"--token={ADMIN_TOKEN}")
-    await sidecar.enforcer.activate("acme", ContactFields(email="ana@example.com"))
-    await sidecar.enforcer.activate("acme", ContactFields(phone="+5511987654321"))
+async def test_contacts_key_merge_and_exempt(sidecar_app: Sidecar, tmp_path: Path) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
+    await sidecar_app.enforcer.activate("acme", ContactFields(email="ana@example.com"))
+    await sidecar_app.enforcer.activate("acme", ContactFields(phone="+5511987654321"))
 
     code, out, _ = await cli("contacts", "key", "acme", "email=ANA@example.com", conn[0])
     assert code == 0

@@ -24,8 +24,8 @@ async def activate(
     return decision
 
 
-async def test_new_contact_is_admitted_and_counted(enforcer: pb_grpc.EnforcerStub) -> None:
-    decision = await activate(enforcer, email(1))
+async def test_new_contact_is_admitted_and_counted(enforcer_stub: pb_grpc.EnforcerStub) -> None:
+    decision = await activate(enforcer_stub, email(1))
     assert decision.allowed
     assert decision.reason == pb.ADMITTED
     assert len(decision.contact_key) == 28
@@ -39,9 +39,9 @@ async def test_new_contact_is_admitted_and_counted(enforcer: pb_grpc.EnforcerStu
     assert not decision.usage.HasField("trial_ends_at")
 
 
-async def test_active_contact_is_counted_once(enforcer: pb_grpc.EnforcerStub) -> None:
-    first = await activate(enforcer, email(1))
-    again = await activate(enforcer, email(1))
+async def test_active_contact_is_counted_once(enforcer_stub: pb_grpc.EnforcerStub) -> None:
+    first = await activate(enforcer_stub, email(1))
+    again = await activate(enforcer_stub, email(1))
     assert again.allowed
     assert again.reason == pb.ALREADY_ACTIVE
     assert again.contact_key == first.contact_key
@@ -49,9 +49,9 @@ async def test_active_contact_is_counted_once(enforcer: pb_grpc.EnforcerStub) ->
 
 
 async def test_limit_denies_new_contacts_but_serves_active_ones(
-    make_enforcer: SidecarFactory,
+    make_sidecar: SidecarFactory,
 ) -> None:
-    stub = await make_enforcer(default_limit=3)
+    stub = await make_sidecar(default_limit=3)
     for n in range(3):
         assert (await activate(stub, email(n))).reason == pb.ADMITTED
     denied = await activate(stub, email(99))
@@ -64,17 +64,17 @@ async def test_limit_denies_new_contacts_but_serves_active_ones(
     assert still.reason == pb.ALREADY_ACTIVE
 
 
-async def test_zero_limit_denies_everyone_new(make_enforcer: SidecarFactory) -> None:
-    stub = await make_enforcer(default_limit=0)
+async def test_zero_limit_denies_everyone_new(make_sidecar: SidecarFactory) -> None:
+    stub = await make_sidecar(default_limit=0)
     decision = await activate(stub, email(1))
     assert not decision.allowed
     assert decision.reason == pb.LIMIT_REACHED
 
 
 async def test_check_answers_like_activate_and_changes_nothing(
-    make_enforcer: SidecarFactory, redis_db: redis.Redis
+    make_sidecar: SidecarFactory, redis_db: redis.Redis
 ) -> None:
-    stub = await make_enforcer(default_limit=1)
+    stub = await make_sidecar(default_limit=1)
     request = pb.CheckRequest(workspace_id="acme", contact=email(1))
     within = await stub.Check(request)
     assert within.allowed
@@ -90,8 +90,8 @@ async def test_check_answers_like_activate_and_changes_nothing(
     assert over.usage.active == 1
 
 
-async def test_workspaces_are_counted_apart(make_enforcer: SidecarFactory) -> None:
-    stub = await make_enforcer(default_limit=1)
+async def test_workspaces_are_counted_apart(make_sidecar: SidecarFactory) -> None:
+    stub = await make_sidecar(default_limit=1)
     assert (await activate(stub, email(1), "acme")).allowed
     assert (await activate(stub, email(2), "globex")).allowed
     assert not (await activate(stub, email(3), "acme")).allowed
@@ -99,8 +99,8 @@ async def test_workspaces_are_counted_apart(make_enforcer: SidecarFactory) -> No
     assert not other.allowed  # globex has its own count, and it is full
 
 
-async def test_batch_decides_in_request_order(make_enforcer: SidecarFactory) -> None:
-    stub = await make_enforcer(default_limit=3)
+async def test_batch_decides_in_request_order(make_sidecar: SidecarFactory) -> None:
+    stub = await make_sidecar(default_limit=3)
     await activate(stub, email(0))
     contacts = [email(1), email(0), email(2), email(3), email(1), email(4)]
     response = await stub.ActivateBatch(
@@ -122,8 +122,8 @@ async def test_batch_decides_in_request_order(make_enforcer: SidecarFactory) -> 
     assert response.usage.remaining == 0
 
 
-async def test_largest_batch_is_accepted(make_enforcer: SidecarFactory) -> None:
-    stub = await make_enforcer(default_limit=20_000, batch_max=10_000)
+async def test_largest_batch_is_accepted(make_sidecar: SidecarFactory) -> None:
+    stub = await make_sidecar(default_limit=20_000, batch_max=10_000)
     contacts = [pb.Contact(id=f"crm-{n}") for n in range(10_000)]
     response = await stub.ActivateBatch(
         pb.ActivateBatchRequest(workspace_id="acme", contacts=contacts)
@@ -156,28 +156,28 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize(("workspace", "contact", "field"), BAD_REQUESTS)
 async def test_bad_input_is_invalid_argument_naming_the_field(
-    enforcer: pb_grpc.EnforcerStub,
+    enforcer_stub: pb_grpc.EnforcerStub,
     redis_db: redis.Redis,
     workspace: str,
     contact: pb.Contact,
     field: str,
 ) -> None:
-    for call in (enforcer.Activate, enforcer.Check):
+    for call in (enforcer_stub.Activate, enforcer_stub.Check):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(pb.ActivateRequest(workspace_id=workspace, contact=contact))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert (caught.value.details() or "").startswith(f"{field}:")
     assert redis_db.dbsize() == 0
     # and the server keeps serving
-    assert (await activate(enforcer, email(1))).reason == pb.ADMITTED
+    assert (await activate(enforcer_stub, email(1))).reason == pb.ADMITTED
 
 
 async def test_bad_contact_in_batch_names_its_index_and_counts_nothing(
-    enforcer: pb_grpc.EnforcerStub, redis_db: redis.Redis
+    enforcer_stub: pb_grpc.EnforcerStub, redis_db: redis.Redis
 ) -> None:
     contacts = [email(1), email(2), pb.Contact(phone="12")]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await enforcer.ActivateBatch(
+        await enforcer_stub.ActivateBatch(
             pb.ActivateBatchRequest(workspace_id="acme", contacts=contacts)
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -187,9 +187,9 @@ async def test_bad_contact_in_batch_names_its_index_and_counts_nothing(
 
 @pytest.mark.parametrize("size", [0, 11])
 async def test_empty_or_oversized_batch_is_refused(
-    make_enforcer: SidecarFactory, redis_db: redis.Redis, size: int
+    make_sidecar: SidecarFactory, redis_db: redis.Redis, size: int
 ) -> None:
-    stub = await make_enforcer(batch_max=10)
+    stub = await make_sidecar(batch_max=10)
     contacts = [email(n) for n in range(size)]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ActivateBatch(pb.ActivateBatchRequest(workspace_id="acme", contacts=contacts))

@@ -26,14 +26,14 @@ Event = admin_pb.Event
 
 
 async def test_thresholds_and_limit_are_recorded_once_under_concurrency(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, clock: ManualClock
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub, clock: ManualClock
 ) -> None:
-    await subscribe(admin, plan="enterprise", custom_limit=10)
-    decisions = await asyncio.gather(*(activate(enforcer, n) for n in range(60)))
+    await subscribe(admin_stub, plan="enterprise", custom_limit=10)
+    decisions = await asyncio.gather(*(activate(enforcer_stub, n) for n in range(60)))
     assert Counter(d.reason for d in decisions)[pb.ADMITTED] == 10
-    await asyncio.gather(*(activate(enforcer, n) for n in range(60)))  # again: nothing new
+    await asyncio.gather(*(activate(enforcer_stub, n) for n in range(60)))  # again: nothing new
 
-    events = await read_events(admin, 3)
+    events = await read_events(admin_stub, 3)
     assert kinds(events) == [
         ("THRESHOLD_CROSSED", 80),
         ("THRESHOLD_CROSSED", 100),
@@ -42,17 +42,17 @@ async def test_thresholds_and_limit_are_recorded_once_under_concurrency(
     assert [(e.active, e.limit) for e in events] == [(8, 10), (10, 10), (10, 10)]
     assert all(e.workspace_id == "acme" and e.period == "2026-11" for e in events)
     assert events[0].at.ToDatetime(tzinfo=UTC) == clock.now()
-    assert await no_more_events(admin, events[-1].id)
+    assert await no_more_events(admin_stub, events[-1].id)
 
 
 async def test_a_new_limit_is_a_new_crossing(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub
 ) -> None:
-    await subscribe(admin, plan="enterprise", custom_limit=5)
-    await fill(enforcer, 0, 5)
-    await subscribe(admin, plan="enterprise", custom_limit=5, packs=1)
-    await fill(enforcer, 5, 2500)
-    events = await read_events(admin, 3)
+    await subscribe(admin_stub, plan="enterprise", custom_limit=5)
+    await fill(enforcer_stub, 0, 5)
+    await subscribe(admin_stub, plan="enterprise", custom_limit=5, packs=1)
+    await fill(enforcer_stub, 5, 2500)
+    events = await read_events(admin_stub, 3)
     assert kinds(events) == [
         ("THRESHOLD_CROSSED", 80),
         ("THRESHOLD_CROSSED", 100),
@@ -62,15 +62,15 @@ async def test_a_new_limit_is_a_new_crossing(
 
 
 async def test_trial_started_and_ended_events(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, clock: ManualClock
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub, clock: ManualClock
 ) -> None:
     clock.set(datetime(2026, 10, 1, tzinfo=UTC))
-    await subscribe(admin, plan="starter", platform_version="7.0.0")
-    await fill(enforcer, 0, 100)
-    assert (await activate(enforcer, 100)).reason == pb.TRIAL_STARTED
+    await subscribe(admin_stub, plan="starter", platform_version="7.0.0")
+    await fill(enforcer_stub, 0, 100)
+    assert (await activate(enforcer_stub, 100)).reason == pb.TRIAL_STARTED
     clock.advance(timedelta(days=30, seconds=1))
-    await activate(enforcer, 0)
-    events = await read_events(admin, 4)
+    await activate(enforcer_stub, 0)
+    events = await read_events(admin_stub, 4)
     assert kinds(events) == [
         ("THRESHOLD_CROSSED", 80),
         ("THRESHOLD_CROSSED", 100),
@@ -83,14 +83,14 @@ async def test_trial_started_and_ended_events(
 
 
 async def test_watch_resumes_after_an_id_and_follows_live_events(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub
 ) -> None:
-    await subscribe(admin, plan="enterprise", custom_limit=5)
-    await fill(enforcer, 0, 4)  # 80 %
-    first = await read_events(admin, 1)
-    live = asyncio.create_task(read_events(admin, 1, after=first[0].id))
+    await subscribe(admin_stub, plan="enterprise", custom_limit=5)
+    await fill(enforcer_stub, 0, 4)  # 80 %
+    first = await read_events(admin_stub, 1)
+    live = asyncio.create_task(read_events(admin_stub, 1, after=first[0].id))
     await asyncio.sleep(0.3)
-    await fill(enforcer, 4, 1)  # 100 %
+    await fill(enforcer_stub, 4, 1)  # 100 %
     (second,) = await live
     assert kinds([second]) == [("THRESHOLD_CROSSED", 100)]
 
@@ -102,22 +102,22 @@ async def test_watch_resumes_after_an_id_and_follows_live_events(
 
 
 async def test_watch_every_workspace(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub
 ) -> None:
     for ws in ("acme", "globex"):
-        await subscribe(admin, ws, plan="enterprise", custom_limit=1)
-        await fill(enforcer, 0, 1, ws)
-    events = await read_events(admin, 4, ws="")
+        await subscribe(admin_stub, ws, plan="enterprise", custom_limit=1)
+        await fill(enforcer_stub, 0, 1, ws)
+    events = await read_events(admin_stub, 4, ws="")
     assert Counter(e.workspace_id for e in events) == {"acme": 2, "globex": 2}
     assert {Event.Type.Name(e.type) for e in events} == {"THRESHOLD_CROSSED"}
 
 
-async def test_watch_needs_the_token_and_a_valid_cursor(admin: admin_grpc.AdminStub) -> None:
-    call = admin.WatchEvents(admin_pb.WatchEventsRequest(workspace_id="acme"))
+async def test_watch_needs_the_token_and_a_valid_cursor(admin_stub: admin_grpc.AdminStub) -> None:
+    call = admin_stub.WatchEvents(admin_pb.WatchEventsRequest(workspace_id="acme"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call.read()
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    call = admin.WatchEvents(
+    call = admin_stub.WatchEvents(
         admin_pb.WatchEventsRequest(workspace_id="acme", after_id="yesterday"), metadata=AUTH
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -161,13 +161,13 @@ async def test_events_are_exactly_once_across_a_crash_mid_burst(
     try:
         await burst(second.port, contacts)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as channel:
-            admin = admin_grpc.AdminStub(channel)
-            events = await read_events(admin, 3)
+            admin_stub = admin_grpc.AdminStub(channel)
+            events = await read_events(admin_stub, 3)
             assert kinds(events) == [
                 ("THRESHOLD_CROSSED", 80),
                 ("THRESHOLD_CROSSED", 100),
                 ("LIMIT_REACHED", 0),
             ]
-            assert await no_more_events(admin, events[-1].id)
+            assert await no_more_events(admin_stub, events[-1].id)
     finally:
         second.stop()

@@ -49,9 +49,9 @@ async def wait_status(url: str, wanted: int) -> None:
     raise AssertionError(f"{url} never answered {wanted}")
 
 
-async def test_metrics_count_requests_decisions_and_redis(make_enforcer: SidecarFactory) -> None:
-    stub = await make_enforcer(metrics_addr="127.0.0.1:0", default_limit=3, metrics_workspaces=5)
-    url = f"http://127.0.0.1:{make_enforcer.last.metrics_port}"
+async def test_metrics_count_requests_decisions_and_redis(make_sidecar: SidecarFactory) -> None:
+    stub = await make_sidecar(metrics_addr="127.0.0.1:0", default_limit=3, metrics_workspaces=5)
+    url = f"http://127.0.0.1:{make_sidecar.last.metrics_port}"
     _, before = get(f"{url}/metrics")
     for n in range(5):
         await activate(stub, n, ws="observed")
@@ -69,12 +69,12 @@ async def test_metrics_count_requests_decisions_and_redis(make_enforcer: Sidecar
     assert "mac_requests_in_flight" in text
 
 
-async def test_readiness_follows_redis_and_liveness_stays(make_enforcer: SidecarFactory) -> None:
+async def test_readiness_follows_redis_and_liveness_stays(make_sidecar: SidecarFactory) -> None:
     own = RedisServer()
     own.start()
     try:
-        await make_enforcer(redis_url=own.url, metrics_addr="127.0.0.1:0")
-        url = f"http://127.0.0.1:{make_enforcer.last.metrics_port}"
+        await make_sidecar(redis_url=own.url, metrics_addr="127.0.0.1:0")
+        url = f"http://127.0.0.1:{make_sidecar.last.metrics_port}"
         await wait_status(f"{url}/readyz", 200)
         own.stop()
         await wait_status(f"{url}/readyz", 503)

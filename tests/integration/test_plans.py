@@ -20,7 +20,7 @@ from tests.support.constants import AUTH
 from tests.support.sidecars import SidecarFactory
 
 
-async def test_subscription_is_stored_and_read_back(admin: admin_grpc.AdminStub) -> None:
+async def test_subscription_is_stored_and_read_back(admin_stub: admin_grpc.AdminStub) -> None:
     starts = datetime(2026, 11, 1, tzinfo=UTC)
     request = admin_pb.SetSubscriptionRequest(
         workspace_id="acme",
@@ -31,8 +31,8 @@ async def test_subscription_is_stored_and_read_back(admin: admin_grpc.AdminStub)
         shadow_mode=True,
     )
     request.starts_at.FromDatetime(starts)
-    set_ = await admin.SetSubscription(request, metadata=AUTH)
-    got = await admin.GetSubscription(
+    set_ = await admin_stub.SetSubscription(request, metadata=AUTH)
+    got = await admin_stub.GetSubscription(
         admin_pb.GetSubscriptionRequest(workspace_id="acme"), metadata=AUTH
     )
     assert set_ == got
@@ -48,9 +48,9 @@ async def test_subscription_is_stored_and_read_back(admin: admin_grpc.AdminStub)
 
 
 async def test_a_workspace_without_subscription_is_on_the_default_plan(
-    admin: admin_grpc.AdminStub,
+    admin_stub: admin_grpc.AdminStub,
 ) -> None:
-    got = await admin.GetSubscription(
+    got = await admin_stub.GetSubscription(
         admin_pb.GetSubscriptionRequest(workspace_id="nobody"), metadata=AUTH
     )
     assert got.is_default
@@ -91,95 +91,95 @@ async def test_a_workspace_without_subscription_is_on_the_default_plan(
     ],
 )
 async def test_bad_subscriptions_are_refused_and_change_nothing(
-    admin: admin_grpc.AdminStub, fields: dict[str, Any], code: grpc.StatusCode, message: str
+    admin_stub: admin_grpc.AdminStub, fields: dict[str, Any], code: grpc.StatusCode, message: str
 ) -> None:
-    await subscribe(admin, plan="pro", packs=1)
+    await subscribe(admin_stub, plan="pro", packs=1)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await subscribe(admin, **fields)
+        await subscribe(admin_stub, **fields)
     assert caught.value.code() == code
     assert message in (caught.value.details() or "")
-    got = await admin.GetSubscription(
+    got = await admin_stub.GetSubscription(
         admin_pb.GetSubscriptionRequest(workspace_id="acme"), metadata=AUTH
     )
     assert (got.plan, got.packs) == ("pro", 1)
 
 
 async def test_packs_take_effect_at_once_and_never_uncount(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub
 ) -> None:
-    await subscribe(admin, plan="enterprise", custom_limit=3)
-    await fill(enforcer, 0, 3)
-    assert (await activate(enforcer, 3)).reason == pb.LIMIT_REACHED
-    await subscribe(admin, plan="enterprise", custom_limit=3, packs=1)
-    admitted = await activate(enforcer, 3)
+    await subscribe(admin_stub, plan="enterprise", custom_limit=3)
+    await fill(enforcer_stub, 0, 3)
+    assert (await activate(enforcer_stub, 3)).reason == pb.LIMIT_REACHED
+    await subscribe(admin_stub, plan="enterprise", custom_limit=3, packs=1)
+    admitted = await activate(enforcer_stub, 3)
     assert admitted.reason == pb.ADMITTED
     assert admitted.usage.limit == 3_003
-    await subscribe(admin, plan="enterprise", custom_limit=2)
-    lowered = await activate(enforcer, 0)
+    await subscribe(admin_stub, plan="enterprise", custom_limit=2)
+    lowered = await activate(enforcer_stub, 0)
     assert lowered.reason == pb.ALREADY_ACTIVE
     assert lowered.usage.active == 4
     assert lowered.usage.limit == 2
-    assert (await activate(enforcer, 99)).reason == pb.LIMIT_REACHED
+    assert (await activate(enforcer_stub, 99)).reason == pb.LIMIT_REACHED
 
 
 async def test_trial_path_starter_to_pro_to_enterprise_across_majors(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, clock: ManualClock
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub, clock: ManualClock
 ) -> None:
-    await subscribe(admin, plan="starter", platform_version="6.4.0")
-    await fill(enforcer, 0, 100)
-    started = await activate(enforcer, 100)
+    await subscribe(admin_stub, plan="starter", platform_version="6.4.0")
+    await fill(enforcer_stub, 0, 100)
+    started = await activate(enforcer_stub, 100)
     assert started.allowed
     assert started.reason == pb.TRIAL_STARTED
     assert started.usage.limit == 15_000
     assert started.usage.trial_ends_at.ToDatetime(tzinfo=UTC) == clock.now() + timedelta(days=30)
-    assert (await activate(enforcer, 101)).reason == pb.ADMITTED
+    assert (await activate(enforcer_stub, 101)).reason == pb.ADMITTED
 
     clock.advance(timedelta(days=31))  # trial over, and a new month: December
-    await fill(enforcer, 0, 100)
-    denied = await activate(enforcer, 100)
+    await fill(enforcer_stub, 0, 100)
+    denied = await activate(enforcer_stub, 100)
     assert denied.reason == pb.LIMIT_REACHED  # one trial per major release
     assert not denied.usage.HasField("trial_ends_at")
 
-    await subscribe(admin, plan="starter", platform_version="7.0.0")
-    assert (await activate(enforcer, 100)).reason == pb.TRIAL_STARTED  # a new major
+    await subscribe(admin_stub, plan="starter", platform_version="7.0.0")
+    assert (await activate(enforcer_stub, 100)).reason == pb.TRIAL_STARTED  # a new major
 
     clock.advance(timedelta(days=31))  # January
-    await subscribe(admin, plan="pro", packs=0, platform_version="7.0.0")
-    await fill(enforcer, 0, 100)
-    to_enterprise = await activate(enforcer, 100)
+    await subscribe(admin_stub, plan="pro", packs=0, platform_version="7.0.0")
+    await fill(enforcer_stub, 0, 100)
+    to_enterprise = await activate(enforcer_stub, 100)
     assert to_enterprise.reason == pb.TRIAL_STARTED
     assert to_enterprise.usage.limit == 50_000
     clock.advance(timedelta(days=1))
-    await subscribe(admin, plan="enterprise", custom_limit=100, platform_version="8.0.0")
+    await subscribe(admin_stub, plan="enterprise", custom_limit=100, platform_version="8.0.0")
     clock.advance(timedelta(days=30))  # February: the trial is over
-    await fill(enforcer, 0, 100)
-    over = await activate(enforcer, 5000)
+    await fill(enforcer_stub, 0, 100)
+    over = await activate(enforcer_stub, 5000)
     assert over.reason == pb.LIMIT_REACHED  # enterprise has no trial to go to
 
 
 async def test_trial_end_keeps_active_contacts_and_denies_new_ones(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub, clock: ManualClock
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub, clock: ManualClock
 ) -> None:
     clock.set(datetime(2026, 10, 1, 1, tzinfo=UTC))  # 31 days: the trial ends in October
-    await subscribe(admin, plan="starter", platform_version="7.1.0")
-    await fill(enforcer, 0, 100)
-    assert (await activate(enforcer, 100)).reason == pb.TRIAL_STARTED
-    await fill(enforcer, 101, 50)
+    await subscribe(admin_stub, plan="starter", platform_version="7.1.0")
+    await fill(enforcer_stub, 0, 100)
+    assert (await activate(enforcer_stub, 100)).reason == pb.TRIAL_STARTED
+    await fill(enforcer_stub, 101, 50)
     clock.set(datetime(2026, 10, 31, 1, tzinfo=UTC))  # the trial's end
-    still = await activate(enforcer, 120)
+    still = await activate(enforcer_stub, 120)
     assert still.reason == pb.ALREADY_ACTIVE
     assert still.usage.limit == 100
     assert still.usage.active == 151
     assert not still.usage.HasField("trial_ends_at")
-    assert (await activate(enforcer, 500)).reason == pb.LIMIT_REACHED
+    assert (await activate(enforcer_stub, 500)).reason == pb.LIMIT_REACHED
 
 
 async def test_concurrent_overflow_grants_exactly_one_trial(
-    make_enforcer: SidecarFactory,
+    make_sidecar: SidecarFactory,
 ) -> None:
-    stub = await make_enforcer()
-    admin = make_enforcer.admin()
-    await subscribe(admin, plan="starter", platform_version="7.0.0")
+    stub = await make_sidecar()
+    admin_stub = make_sidecar.admin()
+    await subscribe(admin_stub, plan="starter", platform_version="7.0.0")
     await fill(stub, 0, 100)
     decisions = await asyncio.gather(*(activate(stub, 1000 + n) for n in range(200)))
     reasons = Counter(d.reason for d in decisions)
@@ -190,36 +190,36 @@ async def test_concurrent_overflow_grants_exactly_one_trial(
 
 
 async def test_check_answers_trial_started_without_starting_it(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub
 ) -> None:
-    await subscribe(admin, plan="starter")
-    await fill(enforcer, 0, 100)
+    await subscribe(admin_stub, plan="starter")
+    await fill(enforcer_stub, 0, 100)
     request = pb.CheckRequest(workspace_id="acme", contact=pb.Contact(email="new@example.com"))
-    check = await enforcer.Check(request)
+    check = await enforcer_stub.Check(request)
     assert check.allowed
     assert check.reason == pb.TRIAL_STARTED
     assert check.usage.limit == 100
-    again = await enforcer.Check(request)
+    again = await enforcer_stub.Check(request)
     assert again.reason == pb.TRIAL_STARTED
     assert not again.usage.HasField("trial_ends_at")
 
 
 async def test_shadow_mode_allows_what_it_would_deny(
-    enforcer: pb_grpc.EnforcerStub, admin: admin_grpc.AdminStub
+    enforcer_stub: pb_grpc.EnforcerStub, admin_stub: admin_grpc.AdminStub
 ) -> None:
-    await subscribe(admin, plan="enterprise", custom_limit=2, shadow_mode=True)
-    await fill(enforcer, 0, 2)
-    shadowed = await activate(enforcer, 2)
+    await subscribe(admin_stub, plan="enterprise", custom_limit=2, shadow_mode=True)
+    await fill(enforcer_stub, 0, 2)
+    shadowed = await activate(enforcer_stub, 2)
     assert shadowed.allowed
     assert shadowed.reason == pb.LIMIT_REACHED
     assert shadowed.shadow_denied
     assert shadowed.usage.active == 2  # counted as usual: a denial counts nobody
-    check = await enforcer.Check(
+    check = await enforcer_stub.Check(
         pb.CheckRequest(workspace_id="acme", contact=pb.Contact(email="p9@example.com"))
     )
     assert check.allowed
     assert check.shadow_denied
-    await subscribe(admin, plan="enterprise", custom_limit=2, shadow_mode=False)
-    enforced = await activate(enforcer, 2)
+    await subscribe(admin_stub, plan="enterprise", custom_limit=2, shadow_mode=False)
+    enforced = await activate(enforcer_stub, 2)
     assert not enforced.allowed
     assert not enforced.shadow_denied

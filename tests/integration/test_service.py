@@ -49,7 +49,7 @@ async def test_reflection_lists_the_services(channel: grpc.aio.Channel) -> None:
 
 
 async def test_scripts_are_reloaded_after_script_flush(
-    sidecar: Sidecar, channel: grpc.aio.Channel, redis_db: redis.Redis
+    sidecar_app: Sidecar, channel: grpc.aio.Channel, redis_db: redis.Redis
 ) -> None:
     from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
@@ -62,13 +62,13 @@ async def test_scripts_are_reloaded_after_script_flush(
 
 
 async def test_health_follows_redis_going_away_and_back(
-    make_enforcer: SidecarFactory,
+    make_sidecar: SidecarFactory,
 ) -> None:
     own = RedisServer()
     own.start()
     try:
-        stub = await make_enforcer(redis_url=own.url)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{make_enforcer.last.port}") as ch:
+        stub = await make_sidecar(redis_url=own.url)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{make_sidecar.last.port}") as ch:
             await wait_for_status(ch, health_pb2.HealthCheckResponse.SERVING)
             own.stop()
             await wait_for_status(ch, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -86,9 +86,9 @@ async def test_health_follows_redis_going_away_and_back(
 
 @pytest.mark.parametrize(("mode", "allowed"), [("allow", True), ("deny", False)])
 async def test_failure_mode_answers_backend_unavailable(
-    make_enforcer: SidecarFactory, mode: str, allowed: bool
+    make_sidecar: SidecarFactory, mode: str, allowed: bool
 ) -> None:
-    stub = await make_enforcer(
+    stub = await make_sidecar(
         redis_url=f"redis://127.0.0.1:{free_port()}/0", failure_mode=mode, redis_timeout=0.2
     )
     decision = await stub.Activate(ANA)
@@ -107,8 +107,8 @@ async def test_failure_mode_answers_backend_unavailable(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_failure_mode_error_is_unavailable(make_enforcer: SidecarFactory) -> None:
-    stub = await make_enforcer(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.2)
+async def test_failure_mode_error_is_unavailable(make_sidecar: SidecarFactory) -> None:
+    stub = await make_sidecar(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.2)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Activate(ANA)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -20,9 +20,9 @@ def locked_redis() -> Iterator[RedisServer]:
     """A Redis of its own that requires a password."""
     own = RedisServer()
     own.start()
-    admin = own.client()
-    admin.config_set("requirepass", PASSWORD)
-    admin.close()
+    admin_stub = own.client()
+    admin_stub.config_set("requirepass", PASSWORD)
+    admin_stub.close()
     yield own
     own.close()
 
@@ -170,19 +170,19 @@ async def test_a_read_only_reply_reconnects_for_the_new_primary() -> None:
 
     own = RedisServer()
     own.start()
-    admin = own.client()
+    admin_stub = own.client()
     conn = MultiplexedConnection(own.url, timeout=1)
     try:
         assert await conn.execute("SET", "k", 1)
         first_id = await conn.execute("CLIENT", "ID")
-        admin.replicaof("127.0.0.1", free_port())  # what a failover does to the old primary
+        admin_stub.replicaof("127.0.0.1", free_port())  # what a failover does to the old primary
         with pytest.raises(rex.ReadOnlyError):
             await conn.execute("SET", "k", 2)
-        admin.replicaof("NO", "ONE")
+        admin_stub.replicaof("NO", "ONE")
         assert await conn.execute("SET", "k", 3)
-        assert admin.get("k") == b"3"
+        assert admin_stub.get("k") == b"3"
         assert await conn.execute("CLIENT", "ID") != first_id  # a new connection
     finally:
         conn.close()
-        admin.close()
+        admin_stub.close()
         own.close()

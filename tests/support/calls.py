@@ -14,9 +14,9 @@ from tests.support.constants import AUTH
 
 
 async def subscribe(
-    admin: admin_grpc.AdminStub, ws: str = "acme", **fields: Any
+    admin_stub: admin_grpc.AdminStub, ws: str = "acme", **fields: Any
 ) -> admin_pb.Subscription:
-    sub: admin_pb.Subscription = await admin.SetSubscription(
+    sub: admin_pb.Subscription = await admin_stub.SetSubscription(
         admin_pb.SetSubscriptionRequest(workspace_id=ws, **fields), metadata=AUTH
     )
     return sub
@@ -37,10 +37,10 @@ async def fill(stub: pb_grpc.EnforcerStub, first: int, count: int, ws: str = "ac
 
 
 async def read_events(
-    admin: admin_grpc.AdminStub, count: int, ws: str = "acme", after: str = ""
+    admin_stub: admin_grpc.AdminStub, count: int, ws: str = "acme", after: str = ""
 ) -> list[admin_pb.Event]:
     """The first ``count`` events the stream delivers (fails after 5 s without them)."""
-    call = admin.WatchEvents(
+    call = admin_stub.WatchEvents(
         admin_pb.WatchEventsRequest(workspace_id=ws, after_id=after), metadata=AUTH
     )
     events: list[admin_pb.Event] = []
@@ -52,9 +52,9 @@ async def read_events(
     return events
 
 
-async def no_more_events(admin: admin_grpc.AdminStub, after: str, ws: str = "acme") -> bool:
+async def no_more_events(admin_stub: admin_grpc.AdminStub, after: str, ws: str = "acme") -> bool:
     """True when the stream delivers nothing after ``after`` for 1.5 s."""
-    call = admin.WatchEvents(
+    call = admin_stub.WatchEvents(
         admin_pb.WatchEventsRequest(workspace_id=ws, after_id=after), metadata=AUTH
     )
     try:

@@ -1,0 +1,173 @@
+"""The use cases over an in-memory store: the period basis and its retry, failure modes, batch
+bounds, and what a merge is given."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sidecar.domain.clock import ManualClock, to_ms
+from sidecar.domain.contact import ContactFields, ContactKeyer, Identifier, Kind, key_text
+from sidecar.domain.decision import Policy, Reason
+from sidecar.domain.errors import InvalidArgument, StorageError
+from sidecar.domain.period import PeriodBasis
+from sidecar.usecases.contacts import ContactReader
+from sidecar.usecases.enforcer import Enforcer
+from sidecar.usecases.identities import Identities
+from sidecar.usecases.periods import Periods
+from tests.support.constants import SECRET
+from tests.support.memory_store import MemoryStore
+
+POLICY = Policy(
+    limit=2,
+    plan="starter",
+    trial_plan="",
+    trial_limit=0,
+    trial_days=0,
+    thresholds=(80, 100),
+    events_max=100,
+)
+ANA = ContactFields(email="ana@example.com")
+BEA = ContactFields(phone="+4915112345678")
+CID = ContactFields(id="crm-3")
+KEYER = ContactKeyer(SECRET.encode())
+
+
+def ana_key() -> str:
+    return key_text(KEYER.key(Identifier(Kind.EMAIL, "ana@example.com")))
+
+
+class World:
+    """An enforcer and identities over one memory store, at a manual clock."""
+
+    def __init__(self, failure_mode: str = "error", batch_max: int = 10) -> None:
+        self.store = MemoryStore()
+        self.clock = ManualClock(datetime(2026, 11, 15, 12, 0, tzinfo=UTC))
+        contacts = ContactReader(KEYER, batch_max)
+        self.periods = Periods(self.store, retention_periods=2)
+        self.enforcer = Enforcer(
+            self.store, contacts, self.periods, self.clock, POLICY, failure_mode=failure_mode
+        )
+        self.identities = Identities(self.store, contacts, self.periods, self.enforcer, self.clock)
+
+
+async def test_a_changed_subscription_costs_one_retry_and_moves_the_period() -> None:
+    world = World()
+    # 2026-11-15 in Auckland is still November, but its month started 13 hours earlier
+    world.store.bases["acme"] = PeriodBasis("Pacific/Auckland", 0, "4")
+    decision = await world.enforcer.activate("acme", ANA)
+    assert decision.reason is Reason.ADMITTED
+    assert [r.subscription_version for r in world.store.decided] == ["", "4"]
+    assert decision.usage is not None
+    assert decision.usage.period.start == datetime(2026, 10, 31, 11, 0, tzinfo=UTC)
+    # the next decision goes straight to the version it learnt
+    await world.enforcer.activate("acme", BEA)
+    assert [r.subscription_version for r in world.store.decided] == ["", "4", "4"]
+
+
+async def test_a_subscription_that_keeps_changing_is_unavailable_not_a_wrong_period() -> None:
+    world = World()
+    world.store.stale_every_time = True
+    with pytest.raises(StorageError) as raised:
+        await world.enforcer.activate("acme", ANA)
+    assert raised.value.transient
+    assert len(world.store.decided) == 3
+    assert not world.store.members.get(("acme", "2026-11"))
+
+
+async def test_a_new_month_is_a_new_period() -> None:
+    world = World()
+    await world.enforcer.activate("acme", ANA)
+    world.clock.set(datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
+    decision = await world.enforcer.activate("acme", ANA)
+    assert decision.reason is Reason.ADMITTED
+    assert [r.period.key for r in world.store.decided] == ["2026-11", "2026-12"]
+    assert world.store.decided[1].expire_at_ms == to_ms(datetime(2027, 3, 1, tzinfo=UTC))
+
+
+async def test_failure_mode_error_raises_for_the_transport_to_map() -> None:
+    world = World("error")
+    world.store.down = True
+    with pytest.raises(StorageError):
+        await world.enforcer.activate("acme", ANA)
+
+
+@pytest.mark.parametrize(("mode", "allowed"), [("allow", True), ("deny", False)])
+async def test_failure_modes_answer_backend_unavailable(mode: str, allowed: bool) -> None:
+    world = World(mode)
+    world.store.down = True
+    for decision in (
+        await world.enforcer.activate("acme", ANA),
+        await world.enforcer.check("acme", ANA),
+    ):
+        assert (decision.allowed, decision.reason) == (allowed, Reason.BACKEND_UNAVAILABLE)
+        assert decision.contact_key == ana_key()
+        assert decision.usage is None
+    batch = await world.enforcer.activate_batch("acme", [ANA, BEA])
+    assert batch.usage is None
+    assert [(d.allowed, d.reason) for d in batch.decisions] == [
+        (allowed, Reason.BACKEND_UNAVAILABLE)
+    ] * 2
+
+
+async def test_usage_is_never_answered_by_a_failure_mode() -> None:
+    world = World("allow")
+    world.store.down = True
+    with pytest.raises(StorageError):
+        await world.enforcer.usage("acme")
+
+
+async def test_bad_input_never_reaches_the_store() -> None:
+    world = World(batch_max=2)
+    with pytest.raises(InvalidArgument, match=r"^contact.email: "):
+        await world.enforcer.activate("acme", ContactFields(email="nope"))
+    with pytest.raises(InvalidArgument, match=r"^workspace_id: "):
+        await world.enforcer.activate("a{b}", ANA)
+    with pytest.raises(InvalidArgument, match=r"^contacts: holds 3 contacts; at most 2"):
+        await world.enforcer.activate_batch("acme", [ANA, BEA, CID])
+    with pytest.raises(InvalidArgument, match=r"^contacts\[1\].phone: "):
+        await world.enforcer.activate_batch("acme", [ANA, ContactFields(phone="12")])
+    with pytest.raises(InvalidArgument, match=r"^sources: must hold at least one contact"):
+        await world.identities.merge("acme", [], ANA)
+    with pytest.raises(InvalidArgument, match=r"^contacts: holds 3 contacts; at most 2"):
+        await world.identities.set_exempt("acme", [ANA, BEA, CID], exempt=True)
+    assert world.store.decided == []
+    assert world.store.merged == []
+
+
+async def test_the_limit_holds_and_active_contacts_stay_served() -> None:
+    world = World()
+    reasons = [(await world.enforcer.activate("acme", c)).reason for c in (ANA, BEA, CID, ANA)]
+    assert reasons == [
+        Reason.ADMITTED,
+        Reason.ADMITTED,
+        Reason.LIMIT_REACHED,
+        Reason.ALREADY_ACTIVE,
+    ]
+    denied = await world.enforcer.activate("acme", CID)
+    assert not denied.allowed
+    assert denied.usage is not None
+    assert (denied.usage.active, denied.usage.limit, denied.usage.remaining) == (2, 2, 0)
+
+
+async def test_merge_reads_the_subscription_basis_before_choosing_the_period() -> None:
+    world = World()
+    world.store.bases["acme"] = PeriodBasis("UTC", to_ms(datetime(2026, 11, 10, tzinfo=UTC)), "2")
+    merged, usage = await world.identities.merge("acme", [BEA], ANA)
+    assert world.store.basis_reads == 1
+    assert (
+        world.store.merged[0].period_key
+        == f"2026-11@{int(datetime(2026, 11, 10, tzinfo=UTC).timestamp())}"
+    )
+    assert usage.period.key == world.store.merged[0].period_key
+    assert key_text(merged.survivor) == ana_key()
+
+
+async def test_usage_follows_the_clock_within_a_period() -> None:
+    world = World()
+    await world.enforcer.activate("acme", ANA)
+    world.clock.advance(timedelta(days=3))
+    usage = await world.enforcer.usage("acme")
+    assert (usage.period.key, usage.active) == ("2026-11", 1)
+    assert world.store.decided[-1].dry_run
