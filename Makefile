@@ -44,7 +44,7 @@ run: install redis-server
 	@tools/run-local.sh
 
 test: install redis-server prometheus
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term
 
 lint: install
 	$(BIN)/ruff check sidecar tests tools bench
