@@ -11,13 +11,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import grpc
 import redis
+from prometheus_client import REGISTRY
 
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from tests.support.calls import activate
+from tests.support.constants import AUTH
 from tests.support.redis_servers import RedisServer, free_port
 from tests.support.sidecar_process import SidecarProcess
 from tests.support.sidecars import SidecarFactory
@@ -103,6 +108,10 @@ async def test_logs_are_json_lines_without_emails_or_phones(
                 await stub.Activate(
                     pb.ActivateRequest(workspace_id="logged", contact=pb.Contact(email="bad@"))
                 )
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await admin_grpc.AdminStub(channel).SetSubscription(
+                    admin_pb.SetSubscriptionRequest(workspace_id="logged", plan="nope")
+                )
     finally:
         assert proc.stop() == 0
     lines = [json.loads(line) for line in proc.lines if line.startswith("{")]
@@ -118,9 +127,34 @@ async def test_logs_are_json_lines_without_emails_or_phones(
     (denied,) = [e for e in lines if e["event"] == "denied"]
     assert denied["level"] == "info"
     assert denied["reason"] == "LIMIT_REACHED"
-    (refused,) = [e for e in lines if e["event"] == "rpc refused"]
+    refused, admin_refused = [e for e in lines if e["event"] == "rpc refused"]
     assert refused["code"] == "INVALID_ARGUMENT"
     assert refused["error"] == "contact.email: is not an email address"
+    assert (admin_refused["method"], admin_refused["workspace"]) == ("SetSubscription", "logged")
+    assert admin_refused["error"].startswith("plan: unknown plan")
+
+
+async def test_an_event_stream_is_in_flight_while_open_and_counted_when_it_ends(
+    admin_stub: admin_grpc.AdminStub,
+) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"method": "WatchEvents", **labels}) or 0.0
+
+    ok_before = sample("mac_requests_total", code="OK")
+    flying_before = sample("mac_requests_in_flight")
+    call = admin_stub.WatchEvents(admin_pb.WatchEventsRequest(workspace_id="acme"), metadata=AUTH)
+    await wait_for(lambda: sample("mac_requests_in_flight") == flying_before + 1)
+    assert sample("mac_requests_total", code="OK") == ok_before  # not at the start
+    call.cancel()
+    await wait_for(lambda: sample("mac_requests_in_flight") == flying_before)
+    assert sample("mac_requests_total", code="OK") == ok_before + 1
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
 
 
 def test_workers_share_the_port_and_their_metrics_add_up(
