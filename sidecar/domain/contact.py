@@ -53,10 +53,14 @@ class ContactFields(NamedTuple):
     visitor_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KeyedContact:
     """A validated contact as storage takes it: the keys of its primary identifiers in
-    precedence order (id, email, phone), and its visitor's key (``b""`` for none)."""
+    precedence order (id, email, phone), and its visitor's key (``b""`` for none).
+
+    Not frozen: one is built for every contact on the decision path, where a frozen dataclass
+    costs about four times as much to construct. Treat it as a value all the same.
+    """
 
     primaries: tuple[bytes, ...]
     visitor: bytes = b""

@@ -20,9 +20,9 @@ _CACHE_MAX = 100_000
 _UTC = PeriodBasis()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CurrentPeriod:
-    """A workspace's period at an instant.
+    """A workspace's period at an instant (built for every decision: not frozen, for speed).
 
     :param expire_at_ms: when the period's member set expires (unix ms): the end of the
         retention window.
@@ -46,22 +46,22 @@ class Periods:
         self._store = store
         self._retention = retention_periods
         self._bases: dict[str, PeriodBasis] = {}
-        self._periods: dict[tuple[str, int], tuple[BillingPeriod, int]] = {}
+        self._periods: dict[tuple[str, int], tuple[BillingPeriod, int, ZoneInfo]] = {}
 
     def current(self, workspace_id: str, now: datetime) -> CurrentPeriod:
         """The workspace's period at ``now`` as last seen (cached until the period ends)."""
         basis = self._bases.get(workspace_id, _UTC)
-        zone = ZoneInfo(basis.timezone)
         cache_key = (basis.timezone, basis.starts_at_ms)
         found = self._periods.get(cache_key)
         if found is None or not found[0].contains(now):
+            zone = ZoneInfo(basis.timezone)
             starts = from_ms(basis.starts_at_ms) if basis.starts_at_ms else None
             period = period_at(now, zone, starts)
             expire = to_ms(months_after(period, self._retention, zone))
             if len(self._periods) > _CACHE_MAX:
                 self._periods.clear()
-            found = self._periods[cache_key] = (period, expire)
-        return CurrentPeriod(found[0], found[1], basis.version, zone)
+            found = self._periods[cache_key] = (period, expire, zone)
+        return CurrentPeriod(found[0], found[1], basis.version, found[2])
 
     def learn(self, workspace_id: str, basis: PeriodBasis) -> None:
         """Remember what the workspace's periods depend on now."""

@@ -136,9 +136,13 @@ end
 -- Resolve one contact (lib/identity.lua), then link what is new to its identity and fold in
 -- a visitor seen before it was identified. Returns identity, conflict, visitor merged.
 local function resolve(state, prim, visitor)
+  if #prim == 1 and not visitor then
+    -- what resolve_identity answers for one identifier, without its tables: the common case
+    return (root_of(links, prim[1], not dry)), false, false
+  end
   local r = resolve_identity(links, members, prim, visitor, not dry)
   local identity = r.identity
-  if #prim == 0 or (#prim == 1 and not visitor) then
+  if #prim == 0 then
     return identity, false, false
   end
   local absorb = visitor and not r.vlinked and r.vroot ~= identity
