@@ -20,20 +20,12 @@ from sidecar.domain.ports import DecideReply, DecideRequest, ExemptRequest, Merg
 from sidecar.domain.subscription import Subscription, resolve
 from sidecar.storage.keys import WorkspaceKeys
 from sidecar.storage.store import RedisStore
+from tests.support.constants import SMALL_POLICY as POLICY
 
 LUA = resources.files("sidecar.storage") / "lua"
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 PERIOD = period_at(NOW)
 EXPIRES = to_ms(datetime(2027, 2, 1, tzinfo=UTC))
-POLICY = Policy(
-    limit=2,
-    plan="starter",
-    trial_plan="",
-    trial_limit=0,
-    trial_days=0,
-    thresholds=(50, 100),
-    events_max=100,
-)
 
 
 def key(n: int) -> bytes:

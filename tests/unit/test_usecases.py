@@ -9,7 +9,7 @@ import pytest
 
 from sidecar.domain.clock import ManualClock, to_ms
 from sidecar.domain.contact import ContactFields, ContactKeyer, Identifier, Kind, key_text
-from sidecar.domain.decision import Policy, Reason
+from sidecar.domain.decision import Reason
 from sidecar.domain.errors import InvalidArgument, StorageError
 from sidecar.domain.period import PeriodBasis
 from sidecar.usecases.contacts import ContactReader
@@ -17,17 +17,9 @@ from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.identities import Identities
 from sidecar.usecases.periods import Periods
 from tests.support.constants import SECRET
+from tests.support.constants import SMALL_POLICY as POLICY
 from tests.support.memory_store import MemoryStore
 
-POLICY = Policy(
-    limit=2,
-    plan="starter",
-    trial_plan="",
-    trial_limit=0,
-    trial_days=0,
-    thresholds=(80, 100),
-    events_max=100,
-)
 ANA = ContactFields(email="ana@example.com")
 BEA = ContactFields(phone="+4915112345678")
 CID = ContactFields(id="crm-3")
