@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
 	@echo "make test    run the whole test suite against Redis servers it starts itself"
-	@echo "make lint    ruff, formatting, mypy --strict and the import contracts of the layers"
+	@echo "make lint    ruff, formatting, mypy --strict, the import contracts, buf lint and buf breaking"
 	@echo "make proto   regenerate sidecar/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
@@ -26,6 +26,12 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 install: $(STAMP)
+
+BUF := tools/buf/node_modules/.bin/buf
+$(BUF): tools/buf/package.json tools/buf/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for buf (Debian package npm)"; exit 1; }
+	cd tools/buf && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -46,11 +52,13 @@ run: install redis-server
 test: install redis-server prometheus
 	$(BIN)/pytest --cov --cov-report=term
 
-lint: install
+lint: install $(BUF)
 	$(BIN)/ruff check sidecar tests tools bench
 	$(BIN)/ruff format --check sidecar tests tools bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BUF) lint
+	tools/buf-breaking.sh
 
 format: install
 	$(BIN)/ruff check --fix sidecar tests tools bench

@@ -58,7 +58,7 @@ def echo_call(channel: grpc.aio.Channel) -> Call:
 def check_new(stub: Any) -> Call:
     async def call(i: int) -> str | None:
         request = pb.CheckRequest(workspace_id="bench-check", contact=pb.Contact(email=email(i)))
-        return _expect(await stub.Check(request, timeout=TIMEOUT), pb.WITHIN_LIMIT)
+        return _expect(await stub.Check(request, timeout=TIMEOUT), pb.REASON_WITHIN_LIMIT)
 
     return call
 
@@ -66,7 +66,7 @@ def check_new(stub: Any) -> Call:
 def activate_new(stub: Any) -> Call:
     async def call(i: int) -> str | None:
         reply = await stub.Activate(activate_request("bench-new", i), timeout=TIMEOUT)
-        return _expect(reply, pb.ADMITTED)
+        return _expect(reply, pb.REASON_ADMITTED)
 
     return call
 
@@ -74,7 +74,7 @@ def activate_new(stub: Any) -> Call:
 def activate_active(stub: Any) -> Call:
     async def call(i: int) -> str | None:
         request = activate_request("bench-active", i % ACTIVE_POOL)
-        return _expect(await stub.Activate(request, timeout=TIMEOUT), pb.ALREADY_ACTIVE)
+        return _expect(await stub.Activate(request, timeout=TIMEOUT), pb.REASON_ALREADY_ACTIVE)
 
     return call
 
@@ -85,7 +85,7 @@ def activate_batch(stub: Any) -> Call:
         reply = await stub.ActivateBatch(request, timeout=TIMEOUT)
         if len(reply.decisions) != BATCH:
             return f"expected {BATCH} decisions, got {len(reply.decisions)}"
-        return _expect(reply.decisions[-1], pb.ADMITTED)
+        return _expect(reply.decisions[-1], pb.REASON_ADMITTED)
 
     return call
 
@@ -95,7 +95,7 @@ async def activate_all(stub: Any, workspace: str, count: int) -> None:
     for first in range(0, count, MEMORY_BATCH):
         size = min(MEMORY_BATCH, count - first)
         reply = await stub.ActivateBatch(batch_request(workspace, first, size), timeout=30)
-        admitted = sum(d.reason == pb.ADMITTED for d in reply.decisions)
+        admitted = sum(d.reason == pb.REASON_ADMITTED for d in reply.decisions)
         if admitted != size:
             raise RuntimeError(f"{workspace}: {admitted} of {size} contacts admitted")
 

@@ -101,8 +101,8 @@ def contacts_key(ns: argparse.Namespace) -> int:
         print(to_json(decision))
         return 0
     state = {
-        enforcer_pb.ALREADY_ACTIVE: "counted this period",
-        enforcer_pb.EXEMPT: "exempt",
+        enforcer_pb.REASON_ALREADY_ACTIVE: "counted this period",
+        enforcer_pb.REASON_EXEMPT: "exempt",
     }.get(decision.reason, "not counted this period")
     print(f"{decision.contact_key}  ({state})")
     if decision.identity_conflict:

@@ -22,7 +22,7 @@ def events_tail(ns: argparse.Namespace) -> int:
                 if ns.json:
                     print(json_format.MessageToJson(event, indent=None), flush=True)
                     continue
-                kind = admin_pb.Event.Type.Name(event.type)
+                kind = admin_pb.Event.Type.Name(event.type).removeprefix("TYPE_")
                 detail = f" {event.threshold_percent}%" if event.threshold_percent else ""
                 print(
                     f"{when(event.at)}  {event.workspace_id}  {kind}{detail}  {event.period}  "

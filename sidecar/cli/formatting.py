@@ -47,7 +47,7 @@ def print_message(ns: argparse.Namespace, message: Message, text: str) -> None:
 
 def decision_text(decision: pb.Decision) -> str:
     """A decision as a few readable lines."""
-    reason = pb.Reason.Name(decision.reason)
+    reason = pb.Reason.Name(decision.reason).removeprefix("REASON_")
     verdict = "allowed" if decision.allowed else "DENIED"
     lines = [f"{verdict}: {reason} ({REASON_TEXT.get(reason, '')})"]
     if decision.shadow_denied:
@@ -86,6 +86,7 @@ def subscription_text(sub: admin_pb.Subscription) -> str:
         f"time zone     {sub.timezone}",
         f"starts        {when(sub.starts_at) if sub.HasField('starts_at') else '-'}",
         f"platform      {sub.platform_version or '-'}",
+        f"phone region  {sub.default_region or '-  (phone numbers need a country code)'}",
         f"shadow mode   {'on (never denies)' if sub.shadow_mode else 'off'}",
     ]
     if sub.HasField("trial_ends_at"):

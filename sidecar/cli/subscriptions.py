@@ -29,6 +29,7 @@ def subscription_set(ns: argparse.Namespace) -> int:
         timezone=ns.timezone,
         platform_version=ns.platform_version,
         shadow_mode=ns.shadow,
+        default_region=ns.default_region,
     )
     if starts_at is not None:
         request.starts_at.FromDatetime(starts_at)
@@ -83,6 +84,11 @@ def add_commands(commands: Any) -> None:
     set_.add_argument("--timezone", default="UTC", help="IANA time zone of the billing month")
     set_.add_argument("--starts-at", default="", help="ISO 8601 start, e.g. 2026-11-18T09:00Z")
     set_.add_argument("--platform-version", default="", help="e.g. 7.3.0")
+    set_.add_argument(
+        "--default-region",
+        default="",
+        help="ISO 3166 region national phone numbers are read in, e.g. DE (default: none)",
+    )
     set_.add_argument(
         "--shadow",
         action=argparse.BooleanOptionalAction,

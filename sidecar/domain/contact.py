@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from sidecar.domain.addresses import normalize_email, normalize_phone
 from sidecar.domain.errors import InvalidArgument
 
 WORKSPACE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
-_PHONE_SEPARATORS = re.compile(r"[\s\-.()/]")
-_DIGITS = re.compile(r"[0-9]{8,15}")
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 _OPAQUE_MAX = 256
-_EMAIL_MAX = 254
 KEY_BYTES = 14
 
 
@@ -88,32 +85,6 @@ def _opaque(value: str, field: str) -> str:
     return value
 
 
-def normalize_email(value: str, field: str = "contact.email") -> str:
-    """Trim and lower-case an email address; refuse what does not look like one."""
-    email = value.strip().lower()
-    if len(email) > _EMAIL_MAX:
-        raise InvalidArgument(field, f"must be at most {_EMAIL_MAX} characters")
-    if not _EMAIL.fullmatch(email):
-        raise InvalidArgument(field, "is not an email address")
-    return email
-
-
-def normalize_phone(value: str, field: str = "contact.phone") -> str:
-    """Normalize a phone number to E.164 (``+`` and 8-15 digits); ``00`` counts as ``+``."""
-    compact = _PHONE_SEPARATORS.sub("", value)
-    if compact.startswith("+"):
-        digits = compact[1:]
-    elif compact.startswith("00"):
-        digits = compact[2:]
-    else:
-        digits = compact
-    if not _DIGITS.fullmatch(digits):
-        raise InvalidArgument(
-            field, "is not a phone number (expected + and 8 to 15 digits, with country code)"
-        )
-    return "+" + digits
-
-
 def identifiers(
     id: str = "",
     email: str = "",
@@ -121,13 +92,17 @@ def identifiers(
     channel: str = "",
     visitor_id: str = "",
     field: str = "contact",
+    region: str = "",
 ) -> tuple[Identifier, ...]:
     """Validate a contact's fields and return its identifiers, highest precedence first.
 
     Empty strings mean "not given". At least one of id, email, phone, or channel together
-    with visitor_id is required.
+    with visitor_id is required. ``channel`` beside a primary identifier is the channel the
+    conversation came on (context, not an identifier); with ``visitor_id`` alone it names the
+    channel of an unidentified visitor.
 
     :param field: the request field the contact came from, used to name errors.
+    :param region: the region national phone numbers are read in ("" refuses them).
     :raise InvalidArgument: naming the first offending field.
     """
     found: list[Identifier] = []
@@ -136,22 +111,30 @@ def identifiers(
     if email:
         found.append(Identifier(Kind.EMAIL, normalize_email(email, f"{field}.email")))
     if phone:
-        found.append(Identifier(Kind.PHONE, normalize_phone(phone, f"{field}.phone")))
-    if channel or visitor_id:
-        if not visitor_id:
-            raise InvalidArgument(f"{field}.visitor_id", "is required with channel")
-        if not channel:
-            raise InvalidArgument(f"{field}.channel", "is required with visitor_id")
-        name = channel.strip().lower()
-        if not _CHANNEL.fullmatch(name):
+        found.append(Identifier(Kind.PHONE, normalize_phone(phone, f"{field}.phone", region)))
+    if visitor_id and not channel:
+        raise InvalidArgument(f"{field}.channel", "is required with visitor_id")
+    if channel:
+        name = channel_name(channel, f"{field}.channel")
+        if visitor_id:
+            visitor = _opaque(visitor_id, f"{field}.visitor_id")
+            found.append(Identifier(Kind.VISITOR, f"{name}\x00{visitor}"))
+        elif not found:
             raise InvalidArgument(
-                f"{field}.channel", "must be 1 to 32 characters of a-z 0-9 _ . - (e.g. sms)"
+                f"{field}.visitor_id",
+                "is required with channel when no id, email or phone is given",
             )
-        visitor = _opaque(visitor_id, f"{field}.visitor_id")
-        found.append(Identifier(Kind.VISITOR, f"{name}\x00{visitor}"))
     if not found:
         raise InvalidArgument(field, "needs an id, email, phone, or channel with visitor_id")
     return tuple(found)
+
+
+def channel_name(value: str, field: str = "contact.channel") -> str:
+    """A channel's name, lower-cased: 1 to 32 of ``a-z 0-9 _ . -`` (``sms``, ``whatsapp``)."""
+    name = value.strip().lower()
+    if not _CHANNEL.fullmatch(name):
+        raise InvalidArgument(field, "must be 1 to 32 characters of a-z 0-9 _ . - (e.g. sms)")
+    return name
 
 
 class ContactKeyer:
@@ -171,15 +154,18 @@ class ContactKeyer:
         message = f"{identifier.kind.value}:{identifier.value}".encode()
         return hmac.digest(self._secret, message, "sha256")[:KEY_BYTES]
 
-    def keyed(self, contact: ContactFields, field: str = "contact") -> KeyedContact:
+    def keyed(
+        self, contact: ContactFields, field: str = "contact", region: str = ""
+    ) -> KeyedContact:
         """Validate a contact and key its identifiers.
 
         :param field: the request field the contact came from, used to name errors.
+        :param region: the region national phone numbers are read in ("" refuses them).
         :raise InvalidArgument: naming the first offending field.
         """
         primaries: list[bytes] = []
         visitor = b""
-        for identifier in identifiers(*contact, field=field):
+        for identifier in identifiers(*contact, field=field, region=region):
             if identifier.kind is Kind.VISITOR:
                 visitor = self.key(identifier)
             else:

@@ -11,7 +11,8 @@ from sidecar.domain.period import BillingPeriod
 
 
 class Reason(IntEnum):
-    """Why a contact was allowed or denied; the values are those of ``mac.v1.Reason``."""
+    """Why a contact was allowed or denied; the values are those of ``mac.v1.Reason``, whose
+    names carry the prefix ``REASON_``."""
 
     ALREADY_ACTIVE = 1
     ADMITTED = 2

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sidecar.domain.period import PeriodBasis
+from sidecar.domain.basis import SubscriptionBasis
 
 
 class MacError(Exception):
@@ -47,7 +47,7 @@ class StaleSubscription(MacError):
     """The subscription changed since the caller computed the period from it; carries what
     the period depends on now. Handled inside the service; never reaches a caller."""
 
-    def __init__(self, basis: PeriodBasis) -> None:
+    def __init__(self, basis: SubscriptionBasis) -> None:
         super().__init__(f"subscription version {basis.version}")
         self.basis = basis
 

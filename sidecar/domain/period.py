@@ -25,16 +25,6 @@ class BillingPeriod:
         return self.start <= instant < self.end
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodBasis:
-    """What a workspace's periods depend on, as its subscription says: the time zone, the
-    subscription's start (unix ms, 0 for none) and the subscription's version ("" for none)."""
-
-    timezone: str = "UTC"
-    starts_at_ms: int = 0
-    version: str = ""
-
-
 def _month_start(year: int, month: int, zone: tzinfo) -> datetime:
     while month > 12:
         year, month = year + 1, month - 12

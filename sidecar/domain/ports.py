@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Event, Merged, PeriodCount, Policy, Reason
-from sidecar.domain.period import BillingPeriod, PeriodBasis
+from sidecar.domain.period import BillingPeriod
 from sidecar.domain.subscription import Resolved
 
 
@@ -130,7 +131,7 @@ class DecisionStore(Protocol):
         """
         ...
 
-    async def period_basis(self, workspace_id: str) -> PeriodBasis:
+    async def period_basis(self, workspace_id: str) -> SubscriptionBasis:
         """What the workspace's periods depend on now."""
         ...
 

@@ -27,6 +27,7 @@ class Subscription:
     starts_at: datetime | None = None
     platform_version: str = ""
     shadow_mode: bool = False
+    default_region: str = ""
 
     @property
     def major(self) -> str:

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.clock import from_ms, to_ms
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Event, Merged, PeriodCount, Policy, Reason
 from sidecar.domain.errors import StaleSubscription
-from sidecar.domain.period import PeriodBasis
 from sidecar.domain.ports import (
     ContactOutcome,
     DecideReply,
@@ -53,6 +53,7 @@ SUBSCRIPTION_FIELDS = (
     "trial_limit",
     "trial_days",
     "updated_at",
+    "default_region",
 )
 
 
@@ -107,7 +108,11 @@ def decide_reply(reply: list[Any]) -> DecideReply:
     :raise StaleSubscription: the reply says the subscription's version moved on.
     """
     if reply[0] == STALE:
-        raise StaleSubscription(PeriodBasis(reply[1].decode(), int(reply[2]), reply[3].decode()))
+        raise StaleSubscription(
+            SubscriptionBasis(
+                reply[1].decode(), int(reply[2]), reply[3].decode(), reply[4].decode()
+            )
+        )
     outcomes = []
     for i in range(_DECIDE_HEAD, len(reply), _PER_CONTACT):
         reason, shadowed = CODES[reply[i]]
@@ -140,10 +145,10 @@ def exempt_reply(reply: list[Any]) -> ExemptReply:
     return ExemptReply(int(reply[0]), list(reply[1:]))
 
 
-def basis_reply(reply: list[Any]) -> PeriodBasis:
-    """``HMGET subscription timezone starts_at version``."""
-    timezone, starts_at, version = (None if v is None else v.decode() for v in reply)
-    return PeriodBasis(timezone or "UTC", int(starts_at or 0), version or "")
+def basis_reply(reply: list[Any]) -> SubscriptionBasis:
+    """``HMGET subscription timezone starts_at version default_region``."""
+    timezone, starts_at, version, region = (None if v is None else v.decode() for v in reply)
+    return SubscriptionBasis(timezone or "UTC", int(starts_at or 0), version or "", region or "")
 
 
 def subscription_args(resolved: Resolved, updated_at: datetime) -> list[Any]:
@@ -163,6 +168,7 @@ def subscription_args(resolved: Resolved, updated_at: datetime) -> list[Any]:
         resolved.trial_limit,
         resolved.trial_days,
         to_ms(updated_at),
+        sub.default_region,
     )
     return [x for pair in zip(SUBSCRIPTION_FIELDS, values, strict=True) for x in pair]
 
@@ -182,6 +188,7 @@ def subscription(workspace_id: str, fields: dict[str, str]) -> Resolved | None:
             starts_at=from_ms(starts) if starts else None,
             platform_version=fields.get("platform_version", ""),
             shadow_mode=fields.get("shadow") == "1",
+            default_region=fields.get("default_region", ""),
         ),
         limit=int(fields["limit"]),
         trial_plan=fields.get("trial_plan", ""),

@@ -12,9 +12,9 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from sidecar import metrics
+from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.decision import Event, Merged, PeriodCount
 from sidecar.domain.errors import StorageError
-from sidecar.domain.period import PeriodBasis
 from sidecar.domain.ports import (
     DecideReply,
     DecideRequest,
@@ -167,8 +167,8 @@ class RedisStore:
             metrics.EVENTS_RECORDED.inc(written)
         return codec.decide_reply(reply)
 
-    async def period_basis(self, workspace_id: str) -> PeriodBasis:
-        """The subscription's time zone, start and version."""
+    async def period_basis(self, workspace_id: str) -> SubscriptionBasis:
+        """The subscription's time zone, start, version and default phone region."""
         reply = await self._on_pool(
             "subscription",
             "HMGET",
@@ -176,6 +176,7 @@ class RedisStore:
             "timezone",
             "starts_at",
             "version",
+            "default_region",
         )
         return codec.basis_reply(reply)
 

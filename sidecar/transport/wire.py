@@ -98,6 +98,7 @@ def subscription_message(resolved: Resolved) -> admin_pb.Subscription:
         is_default=resolved.is_default,
         trial_plan=resolved.trial_plan,
         trial_limit=resolved.trial_limit,
+        default_region=sub.default_region,
     )
     if sub.starts_at is not None:
         message.starts_at.CopyFrom(timestamp(sub.starts_at))
@@ -125,6 +126,7 @@ def subscription_of(request: admin_pb.SetSubscriptionRequest) -> Subscription:
         starts_at=starts_at,
         platform_version=request.platform_version,
         shadow_mode=request.shadow_mode,
+        default_region=request.default_region,
     )
 
 
@@ -153,7 +155,7 @@ def event_message(event: Event) -> admin_pb.Event:
     message = admin_pb.Event(
         id=event.id,
         workspace_id=event.workspace_id,
-        type=admin_pb.Event.Type.Value(event.type),  # type: ignore[arg-type]
+        type=admin_pb.Event.Type.Value(f"TYPE_{event.type}"),  # type: ignore[arg-type]
         period=event.period,
         threshold_percent=event.threshold_percent,
         active=event.active,

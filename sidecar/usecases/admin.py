@@ -7,6 +7,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from sidecar.domain.addresses import validate_region
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import key_text, validate_workspace_id
@@ -71,6 +72,7 @@ class Admin:
         validate_workspace_id(sub.workspace_id)
         validate_timezone(sub.timezone)
         validate_version(sub.platform_version)
+        sub = dataclasses.replace(sub, default_region=validate_region(sub.default_region))
         if sub.starts_at is None:
             # A change of packs or plan keeps the start: dropping it would re-open the month's
             # period and count its contacts again.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sidecar.domain.addresses import is_national
 from sidecar.domain.contact import ContactFields, ContactKeyer, KeyedContact
 from sidecar.domain.errors import InvalidArgument
 
@@ -19,17 +20,28 @@ class ContactReader:
         self._keyer = keyer
         self.batch_max = batch_max
 
-    def one(self, contact: ContactFields, field: str = "contact") -> KeyedContact:
+    def one(self, contact: ContactFields, field: str = "contact", region: str = "") -> KeyedContact:
         """Validate and key one contact.
 
+        :param region: the region national phone numbers are read in ("" refuses them).
         :raise InvalidArgument: naming the first offending field.
         """
-        return self._keyer.keyed(contact, field)
+        return self._keyer.keyed(contact, field, region)
 
-    def many(self, contacts: Sequence[ContactFields], field: str) -> list[KeyedContact]:
+    def many(
+        self, contacts: Sequence[ContactFields], field: str, region: str = ""
+    ) -> list[KeyedContact]:
         """Validate and key the contacts of a repeated request field, in order.
 
         :raise InvalidArgument: for none, more than ``batch_max``, or any invalid contact.
+        """
+        self.check_count(contacts, field)
+        return [self._keyer.keyed(c, f"{field}[{i}]", region) for i, c in enumerate(contacts)]
+
+    def check_count(self, contacts: Sequence[ContactFields], field: str) -> None:
+        """Refuse a repeated request field with no contact or more than ``batch_max``.
+
+        :raise InvalidArgument: naming the field and the bound.
         """
         if not contacts:
             raise InvalidArgument(field, "must hold at least one contact")
@@ -37,4 +49,9 @@ class ContactReader:
             raise InvalidArgument(
                 field, f"holds {len(contacts)} contacts; at most {self.batch_max} allowed"
             )
-        return [self._keyer.keyed(c, f"{field}[{i}]") for i, c in enumerate(contacts)]
+
+
+def has_national_phone(contacts: Sequence[ContactFields]) -> bool:
+    """Whether any contact's phone number lacks a country code, so that keying it needs the
+    workspace's default region."""
+    return any(c.phone and is_national(c.phone) for c in contacts)

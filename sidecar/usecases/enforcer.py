@@ -3,14 +3,15 @@ storage is unreachable."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from sidecar.domain.addresses import is_national
 from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import ContactFields, KeyedContact, key_text, validate_workspace_id
 from sidecar.domain.decision import BatchResult, Decision, Policy, Reason, Usage
-from sidecar.domain.errors import StaleSubscription, StorageError
+from sidecar.domain.errors import InvalidArgument, StaleSubscription, StorageError
 from sidecar.domain.ports import DecideReply, DecideRequest, DecisionStore
-from sidecar.usecases.contacts import ContactReader
+from sidecar.usecases.contacts import ContactReader, has_national_phone
 from sidecar.usecases.periods import Periods
 
 # a subscription changed this often during one decision is not worth chasing further
@@ -63,9 +64,20 @@ class Enforcer:
             nothing is counted).
         """
         validate_workspace_id(workspace_id)
-        keyed = self._contacts.many(contacts, "contacts")
+        self._contacts.check_count(contacts, "contacts")
+
+        def key(region: str) -> list[KeyedContact]:
+            return self._contacts.many(contacts, "contacts", region)
+
+        national = has_national_phone(contacts)
         try:
-            reply, usage = await self._decide(workspace_id, keyed, dry_run=False)
+            keyed = await self._key(workspace_id, key, national)
+        except StorageError as exc:
+            return BatchResult([self._unavailable(exc, None) for _ in contacts], None)
+        try:
+            reply, usage = await self._decide(
+                workspace_id, keyed, key if national else None, dry_run=False
+            )
         except StorageError as exc:
             return BatchResult([self._unavailable(exc, k) for k in keyed], None)
         return BatchResult(_decisions(reply, None), usage)
@@ -73,22 +85,60 @@ class Enforcer:
     async def usage(self, workspace_id: str) -> Usage:
         """The workspace's usage in the current period."""
         validate_workspace_id(workspace_id)
-        _, usage = await self._decide(workspace_id, (), dry_run=True)
+        _, usage = await self._decide(workspace_id, [], None, dry_run=True)
         return usage
 
     async def _one(self, workspace_id: str, contact: ContactFields, dry_run: bool) -> Decision:
         validate_workspace_id(workspace_id)
-        keyed = self._contacts.one(contact)
+
+        def key(region: str) -> list[KeyedContact]:
+            return [self._contacts.one(contact, region=region)]
+
+        national = bool(contact.phone) and is_national(contact.phone)
         try:
-            reply, usage = await self._decide(workspace_id, (keyed,), dry_run)
+            keyed = await self._key(workspace_id, key, national)
         except StorageError as exc:
-            return self._unavailable(exc, keyed)
+            return self._unavailable(exc, None)
+        try:
+            reply, usage = await self._decide(
+                workspace_id, keyed, key if national else None, dry_run
+            )
+        except StorageError as exc:
+            return self._unavailable(exc, keyed[0])
         return _decisions(reply, usage)[0]
 
+    async def _key(
+        self, workspace_id: str, key: Callable[[str], list[KeyedContact]], national: bool
+    ) -> list[KeyedContact]:
+        """Key contacts under the workspace's default phone region. A national number reads
+        the region first when this process knows none for the workspace (it may have been set
+        since); a region that changed later is caught by the decision script's version check."""
+        region = self._periods.basis(workspace_id).default_region
+        if national and not region:
+            await self._periods.refresh(workspace_id)
+            return key(self._periods.basis(workspace_id).default_region)
+        try:
+            return key(region)
+        except InvalidArgument:
+            if not national:
+                raise
+            # a number impossible in the region last seen may be fine in a new one
+            await self._periods.refresh(workspace_id)
+            if self._periods.basis(workspace_id).default_region == region:
+                raise
+            return key(self._periods.basis(workspace_id).default_region)
+
     async def _decide(
-        self, workspace_id: str, contacts: Sequence[KeyedContact], dry_run: bool
+        self,
+        workspace_id: str,
+        contacts: list[KeyedContact],
+        rekey: Callable[[str], list[KeyedContact]] | None,
+        dry_run: bool,
     ) -> tuple[DecideReply, Usage]:
+        """One decision script call; when the subscription changed under it, learn the new
+        basis, key national phone numbers again if the region moved (``rekey``), and retry."""
         now = self._clock.now()
+        region = self._periods.basis(workspace_id).default_region
         for _ in range(_STALE_RETRIES):
             current = self._periods.current(workspace_id, now)
             try:
@@ -106,19 +156,24 @@ class Enforcer:
                 )
             except StaleSubscription as stale:
                 self._periods.learn(workspace_id, stale.basis)
+                if rekey is not None and stale.basis.default_region != region:
+                    region = stale.basis.default_region
+                    contacts = rekey(region)
                 continue
             trial_end = from_ms(reply.trial_until_ms) if reply.trial_until_ms else None
             usage = Usage(current.period, reply.active, reply.limit, reply.plan, trial_end)
             return reply, usage
         raise StorageError("the subscription changed during the decision", transient=True)
 
-    def _unavailable(self, exc: StorageError, contact: KeyedContact) -> Decision:
+    def _unavailable(self, exc: StorageError, contact: KeyedContact | None) -> Decision:
+        """The failure mode's answer; without a key when the contact could not be keyed (a
+        national phone number while the workspace's region could not be read)."""
         if self._failure_mode == "error":
             raise exc
         return Decision(
             allowed=self._failure_mode == "allow",
             reason=Reason.BACKEND_UNAVAILABLE,
-            contact_key=key_text(contact.first),
+            contact_key=key_text(contact.first) if contact is not None else "",
             usage=None,
         )
 

@@ -9,7 +9,7 @@ from sidecar.domain.clock import Clock
 from sidecar.domain.contact import ContactFields, key_text, validate_workspace_id
 from sidecar.domain.decision import Merged, Usage
 from sidecar.domain.ports import ExemptRequest, IdentityStore, MergeRequest
-from sidecar.usecases.contacts import ContactReader
+from sidecar.usecases.contacts import ContactReader, has_national_phone
 from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.periods import Periods
 
@@ -44,9 +44,11 @@ class Identities:
         :return: what the merge did, and the usage after it.
         """
         validate_workspace_id(workspace_id)
-        keyed_sources = self._contacts.many(sources, "sources")
-        keyed_target = self._contacts.one(target, "target")
+        self._contacts.check_count(sources, "sources")
         await self._periods.refresh(workspace_id)
+        region = self._periods.basis(workspace_id).default_region
+        keyed_target = self._contacts.one(target, "target", region)
+        keyed_sources = self._contacts.many(sources, "sources", region)
         current = self._periods.current(workspace_id, self._clock.now())
         merged = await self._store.merge(
             MergeRequest(
@@ -65,6 +67,10 @@ class Identities:
         """Exempt contacts (allowed, never counted) or make them countable again; return
         their identity keys in order."""
         validate_workspace_id(workspace_id)
-        keyed = self._contacts.many(contacts, "contacts")
+        self._contacts.check_count(contacts, "contacts")
+        if has_national_phone(contacts) and not self._periods.basis(workspace_id).default_region:
+            await self._periods.refresh(workspace_id)
+        region = self._periods.basis(workspace_id).default_region
+        keyed = self._contacts.many(contacts, "contacts", region)
         reply = await self._store.set_exempt(ExemptRequest(workspace_id, keyed, exempt))
         return [key_text(k) for k in reply.identities]

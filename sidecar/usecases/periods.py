@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.clock import from_ms, to_ms
-from sidecar.domain.period import BillingPeriod, PeriodBasis, months_after, period_at
+from sidecar.domain.period import BillingPeriod, months_after, period_at
 from sidecar.domain.ports import DecisionStore
 
 _CACHE_MAX = 100_000
-_UTC = PeriodBasis()
+_UTC = SubscriptionBasis()
 
 
 @dataclass(slots=True)
@@ -45,7 +46,7 @@ class Periods:
     def __init__(self, store: DecisionStore, retention_periods: int) -> None:
         self._store = store
         self._retention = retention_periods
-        self._bases: dict[str, PeriodBasis] = {}
+        self._bases: dict[str, SubscriptionBasis] = {}
         self._periods: dict[tuple[str, int], tuple[BillingPeriod, int, ZoneInfo]] = {}
 
     def current(self, workspace_id: str, now: datetime) -> CurrentPeriod:
@@ -63,7 +64,11 @@ class Periods:
             found = self._periods[cache_key] = (period, expire, zone)
         return CurrentPeriod(found[0], found[1], basis.version, found[2])
 
-    def learn(self, workspace_id: str, basis: PeriodBasis) -> None:
+    def basis(self, workspace_id: str) -> SubscriptionBasis:
+        """The workspace's subscription basis as last seen (no subscription: UTC, no region)."""
+        return self._bases.get(workspace_id, _UTC)
+
+    def learn(self, workspace_id: str, basis: SubscriptionBasis) -> None:
         """Remember what the workspace's periods depend on now."""
         if len(self._bases) > _CACHE_MAX:
             self._bases.clear()

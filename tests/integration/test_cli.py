@@ -44,7 +44,7 @@ async def test_activate_and_check_print_the_decision(sidecar_app: Sidecar) -> No
     code, out, _ = await cli("check", "acme", "--email", "ana@example.com", addr, "--json")
     assert code == 0
     decision = json.loads(out)
-    assert decision["reason"] == "ALREADY_ACTIVE"
+    assert decision["reason"] == "REASON_ALREADY_ACTIVE"
     assert decision["usage"]["active"] == "1"
 
 

@@ -64,12 +64,12 @@ async def test_concurrent_activations_admit_exactly_the_limit(
     contacts = [pb.Contact(email=f"c{n}@example.com") for n in range(LIMIT * 4)]
     decisions = await hammer(two_processes, contacts)
     reasons = Counter(d.reason for d in decisions)
-    assert reasons[pb.ADMITTED] == LIMIT
-    assert reasons[pb.LIMIT_REACHED] == LIMIT * 3
+    assert reasons[pb.REASON_ADMITTED] == LIMIT
+    assert reasons[pb.REASON_LIMIT_REACHED] == LIMIT * 3
     members = list(redis_db.scan_iter("mac:{acme}:members:*"))
     assert len(members) == 1
     assert redis_db.scard(members[0]) == LIMIT
-    admitted = {d.contact_key for d in decisions if d.reason == pb.ADMITTED}
+    admitted = {d.contact_key for d in decisions if d.reason == pb.REASON_ADMITTED}
     assert len(admitted) == LIMIT
 
 
@@ -80,9 +80,9 @@ async def test_the_same_contacts_repeated_concurrently_count_once(
     contacts = distinct * 8
     decisions = await hammer(two_processes, contacts)
     reasons = Counter(d.reason for d in decisions)
-    assert reasons[pb.ADMITTED] == len(distinct)
-    assert reasons[pb.ALREADY_ACTIVE] == len(contacts) - len(distinct)
-    first_admissions = Counter(d.contact_key for d in decisions if d.reason == pb.ADMITTED)
+    assert reasons[pb.REASON_ADMITTED] == len(distinct)
+    assert reasons[pb.REASON_ALREADY_ACTIVE] == len(contacts) - len(distinct)
+    first_admissions = Counter(d.contact_key for d in decisions if d.reason == pb.REASON_ADMITTED)
     assert set(first_admissions.values()) == {1}
 
 
@@ -98,6 +98,6 @@ async def test_concurrent_batches_admit_exactly_the_limit(
             for i, batch in enumerate(batches)
         )
     )
-    admitted = sum(d.reason == pb.ADMITTED for r in responses for d in r.decisions)
+    admitted = sum(d.reason == pb.REASON_ADMITTED for r in responses for d in r.decisions)
     assert admitted == LIMIT
     assert max(r.usage.active for r in responses) == LIMIT

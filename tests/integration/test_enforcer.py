@@ -27,7 +27,7 @@ async def activate(
 async def test_new_contact_is_admitted_and_counted(enforcer_stub: pb_grpc.EnforcerStub) -> None:
     decision = await activate(enforcer_stub, email(1))
     assert decision.allowed
-    assert decision.reason == pb.ADMITTED
+    assert decision.reason == pb.REASON_ADMITTED
     assert len(decision.contact_key) == 28
     assert decision.usage.active == 1
     assert decision.usage.limit == 100
@@ -43,7 +43,7 @@ async def test_active_contact_is_counted_once(enforcer_stub: pb_grpc.EnforcerStu
     first = await activate(enforcer_stub, email(1))
     again = await activate(enforcer_stub, email(1))
     assert again.allowed
-    assert again.reason == pb.ALREADY_ACTIVE
+    assert again.reason == pb.REASON_ALREADY_ACTIVE
     assert again.contact_key == first.contact_key
     assert again.usage.active == 1
 
@@ -53,22 +53,22 @@ async def test_limit_denies_new_contacts_but_serves_active_ones(
 ) -> None:
     stub = await make_sidecar(default_limit=3)
     for n in range(3):
-        assert (await activate(stub, email(n))).reason == pb.ADMITTED
+        assert (await activate(stub, email(n))).reason == pb.REASON_ADMITTED
     denied = await activate(stub, email(99))
     assert not denied.allowed
-    assert denied.reason == pb.LIMIT_REACHED
+    assert denied.reason == pb.REASON_LIMIT_REACHED
     assert denied.usage.active == 3
     assert denied.usage.remaining == 0
     still = await activate(stub, email(0))
     assert still.allowed
-    assert still.reason == pb.ALREADY_ACTIVE
+    assert still.reason == pb.REASON_ALREADY_ACTIVE
 
 
 async def test_zero_limit_denies_everyone_new(make_sidecar: SidecarFactory) -> None:
     stub = await make_sidecar(default_limit=0)
     decision = await activate(stub, email(1))
     assert not decision.allowed
-    assert decision.reason == pb.LIMIT_REACHED
+    assert decision.reason == pb.REASON_LIMIT_REACHED
 
 
 async def test_check_answers_like_activate_and_changes_nothing(
@@ -78,15 +78,15 @@ async def test_check_answers_like_activate_and_changes_nothing(
     request = pb.CheckRequest(workspace_id="acme", contact=email(1))
     within = await stub.Check(request)
     assert within.allowed
-    assert within.reason == pb.WITHIN_LIMIT
+    assert within.reason == pb.REASON_WITHIN_LIMIT
     assert within.usage.active == 0
     assert redis_db.dbsize() == 0
 
     await activate(stub, email(1))
-    assert (await stub.Check(request)).reason == pb.ALREADY_ACTIVE
+    assert (await stub.Check(request)).reason == pb.REASON_ALREADY_ACTIVE
     over = await stub.Check(pb.CheckRequest(workspace_id="acme", contact=email(2)))
     assert not over.allowed
-    assert over.reason == pb.LIMIT_REACHED
+    assert over.reason == pb.REASON_LIMIT_REACHED
     assert over.usage.active == 1
 
 
@@ -108,12 +108,12 @@ async def test_batch_decides_in_request_order(make_sidecar: SidecarFactory) -> N
     )
     reasons = [d.reason for d in response.decisions]
     assert reasons == [
-        pb.ADMITTED,
-        pb.ALREADY_ACTIVE,
-        pb.ADMITTED,
-        pb.LIMIT_REACHED,
-        pb.ALREADY_ACTIVE,
-        pb.LIMIT_REACHED,
+        pb.REASON_ADMITTED,
+        pb.REASON_ALREADY_ACTIVE,
+        pb.REASON_ADMITTED,
+        pb.REASON_LIMIT_REACHED,
+        pb.REASON_ALREADY_ACTIVE,
+        pb.REASON_LIMIT_REACHED,
     ]
     assert [d.allowed for d in response.decisions] == [True, True, True, False, True, False]
     assert response.decisions[0].contact_key == response.decisions[4].contact_key
@@ -129,7 +129,7 @@ async def test_largest_batch_is_accepted(make_sidecar: SidecarFactory) -> None:
         pb.ActivateBatchRequest(workspace_id="acme", contacts=contacts)
     )
     assert len(response.decisions) == 10_000
-    assert all(d.reason == pb.ADMITTED for d in response.decisions)
+    assert all(d.reason == pb.REASON_ADMITTED for d in response.decisions)
     assert response.usage.active == 10_000
 
 
@@ -169,7 +169,7 @@ async def test_bad_input_is_invalid_argument_naming_the_field(
         assert (caught.value.details() or "").startswith(f"{field}:")
     assert redis_db.dbsize() == 0
     # and the server keeps serving
-    assert (await activate(enforcer_stub, email(1))).reason == pb.ADMITTED
+    assert (await activate(enforcer_stub, email(1))).reason == pb.REASON_ADMITTED
 
 
 async def test_bad_contact_in_batch_names_its_index_and_counts_nothing(

@@ -30,7 +30,7 @@ async def test_thresholds_and_limit_are_recorded_once_under_concurrency(
 ) -> None:
     await subscribe(admin_stub, plan="enterprise", custom_limit=10)
     decisions = await asyncio.gather(*(activate(enforcer_stub, n) for n in range(60)))
-    assert Counter(d.reason for d in decisions)[pb.ADMITTED] == 10
+    assert Counter(d.reason for d in decisions)[pb.REASON_ADMITTED] == 10
     await asyncio.gather(*(activate(enforcer_stub, n) for n in range(60)))  # again: nothing new
 
     events = await read_events(admin_stub, 3)
@@ -67,7 +67,7 @@ async def test_trial_started_and_ended_events(
     clock.set(datetime(2026, 10, 1, tzinfo=UTC))
     await subscribe(admin_stub, plan="starter", platform_version="7.0.0")
     await fill(enforcer_stub, 0, 100)
-    assert (await activate(enforcer_stub, 100)).reason == pb.TRIAL_STARTED
+    assert (await activate(enforcer_stub, 100)).reason == pb.REASON_TRIAL_STARTED
     clock.advance(timedelta(days=30, seconds=1))
     await activate(enforcer_stub, 0)
     events = await read_events(admin_stub, 4)
@@ -109,7 +109,7 @@ async def test_watch_every_workspace(
         await fill(enforcer_stub, 0, 1, ws)
     events = await read_events(admin_stub, 4, ws="")
     assert Counter(e.workspace_id for e in events) == {"acme": 2, "globex": 2}
-    assert {Event.Type.Name(e.type) for e in events} == {"THRESHOLD_CROSSED"}
+    assert {Event.Type.Name(e.type) for e in events} == {"TYPE_THRESHOLD_CROSSED"}
 
 
 async def test_watch_needs_the_token_and_a_valid_cursor(admin_stub: admin_grpc.AdminStub) -> None:

@@ -45,14 +45,14 @@ async def test_one_person_across_livechat_sms_and_whatsapp(
     first = await act(
         enforcer_stub, email=ANA_EMAIL, phone=ANA_PHONE, channel="livechat", visitor_id="lc"
     )
-    assert first.reason == pb.ADMITTED
+    assert first.reason == pb.REASON_ADMITTED
     by_phone = await act(
         enforcer_stub, phone="0055 11 987654321", channel="whatsapp", visitor_id="wa"
     )
     by_email = await act(enforcer_stub, email="ANA@example.com", channel="sms", visitor_id="sms-1")
     visitor = await act(enforcer_stub, channel="livechat", visitor_id="lc")
     assert {d.contact_key for d in (first, by_phone, by_email, visitor)} == {first.contact_key}
-    assert all(d.reason == pb.ALREADY_ACTIVE for d in (by_phone, by_email, visitor))
+    assert all(d.reason == pb.REASON_ALREADY_ACTIVE for d in (by_phone, by_email, visitor))
     assert await active(enforcer_stub) == 1
 
 
@@ -61,7 +61,7 @@ async def test_first_seen_wins(enforcer_stub: pb_grpc.EnforcerStub) -> None:
     both = await act(enforcer_stub, email=ANA_EMAIL, phone=ANA_PHONE)
     email_later = await act(enforcer_stub, email=ANA_EMAIL)
     assert both.contact_key == phone_first.contact_key == email_later.contact_key
-    assert both.reason == email_later.reason == pb.ALREADY_ACTIVE
+    assert both.reason == email_later.reason == pb.REASON_ALREADY_ACTIVE
     assert not both.identity_conflict
     assert await active(enforcer_stub) == 1
 
@@ -70,10 +70,10 @@ async def test_late_identification_of_a_counted_visitor(
     enforcer_stub: pb_grpc.EnforcerStub,
 ) -> None:
     visitor = await act(enforcer_stub, channel="livechat", visitor_id="v-9")
-    assert visitor.reason == pb.ADMITTED
+    assert visitor.reason == pb.REASON_ADMITTED
     identified = await act(enforcer_stub, email=ANA_EMAIL, channel="livechat", visitor_id="v-9")
     assert identified.allowed
-    assert identified.reason == pb.ALREADY_ACTIVE  # the person was already active
+    assert identified.reason == pb.REASON_ALREADY_ACTIVE  # the person was already active
     assert identified.visitor_merged
     assert identified.contact_key != visitor.contact_key
     assert identified.usage.active == 1
@@ -89,7 +89,7 @@ async def test_late_identification_when_both_were_counted(
     await act(enforcer_stub, email=ANA_EMAIL)
     assert await active(enforcer_stub) == 2
     linked = await act(enforcer_stub, email=ANA_EMAIL, channel="sms", visitor_id="s-1")
-    assert linked.reason == pb.ALREADY_ACTIVE
+    assert linked.reason == pb.REASON_ALREADY_ACTIVE
     assert linked.visitor_merged
     assert linked.usage.active == 1
     assert await active(enforcer_stub) == 1
@@ -130,7 +130,7 @@ async def test_conflicts_are_not_merged(
     b = await act(enforcer_stub, **second)
     both = await act(enforcer_stub, **first, **second)
     assert both.identity_conflict
-    assert both.reason == pb.ALREADY_ACTIVE
+    assert both.reason == pb.REASON_ALREADY_ACTIVE
     assert both.contact_key == (a if winner == "first" else b).contact_key
     again = await act(enforcer_stub, **first, **second)
     assert again.identity_conflict
@@ -167,7 +167,7 @@ async def test_merge_two_then_three_identities(
     for contact in ({"email": ANA_EMAIL}, {"phone": ANA_PHONE}, {"id": "crm-1"}):
         decision = await act(enforcer_stub, **contact)
         assert decision.contact_key == three.contact_key
-        assert decision.reason == pb.ALREADY_ACTIVE
+        assert decision.reason == pb.REASON_ALREADY_ACTIVE
     assert await active(enforcer_stub) == 2
 
 
@@ -177,7 +177,7 @@ async def test_merge_into_an_uncounted_survivor_moves_the_count(
     await act(enforcer_stub, phone=ANA_PHONE)
     reply = await merge(admin_stub, pb.Contact(id="crm-1"), pb.Contact(phone=ANA_PHONE))
     assert (reply.folded, reply.uncounted, reply.usage.active) == (1, 0, 1)
-    assert (await act(enforcer_stub, id="crm-1")).reason == pb.ALREADY_ACTIVE
+    assert (await act(enforcer_stub, id="crm-1")).reason == pb.REASON_ALREADY_ACTIVE
 
 
 async def test_merge_is_safe_under_concurrent_activations(
@@ -229,12 +229,12 @@ async def test_exempt_contacts_are_allowed_and_never_counted(
     await act(enforcer_stub, email=ANA_EMAIL)  # the one place
     decision = await act(enforcer_stub, id="bot-7")
     assert decision.allowed
-    assert decision.reason == pb.EXEMPT
+    assert decision.reason == pb.REASON_EXEMPT
     assert decision.usage.active == 1
     await admin_stub.SetExempt(
         admin_pb.SetExemptRequest(workspace_id="acme", contacts=[bot], exempt=False), metadata=AUTH
     )
-    assert (await act(enforcer_stub, id="bot-7")).reason == pb.LIMIT_REACHED
+    assert (await act(enforcer_stub, id="bot-7")).reason == pb.REASON_LIMIT_REACHED
 
 
 async def test_identity_admin_calls_refuse_bad_input(admin_stub: admin_grpc.AdminStub) -> None:
@@ -277,15 +277,17 @@ async def test_exemption_follows_the_person_whatever_they_arrive_with(
         )
 
     await exempt(pb.Contact(email="bot@example.com"))
-    assert (await act(enforcer_stub, id="crm-bot", email="bot@example.com")).reason == pb.EXEMPT
-    assert (await act(enforcer_stub, id="crm-bot")).reason == pb.EXEMPT
+    assert (
+        await act(enforcer_stub, id="crm-bot", email="bot@example.com")
+    ).reason == pb.REASON_EXEMPT
+    assert (await act(enforcer_stub, id="crm-bot")).reason == pb.REASON_EXEMPT
     await exempt(pb.Contact(channel="sms", visitor_id="qa-1"))
     assert (
         await act(enforcer_stub, email="qa@example.com", channel="sms", visitor_id="qa-1")
-    ).reason == (pb.EXEMPT)
+    ).reason == (pb.REASON_EXEMPT)
     await act(enforcer_stub, email=ANA_EMAIL, phone=ANA_PHONE)
     await exempt(pb.Contact(phone=ANA_PHONE))
-    assert (await act(enforcer_stub, email=ANA_EMAIL)).reason == pb.EXEMPT
+    assert (await act(enforcer_stub, email=ANA_EMAIL)).reason == pb.REASON_EXEMPT
     assert await active(enforcer_stub) == 1  # Ana was counted before her exemption
 
 
@@ -294,7 +296,7 @@ async def test_a_new_identifier_beside_an_identified_visitor_joins_that_person(
 ) -> None:
     first = await act(enforcer_stub, email=ANA_EMAIL, channel="whatsapp", visitor_id="wa-17")
     later = await act(enforcer_stub, phone=ANA_PHONE, channel="whatsapp", visitor_id="wa-17")
-    assert later.reason == pb.ALREADY_ACTIVE
+    assert later.reason == pb.REASON_ALREADY_ACTIVE
     assert not later.identity_conflict
     assert later.contact_key == first.contact_key
     assert (await act(enforcer_stub, phone=ANA_PHONE)).contact_key == first.contact_key

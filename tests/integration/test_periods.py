@@ -18,13 +18,13 @@ async def test_contact_is_new_again_on_the_first_of_the_month(
     ana = pb.ActivateRequest(workspace_id="acme", contact=pb.Contact(email="ana@example.com"))
     bob = pb.ActivateRequest(workspace_id="acme", contact=pb.Contact(email="bob@example.com"))
     clock.set(datetime(2026, 11, 30, 23, 59, 59, 999000, tzinfo=UTC))
-    assert (await enforcer_stub.Activate(ana)).reason == pb.ADMITTED
-    assert (await enforcer_stub.Activate(bob)).reason == pb.ADMITTED
-    assert (await enforcer_stub.Activate(ana)).reason == pb.ALREADY_ACTIVE
+    assert (await enforcer_stub.Activate(ana)).reason == pb.REASON_ADMITTED
+    assert (await enforcer_stub.Activate(bob)).reason == pb.REASON_ADMITTED
+    assert (await enforcer_stub.Activate(ana)).reason == pb.REASON_ALREADY_ACTIVE
 
     clock.set(datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
     december = await enforcer_stub.Activate(ana)
-    assert december.reason == pb.ADMITTED
+    assert december.reason == pb.REASON_ADMITTED
     assert december.usage.period == "2026-12"
     assert december.usage.active == 1
 

@@ -109,17 +109,17 @@ async def test_packs_take_effect_at_once_and_never_uncount(
 ) -> None:
     await subscribe(admin_stub, plan="enterprise", custom_limit=3)
     await fill(enforcer_stub, 0, 3)
-    assert (await activate(enforcer_stub, 3)).reason == pb.LIMIT_REACHED
+    assert (await activate(enforcer_stub, 3)).reason == pb.REASON_LIMIT_REACHED
     await subscribe(admin_stub, plan="enterprise", custom_limit=3, packs=1)
     admitted = await activate(enforcer_stub, 3)
-    assert admitted.reason == pb.ADMITTED
+    assert admitted.reason == pb.REASON_ADMITTED
     assert admitted.usage.limit == 3_003
     await subscribe(admin_stub, plan="enterprise", custom_limit=2)
     lowered = await activate(enforcer_stub, 0)
-    assert lowered.reason == pb.ALREADY_ACTIVE
+    assert lowered.reason == pb.REASON_ALREADY_ACTIVE
     assert lowered.usage.active == 4
     assert lowered.usage.limit == 2
-    assert (await activate(enforcer_stub, 99)).reason == pb.LIMIT_REACHED
+    assert (await activate(enforcer_stub, 99)).reason == pb.REASON_LIMIT_REACHED
 
 
 async def test_trial_path_starter_to_pro_to_enterprise_across_majors(
@@ -129,32 +129,32 @@ async def test_trial_path_starter_to_pro_to_enterprise_across_majors(
     await fill(enforcer_stub, 0, 100)
     started = await activate(enforcer_stub, 100)
     assert started.allowed
-    assert started.reason == pb.TRIAL_STARTED
+    assert started.reason == pb.REASON_TRIAL_STARTED
     assert started.usage.limit == 15_000
     assert started.usage.trial_ends_at.ToDatetime(tzinfo=UTC) == clock.now() + timedelta(days=30)
-    assert (await activate(enforcer_stub, 101)).reason == pb.ADMITTED
+    assert (await activate(enforcer_stub, 101)).reason == pb.REASON_ADMITTED
 
     clock.advance(timedelta(days=31))  # trial over, and a new month: December
     await fill(enforcer_stub, 0, 100)
     denied = await activate(enforcer_stub, 100)
-    assert denied.reason == pb.LIMIT_REACHED  # one trial per major release
+    assert denied.reason == pb.REASON_LIMIT_REACHED  # one trial per major release
     assert not denied.usage.HasField("trial_ends_at")
 
     await subscribe(admin_stub, plan="starter", platform_version="7.0.0")
-    assert (await activate(enforcer_stub, 100)).reason == pb.TRIAL_STARTED  # a new major
+    assert (await activate(enforcer_stub, 100)).reason == pb.REASON_TRIAL_STARTED  # a new major
 
     clock.advance(timedelta(days=31))  # January
     await subscribe(admin_stub, plan="pro", packs=0, platform_version="7.0.0")
     await fill(enforcer_stub, 0, 100)
     to_enterprise = await activate(enforcer_stub, 100)
-    assert to_enterprise.reason == pb.TRIAL_STARTED
+    assert to_enterprise.reason == pb.REASON_TRIAL_STARTED
     assert to_enterprise.usage.limit == 50_000
     clock.advance(timedelta(days=1))
     await subscribe(admin_stub, plan="enterprise", custom_limit=100, platform_version="8.0.0")
     clock.advance(timedelta(days=30))  # February: the trial is over
     await fill(enforcer_stub, 0, 100)
     over = await activate(enforcer_stub, 5000)
-    assert over.reason == pb.LIMIT_REACHED  # enterprise has no trial to go to
+    assert over.reason == pb.REASON_LIMIT_REACHED  # enterprise has no trial to go to
 
 
 async def test_trial_end_keeps_active_contacts_and_denies_new_ones(
@@ -163,15 +163,15 @@ async def test_trial_end_keeps_active_contacts_and_denies_new_ones(
     clock.set(datetime(2026, 10, 1, 1, tzinfo=UTC))  # 31 days: the trial ends in October
     await subscribe(admin_stub, plan="starter", platform_version="7.1.0")
     await fill(enforcer_stub, 0, 100)
-    assert (await activate(enforcer_stub, 100)).reason == pb.TRIAL_STARTED
+    assert (await activate(enforcer_stub, 100)).reason == pb.REASON_TRIAL_STARTED
     await fill(enforcer_stub, 101, 50)
     clock.set(datetime(2026, 10, 31, 1, tzinfo=UTC))  # the trial's end
     still = await activate(enforcer_stub, 120)
-    assert still.reason == pb.ALREADY_ACTIVE
+    assert still.reason == pb.REASON_ALREADY_ACTIVE
     assert still.usage.limit == 100
     assert still.usage.active == 151
     assert not still.usage.HasField("trial_ends_at")
-    assert (await activate(enforcer_stub, 500)).reason == pb.LIMIT_REACHED
+    assert (await activate(enforcer_stub, 500)).reason == pb.REASON_LIMIT_REACHED
 
 
 async def test_concurrent_overflow_grants_exactly_one_trial(
@@ -183,8 +183,8 @@ async def test_concurrent_overflow_grants_exactly_one_trial(
     await fill(stub, 0, 100)
     decisions = await asyncio.gather(*(activate(stub, 1000 + n) for n in range(200)))
     reasons = Counter(d.reason for d in decisions)
-    assert reasons[pb.TRIAL_STARTED] == 1
-    assert reasons[pb.ADMITTED] == 199
+    assert reasons[pb.REASON_TRIAL_STARTED] == 1
+    assert reasons[pb.REASON_ADMITTED] == 199
     ends = {d.usage.trial_ends_at.seconds for d in decisions}
     assert len(ends) == 1
 
@@ -197,10 +197,10 @@ async def test_check_answers_trial_started_without_starting_it(
     request = pb.CheckRequest(workspace_id="acme", contact=pb.Contact(email="new@example.com"))
     check = await enforcer_stub.Check(request)
     assert check.allowed
-    assert check.reason == pb.TRIAL_STARTED
+    assert check.reason == pb.REASON_TRIAL_STARTED
     assert check.usage.limit == 100
     again = await enforcer_stub.Check(request)
-    assert again.reason == pb.TRIAL_STARTED
+    assert again.reason == pb.REASON_TRIAL_STARTED
     assert not again.usage.HasField("trial_ends_at")
 
 
@@ -211,7 +211,7 @@ async def test_shadow_mode_allows_what_it_would_deny(
     await fill(enforcer_stub, 0, 2)
     shadowed = await activate(enforcer_stub, 2)
     assert shadowed.allowed
-    assert shadowed.reason == pb.LIMIT_REACHED
+    assert shadowed.reason == pb.REASON_LIMIT_REACHED
     assert shadowed.shadow_denied
     assert shadowed.usage.active == 2  # counted as usual: a denial counts nobody
     check = await enforcer_stub.Check(

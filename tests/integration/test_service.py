@@ -56,8 +56,8 @@ async def test_scripts_are_reloaded_after_script_flush(
     stub = pb_grpc.EnforcerStub(channel)
     before = metrics.SCRIPT_RELOADS.labels("decide")._value.get()
     redis_db.script_flush()
-    assert (await stub.Activate(ANA)).reason == pb.ADMITTED
-    assert (await stub.Activate(ANA)).reason == pb.ALREADY_ACTIVE
+    assert (await stub.Activate(ANA)).reason == pb.REASON_ADMITTED
+    assert (await stub.Activate(ANA)).reason == pb.REASON_ALREADY_ACTIVE
     assert metrics.SCRIPT_RELOADS.labels("decide")._value.get() == before + 1
 
 
@@ -79,7 +79,7 @@ async def test_health_follows_redis_going_away_and_back(
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
             own.start()
             await wait_for_status(ch, health_pb2.HealthCheckResponse.SERVING)
-            assert (await stub.Activate(ANA)).reason == pb.ADMITTED
+            assert (await stub.Activate(ANA)).reason == pb.REASON_ADMITTED
     finally:
         own.close()
 
@@ -92,15 +92,15 @@ async def test_failure_mode_answers_backend_unavailable(
         redis_url=f"redis://127.0.0.1:{free_port()}/0", failure_mode=mode, redis_timeout=0.2
     )
     decision = await stub.Activate(ANA)
-    assert decision.reason == pb.BACKEND_UNAVAILABLE
+    assert decision.reason == pb.REASON_BACKEND_UNAVAILABLE
     assert decision.allowed is allowed
     assert decision.contact_key
     batch = await stub.ActivateBatch(
         pb.ActivateBatchRequest(workspace_id="acme", contacts=[ANA.contact, ANA.contact])
     )
-    assert [d.reason for d in batch.decisions] == [pb.BACKEND_UNAVAILABLE] * 2
+    assert [d.reason for d in batch.decisions] == [pb.REASON_BACKEND_UNAVAILABLE] * 2
     check = await stub.Check(pb.CheckRequest(workspace_id="acme", contact=ANA.contact))
-    assert check.reason == pb.BACKEND_UNAVAILABLE
+    assert check.reason == pb.REASON_BACKEND_UNAVAILABLE
     # bad input is still bad input, whatever the backend does
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Activate(pb.ActivateRequest(workspace_id="acme"))

@@ -45,7 +45,7 @@ async def test_auckland_rolls_over_at_its_own_midnight(
     clock.set(utc(2026, 11, 30, 11, 0))  # midnight, 1 December in Auckland
     december = await act(enforcer_stub, **ANA)
     assert december.usage.period == "2026-12"
-    assert december.reason == pb.ADMITTED
+    assert december.reason == pb.REASON_ADMITTED
     assert december.usage.active == 1
 
 
@@ -59,10 +59,10 @@ async def test_new_york_month_with_a_dst_change(
     assert march.usage.period_start.ToDatetime(tzinfo=UTC) == utc(2027, 3, 1, 5)  # EST
     assert march.usage.period_end.ToDatetime(tzinfo=UTC) == utc(2027, 4, 1, 4)  # EDT
     clock.set(utc(2027, 4, 1, 3, 59))  # 23:59 on 31 March in New York
-    assert (await act(enforcer_stub, **ANA)).reason == pb.ALREADY_ACTIVE
+    assert (await act(enforcer_stub, **ANA)).reason == pb.REASON_ALREADY_ACTIVE
     clock.set(utc(2027, 4, 1, 4, 0))
     april = await act(enforcer_stub, **ANA)
-    assert (april.usage.period, april.reason) == ("2027-04", pb.ADMITTED)
+    assert (april.usage.period, april.reason) == ("2027-04", pb.REASON_ADMITTED)
 
 
 async def test_a_subscription_starting_mid_month_starts_a_fresh_period(
@@ -78,14 +78,14 @@ async def test_a_subscription_starting_mid_month_starts_a_fresh_period(
     assert before.usage.period_end.ToDatetime(tzinfo=UTC) == start
     clock.set(utc(2026, 11, 20))
     fresh = await act(enforcer_stub, **ANA)
-    assert fresh.reason == pb.ADMITTED
+    assert fresh.reason == pb.REASON_ADMITTED
     assert fresh.usage.active == 1
     assert fresh.usage.period == "2026-11"
     assert fresh.usage.period_start.ToDatetime(tzinfo=UTC) == start
     assert fresh.usage.period_end.ToDatetime(tzinfo=UTC) == utc(2026, 12, 1)
     clock.set(utc(2026, 12, 1))
     december = await act(enforcer_stub, **ANA)
-    assert (december.usage.period, december.reason) == ("2026-12", pb.ADMITTED)
+    assert (december.usage.period, december.reason) == ("2026-12", pb.REASON_ADMITTED)
     assert december.usage.period_start.ToDatetime(tzinfo=UTC) == utc(2026, 12, 1)
 
 
@@ -100,7 +100,7 @@ async def test_another_sidecar_follows_a_changed_time_zone(
     assert (await act(other, **ANA)).usage.period == "2026-12"
     switched = await act(one, **ANA)
     assert switched.usage.period == "2026-12"
-    assert switched.reason == pb.ALREADY_ACTIVE
+    assert switched.reason == pb.REASON_ALREADY_ACTIVE
 
 
 async def test_old_member_sets_expire_by_themselves(
@@ -215,7 +215,7 @@ async def test_changing_packs_keeps_the_subscription_start(
         admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro", packs=1), metadata=AUTH
     )
     again = await act(enforcer_stub, **ANA)
-    assert again.reason == pb.ALREADY_ACTIVE
+    assert again.reason == pb.REASON_ALREADY_ACTIVE
     assert again.usage.active == 1
     assert again.usage.period_start.ToDatetime(tzinfo=UTC) == start
     cleared = admin_pb.SetSubscriptionRequest(workspace_id="acme", plan="pro")

@@ -19,7 +19,7 @@ async def test_prometheus_counts_every_activate_call(
     metrics_sidecar: MetricsSidecar, prometheus: PrometheusServer
 ) -> None:
     decisions = await metrics_sidecar.activate(f"obs-{uuid.uuid4().hex[:12]}", CALLS)
-    assert [d.reason for d in decisions] == [pb.ADMITTED] * CALLS
+    assert [d.reason for d in decisions] == [pb.REASON_ADMITTED] * CALLS
 
     requests = 'sum(mac_requests_total{method="Activate",code="OK"})'
     assert prometheus.wait_for_value(requests, CALLS) == CALLS

@@ -38,6 +38,6 @@ def test_the_lua_flags_are_the_codec_flags() -> None:
 
 
 def test_reason_values_are_the_proto_enum_values() -> None:
-    assert {r.name: r.value for r in Reason} == {
+    assert {f"REASON_{r.name}": r.value for r in Reason} == {
         name: value for name, value in pb.Reason.items() if value != 0
     }

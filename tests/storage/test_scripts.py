@@ -10,12 +10,13 @@ from importlib import resources
 import pytest
 import redis
 
+from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import to_ms
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Policy, Reason
 from sidecar.domain.errors import StaleSubscription, StorageError
-from sidecar.domain.period import BillingPeriod, PeriodBasis, period_at
+from sidecar.domain.period import BillingPeriod, period_at
 from sidecar.domain.ports import DecideReply, DecideRequest, ExemptRequest, MergeRequest
 from sidecar.domain.subscription import Subscription, resolve
 from sidecar.storage.keys import WorkspaceKeys
@@ -91,7 +92,7 @@ async def test_decide_refuses_a_stale_subscription_version_before_deciding(
     assert await store.set_subscription(resolve(sub, PlanCatalog()), NOW) == 1
     with pytest.raises(StaleSubscription) as raised:
         await decide(store, one(1))
-    assert raised.value.basis == PeriodBasis("Europe/Berlin", to_ms(starts), "1")
+    assert raised.value.basis == SubscriptionBasis("Europe/Berlin", to_ms(starts), "1")
     assert await store.period_basis("acme") == raised.value.basis
     assert redis_db.scard(WorkspaceKeys("acme").members(PERIOD.key)) == 0
 
@@ -153,7 +154,7 @@ async def test_set_exempt_answers_changes_and_identities(store: RedisStore) -> N
 
 async def test_subscription_and_history_read_back_what_was_written(store: RedisStore) -> None:
     assert (await store.subscription("acme")).resolved is None
-    assert await store.period_basis("acme") == PeriodBasis()
+    assert await store.period_basis("acme") == SubscriptionBasis()
     sub = Subscription("acme", "pro", packs=2, timezone="UTC", platform_version="7.3.0")
     resolved = resolve(sub, PlanCatalog())
     version = await store.set_subscription(resolved, NOW)

@@ -33,7 +33,7 @@ async def activate(stub: pb_grpc.EnforcerStub, n: int, ws: str = "acme") -> pb.D
 async def fill(stub: pb_grpc.EnforcerStub, first: int, count: int, ws: str = "acme") -> None:
     contacts = [pb.Contact(email=f"p{n}@example.com") for n in range(first, first + count)]
     response = await stub.ActivateBatch(pb.ActivateBatchRequest(workspace_id=ws, contacts=contacts))
-    assert all(d.reason == pb.ADMITTED for d in response.decisions)
+    assert all(d.reason == pb.REASON_ADMITTED for d in response.decisions)
 
 
 async def read_events(
@@ -67,7 +67,7 @@ async def no_more_events(admin_stub: admin_grpc.AdminStub, after: str, ws: str =
 
 
 def kinds(events: list[admin_pb.Event]) -> list[tuple[str, int]]:
-    return [(Event.Type.Name(e.type), e.threshold_percent) for e in events]
+    return [(Event.Type.Name(e.type).removeprefix("TYPE_"), e.threshold_percent) for e in events]
 
 
 async def act(stub: pb_grpc.EnforcerStub, **contact: str) -> pb.Decision:

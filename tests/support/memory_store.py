@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.decision import Merged, Reason
 from sidecar.domain.errors import StaleSubscription, StorageError
-from sidecar.domain.period import PeriodBasis
 from sidecar.domain.ports import (
     ContactOutcome,
     DecideReply,
@@ -30,7 +30,7 @@ class MemoryStore:
     :param stale_every_time: answer every decision as if the subscription had just changed.
     """
 
-    bases: dict[str, PeriodBasis] = field(default_factory=dict)
+    bases: dict[str, SubscriptionBasis] = field(default_factory=dict)
     members: dict[tuple[str, str], set[bytes]] = field(default_factory=dict)
     down: bool = False
     stale_every_time: bool = False
@@ -45,10 +45,10 @@ class MemoryStore:
     async def decide(self, request: DecideRequest) -> DecideReply:
         self._check()
         self.decided.append(request)
-        basis = self.bases.get(request.workspace_id, PeriodBasis())
+        basis = self.bases.get(request.workspace_id, SubscriptionBasis())
         if self.stale_every_time:
             version = str(int(request.subscription_version or "0") + 1)
-            basis = PeriodBasis(basis.timezone, basis.starts_at_ms, version)
+            basis = SubscriptionBasis(basis.timezone, basis.starts_at_ms, version)
             self.bases[request.workspace_id] = basis
         if basis.version != request.subscription_version:
             raise StaleSubscription(basis)
@@ -73,10 +73,10 @@ class MemoryStore:
         # a dry run reports the usage as it stands, a decision the usage it leaves
         return DecideReply(len(counted), limit, request.policy.plan, 0, outcomes)
 
-    async def period_basis(self, workspace_id: str) -> PeriodBasis:
+    async def period_basis(self, workspace_id: str) -> SubscriptionBasis:
         self._check()
         self.basis_reads += 1
-        return self.bases.get(workspace_id, PeriodBasis())
+        return self.bases.get(workspace_id, SubscriptionBasis())
 
     async def merge(self, request: MergeRequest) -> Merged:
         self._check()

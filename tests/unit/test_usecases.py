@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.clock import ManualClock, to_ms
 from sidecar.domain.contact import ContactFields, ContactKeyer, Identifier, Kind, key_text
 from sidecar.domain.decision import Reason
 from sidecar.domain.errors import InvalidArgument, StorageError
-from sidecar.domain.period import PeriodBasis
 from sidecar.usecases.contacts import ContactReader
 from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.identities import Identities
@@ -47,7 +47,7 @@ class World:
 async def test_a_changed_subscription_costs_one_retry_and_moves_the_period() -> None:
     world = World()
     # 2026-11-15 in Auckland is still November, but its month started 13 hours earlier
-    world.store.bases["acme"] = PeriodBasis("Pacific/Auckland", 0, "4")
+    world.store.bases["acme"] = SubscriptionBasis("Pacific/Auckland", 0, "4")
     decision = await world.enforcer.activate("acme", ANA)
     assert decision.reason is Reason.ADMITTED
     assert [r.subscription_version for r in world.store.decided] == ["", "4"]
@@ -145,7 +145,9 @@ async def test_the_limit_holds_and_active_contacts_stay_served() -> None:
 
 async def test_merge_reads_the_subscription_basis_before_choosing_the_period() -> None:
     world = World()
-    world.store.bases["acme"] = PeriodBasis("UTC", to_ms(datetime(2026, 11, 10, tzinfo=UTC)), "2")
+    world.store.bases["acme"] = SubscriptionBasis(
+        "UTC", to_ms(datetime(2026, 11, 10, tzinfo=UTC)), "2"
+    )
     merged, usage = await world.identities.merge("acme", [BEA], ANA)
     assert world.store.basis_reads == 1
     assert (
@@ -163,3 +165,32 @@ async def test_usage_follows_the_clock_within_a_period() -> None:
     usage = await world.enforcer.usage("acme")
     assert (usage.period.key, usage.active) == ("2026-11", 1)
     assert world.store.decided[-1].dry_run
+
+
+def phone_key(e164: str) -> str:
+    return key_text(KEYER.key(Identifier(Kind.PHONE, e164)))
+
+
+async def test_a_national_number_is_keyed_in_the_region_read_for_it() -> None:
+    world = World()
+    world.store.bases["acme"] = SubscriptionBasis(version="3", default_region="DE")
+    decision = await world.enforcer.activate("acme", ContactFields(phone="0151 1234 5678"))
+    assert world.store.basis_reads == 1  # the region was unknown to this process
+    assert decision.contact_key == phone_key("+4915112345678")
+    # the subscription moves to Brazil: the stale answer brings the region, the number is
+    # keyed again before the retry
+    world.store.bases["acme"] = SubscriptionBasis(version="4", default_region="BR")
+    decision = await world.enforcer.activate("acme", ContactFields(phone="(11) 98765-4321"))
+    assert decision.contact_key == phone_key("+5511987654321")
+    assert [r.subscription_version for r in world.store.decided] == ["3", "3", "4"]
+    assert world.store.decided[-1].contacts[0].first == KEYER.key(
+        Identifier(Kind.PHONE, "+5511987654321")
+    )
+
+
+async def test_international_numbers_never_read_the_region() -> None:
+    world = World()
+    await world.enforcer.activate_batch(
+        "acme", [ContactFields(phone="+4915112345678"), ContactFields(phone="0049 30 123456")]
+    )
+    assert world.store.basis_reads == 0

@@ -35,7 +35,8 @@
 -- identity key, flags } (a dry run answers the usage as it stands). CODE and FLAG below say
 -- what the numbers mean; storage/codec.py reads them by the same names.
 -- When the subscription's version is not ARGV[14], nothing is decided and the reply is
--- { -1, timezone, starts_at_ms, version }: the caller computes the period again and retries.
+-- { -1, timezone, starts_at_ms, version, default_region }: the caller computes the period (and
+-- the keys of national phone numbers) again and retries.
 --
 -- Uses lib/fields.lua (read_fields) and lib/identity.lua (root_of, resolve_identity,
 -- read_contacts).
@@ -67,9 +68,10 @@ local dry = ARGV[5] == '1'
 local maxlen, workspace = ARGV[12], ARGV[13]
 
 local sub = read_fields(sub_key, 'limit', 'plan', 'trial_plan', 'trial_limit', 'trial_days',
-  'major', 'shadow', 'version', 'timezone', 'starts_at')
+  'major', 'shadow', 'version', 'timezone', 'starts_at', 'default_region')
 if (sub.version or '') ~= ARGV[14] then
-  return { STALE, sub.timezone or 'UTC', sub.starts_at or '0', sub.version or '' }
+  return { STALE, sub.timezone or 'UTC', sub.starts_at or '0', sub.version or '',
+    sub.default_region or '' }
 end
 
 -- What applies: the subscription's numbers, else those of the default plan.

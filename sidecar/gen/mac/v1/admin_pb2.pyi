@@ -50,7 +50,7 @@ class SetExemptResponse(_message.Message):
     def __init__(self, contact_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetSubscriptionRequest(_message.Message):
-    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode")
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "default_region")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PACKS_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class SetSubscriptionRequest(_message.Message):
     STARTS_AT_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_VERSION_FIELD_NUMBER: _ClassVar[int]
     SHADOW_MODE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_REGION_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     plan: str
     packs: int
@@ -67,7 +68,8 @@ class SetSubscriptionRequest(_message.Message):
     starts_at: _timestamp_pb2.Timestamp
     platform_version: str
     shadow_mode: bool
-    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ...) -> None: ...
+    default_region: str
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., default_region: _Optional[str] = ...) -> None: ...
 
 class GetSubscriptionRequest(_message.Message):
     __slots__ = ("workspace_id",)
@@ -76,7 +78,7 @@ class GetSubscriptionRequest(_message.Message):
     def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
 
 class Subscription(_message.Message):
-    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at")
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at", "default_region")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PACKS_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +93,7 @@ class Subscription(_message.Message):
     TRIAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     TRIAL_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_REGION_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     plan: str
     packs: int
@@ -105,7 +108,8 @@ class Subscription(_message.Message):
     trial_limit: int
     trial_ends_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    default_region: str
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_region: _Optional[str] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("workspace_id", "period")
@@ -170,17 +174,17 @@ class Event(_message.Message):
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[Event.Type]
-        THRESHOLD_CROSSED: _ClassVar[Event.Type]
-        LIMIT_REACHED: _ClassVar[Event.Type]
-        TRIAL_STARTED: _ClassVar[Event.Type]
-        TRIAL_ENDED: _ClassVar[Event.Type]
-        IDENTITY_CONFLICT: _ClassVar[Event.Type]
+        TYPE_THRESHOLD_CROSSED: _ClassVar[Event.Type]
+        TYPE_LIMIT_REACHED: _ClassVar[Event.Type]
+        TYPE_TRIAL_STARTED: _ClassVar[Event.Type]
+        TYPE_TRIAL_ENDED: _ClassVar[Event.Type]
+        TYPE_IDENTITY_CONFLICT: _ClassVar[Event.Type]
     TYPE_UNSPECIFIED: Event.Type
-    THRESHOLD_CROSSED: Event.Type
-    LIMIT_REACHED: Event.Type
-    TRIAL_STARTED: Event.Type
-    TRIAL_ENDED: Event.Type
-    IDENTITY_CONFLICT: Event.Type
+    TYPE_THRESHOLD_CROSSED: Event.Type
+    TYPE_LIMIT_REACHED: Event.Type
+    TYPE_TRIAL_STARTED: Event.Type
+    TYPE_TRIAL_ENDED: Event.Type
+    TYPE_IDENTITY_CONFLICT: Event.Type
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]

@@ -26,8 +26,8 @@ if _version_not_supported:
 
 
 class AdminStub:
-    """Admin requires "authorization: Bearer <token>" metadata when the sidecar has an admin
-    token (MAC_ADMIN_TOKEN); UNAUTHENTICATED otherwise.
+    """Admin is the operators' service: subscriptions, usage, counted contacts, identities and
+    notification events.
     """
 
     def __init__(self, channel):
@@ -74,20 +74,22 @@ class AdminStub:
 
 
 class AdminServicer:
-    """Admin requires "authorization: Bearer <token>" metadata when the sidecar has an admin
-    token (MAC_ADMIN_TOKEN); UNAUTHENTICATED otherwise.
+    """Admin is the operators' service: subscriptions, usage, counted contacts, identities and
+    notification events.
     """
 
     def SetSubscription(self, request, context):
-        """SetSubscription replaces a workspace's subscription. FAILED_PRECONDITION when it is
-        outside its plan's bounds.
+        """SetSubscription replaces a workspace's subscription and answers it as stored.
+        FAILED_PRECONDITION when it is outside its plan's bounds ("pro allows 0 to 5 MAC packs
+        (got 6)"); INVALID_ARGUMENT for an unknown plan, time zone or region.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSubscription(self, request, context):
-        """GetSubscription answers the workspace's subscription, or the default plan's.
+        """GetSubscription answers the workspace's subscription, or the default plan's
+        (is_default) when none was set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +97,7 @@ class AdminServicer:
 
     def GetUsage(self, request, context):
         """GetUsage answers a period's usage (default: the current one) and past periods' counts.
+        INVALID_ARGUMENT for a period that is not YYYY-MM or has not started.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,13 +105,16 @@ class AdminServicer:
 
     def ListActiveContacts(self, request, context):
         """ListActiveContacts pages through the contact keys counted in a period.
+        FAILED_PRECONDITION for a period older than the retention window (MAC_RETENTION_PERIODS).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchEvents(self, request, context):
-        """WatchEvents streams the recorded notification events after after_id, then live ones.
+        """WatchEvents streams the recorded notification events after after_id, oldest first, then
+        live ones, until the caller cancels. Deliveries are at least once: deduplicate on
+        (workspace_id, id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,7 +130,7 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetExempt(self, request, context):
-        """SetExempt makes contacts exempt (allowed with reason EXEMPT, never counted) or countable
+        """SetExempt makes contacts exempt (allowed with REASON_EXEMPT, never counted) or countable
         again from their next admission.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -178,8 +184,8 @@ def add_AdminServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Admin:
-    """Admin requires "authorization: Bearer <token>" metadata when the sidecar has an admin
-    token (MAC_ADMIN_TOKEN); UNAUTHENTICATED otherwise.
+    """Admin is the operators' service: subscriptions, usage, counted contacts, identities and
+    notification events.
     """
 
     @staticmethod

@@ -13,21 +13,21 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REASON_UNSPECIFIED: _ClassVar[Reason]
-    ALREADY_ACTIVE: _ClassVar[Reason]
-    ADMITTED: _ClassVar[Reason]
-    WITHIN_LIMIT: _ClassVar[Reason]
-    LIMIT_REACHED: _ClassVar[Reason]
-    EXEMPT: _ClassVar[Reason]
-    TRIAL_STARTED: _ClassVar[Reason]
-    BACKEND_UNAVAILABLE: _ClassVar[Reason]
+    REASON_ALREADY_ACTIVE: _ClassVar[Reason]
+    REASON_ADMITTED: _ClassVar[Reason]
+    REASON_WITHIN_LIMIT: _ClassVar[Reason]
+    REASON_LIMIT_REACHED: _ClassVar[Reason]
+    REASON_EXEMPT: _ClassVar[Reason]
+    REASON_TRIAL_STARTED: _ClassVar[Reason]
+    REASON_BACKEND_UNAVAILABLE: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
-ALREADY_ACTIVE: Reason
-ADMITTED: Reason
-WITHIN_LIMIT: Reason
-LIMIT_REACHED: Reason
-EXEMPT: Reason
-TRIAL_STARTED: Reason
-BACKEND_UNAVAILABLE: Reason
+REASON_ALREADY_ACTIVE: Reason
+REASON_ADMITTED: Reason
+REASON_WITHIN_LIMIT: Reason
+REASON_LIMIT_REACHED: Reason
+REASON_EXEMPT: Reason
+REASON_TRIAL_STARTED: Reason
+REASON_BACKEND_UNAVAILABLE: Reason
 
 class Contact(_message.Message):
     __slots__ = ("id", "email", "phone", "channel", "visitor_id")

@@ -59,21 +59,26 @@ class EnforcerServicer:
     """
 
     def Check(self, request, context):
-        """Check answers what Activate would answer, and changes nothing.
+        """Check answers what Activate would answer (even REASON_TRIAL_STARTED), and changes
+        nothing. Call it on an inbound message, or to place a conversation in a queue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Activate(self, request, context):
-        """Activate admits and counts a contact, or denies it once the limit is reached.
+        """Activate admits and counts a new contact while the workspace is below its limit, and
+        always allows a contact already counted this period. Call it when the contact is served:
+        the first agent reply, the first campaign send. Idempotent within a period.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ActivateBatch(self, request, context):
-        """ActivateBatch decides contacts in request order, in one atomic step.
+        """ActivateBatch decides up to MAC_BATCH_MAX contacts (default 10,000) in request order, in
+        one atomic step. INVALID_ARGUMENT for an empty or larger batch, or any invalid contact;
+        then nothing is counted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
