@@ -1,19 +1,12 @@
-"""How the client commands reach a running sidecar: addresses, token, timeouts, stubs."""
+"""How the client commands reach a running sidecar: addresses, token, timeouts."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import grpc
-
-from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
-from sidecar.gen.mac.v1 import enforcer_pb2_grpc as enforcer_grpc
+from sidecar.client import Client
 from sidecar.settings import DEFAULT_GRPC_ADDR
-
-Metadata = list[tuple[str, str]]
 
 
 def enforcer_addr() -> str:
@@ -57,16 +50,7 @@ def admin_options(parser: argparse.ArgumentParser, timeout: float = 10.0) -> Non
     _common(parser, timeout)
 
 
-@contextmanager
-def enforcer_stub(ns: argparse.Namespace) -> Iterator[enforcer_grpc.EnforcerStub]:
-    """An Enforcer stub on ``--addr``."""
-    with grpc.insecure_channel(ns.addr) as channel:
-        yield enforcer_grpc.EnforcerStub(channel)
-
-
-@contextmanager
-def admin_stub(ns: argparse.Namespace) -> Iterator[tuple[admin_grpc.AdminStub, Metadata]]:
-    """An Admin stub on ``--addr`` and the call metadata carrying ``--token``."""
-    metadata = [("authorization", f"Bearer {ns.token}")] if ns.token else []
-    with grpc.insecure_channel(ns.addr) as channel:
-        yield admin_grpc.AdminStub(channel), metadata
+def client(ns: argparse.Namespace) -> Client:
+    """A client of the sidecar at ``--addr``, with ``--timeout`` and ``--token`` when the
+    command has one; failures raise ``grpc.RpcError`` for ``main`` to report."""
+    return Client(ns.addr, deadline=ns.timeout, token=getattr(ns, "token", ""))

@@ -9,9 +9,8 @@ import json
 import sys
 from typing import Any, TextIO
 
-from sidecar.cli.connection import admin_options, admin_stub, enforcer_options, enforcer_stub
+from sidecar.cli.connection import admin_options, client, enforcer_options
 from sidecar.cli.formatting import print_message, to_json
-from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as enforcer_pb
 
 
@@ -24,18 +23,9 @@ def contacts_export(ns: argparse.Namespace) -> int:
         if writer is not None:
             writer.writerow(["workspace_id", "period", "contact_key"])
         token = ""
-        with admin_stub(ns) as (stub, metadata):
+        with client(ns) as mac:
             while True:
-                page = stub.ListActiveContacts(
-                    admin_pb.ListActiveContactsRequest(
-                        workspace_id=ns.workspace,
-                        period=ns.period,
-                        page_token=token,
-                        page_size=ns.page_size,
-                    ),
-                    metadata=metadata,
-                    timeout=ns.timeout,
-                )
+                page = mac.list_active_contacts(ns.workspace, ns.period, token, ns.page_size)
                 for key in page.contact_keys:
                     if key in seen:  # SSCAN may return a key twice; an export must not
                         continue
@@ -92,17 +82,15 @@ def parse_contact(text: str) -> enforcer_pb.Contact:
 
 
 def contacts_key(ns: argparse.Namespace) -> int:
-    with enforcer_stub(ns) as stub:
-        decision = stub.Check(
-            enforcer_pb.CheckRequest(workspace_id=ns.workspace, contact=ns.contact),
-            timeout=ns.timeout,
-        )
+    with client(ns) as mac:
+        decision = mac.check(ns.workspace, ns.contact)
     if ns.json:
-        print(to_json(decision))
+        assert decision.message is not None  # the CLI raises when the sidecar is unreachable
+        print(to_json(decision.message))
         return 0
     state = {
-        enforcer_pb.REASON_ALREADY_ACTIVE: "counted this period",
-        enforcer_pb.REASON_EXEMPT: "exempt",
+        "REASON_ALREADY_ACTIVE": "counted this period",
+        "REASON_EXEMPT": "exempt",
     }.get(decision.reason, "not counted this period")
     print(f"{decision.contact_key}  ({state})")
     if decision.identity_conflict:
@@ -111,12 +99,8 @@ def contacts_key(ns: argparse.Namespace) -> int:
 
 
 def contacts_merge(ns: argparse.Namespace) -> int:
-    with admin_stub(ns) as (stub, metadata):
-        reply = stub.Merge(
-            admin_pb.MergeRequest(workspace_id=ns.workspace, sources=ns.sources, target=ns.into),
-            metadata=metadata,
-            timeout=ns.timeout,
-        )
+    with client(ns) as mac:
+        reply = mac.merge(ns.workspace, ns.sources, ns.into)
     text = (
         f"merged {reply.folded} identit{'y' if reply.folded == 1 else 'ies'} into "
         f"{reply.contact_key}; {reply.uncounted} uncounted, "
@@ -127,14 +111,8 @@ def contacts_merge(ns: argparse.Namespace) -> int:
 
 
 def contacts_exempt(ns: argparse.Namespace) -> int:
-    with admin_stub(ns) as (stub, metadata):
-        reply = stub.SetExempt(
-            admin_pb.SetExemptRequest(
-                workspace_id=ns.workspace, contacts=ns.contacts, exempt=not ns.undo
-            ),
-            metadata=metadata,
-            timeout=ns.timeout,
-        )
+    with client(ns) as mac:
+        reply = mac.set_exempt(ns.workspace, ns.contacts, exempt=not ns.undo)
     verb = "countable again" if ns.undo else "exempt"
     lines = [f"{key}  {verb}" for key in reply.contact_keys]
     print_message(ns, reply, "\n".join(lines))

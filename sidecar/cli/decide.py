@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from sidecar.cli.connection import enforcer_options, enforcer_stub
+from sidecar.cli.connection import client, enforcer_options
 from sidecar.cli.formatting import decision_text, to_json
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 
@@ -21,11 +21,11 @@ def _contact(ns: argparse.Namespace) -> pb.Contact:
 
 def _command(method: str) -> Callable[[argparse.Namespace], int]:
     def command(ns: argparse.Namespace) -> int:
-        request_type = pb.CheckRequest if method == "Check" else pb.ActivateRequest
-        request = request_type(workspace_id=ns.workspace, contact=_contact(ns))
-        with enforcer_stub(ns) as stub:
-            decision = getattr(stub, method)(request, timeout=ns.timeout)
-        print(to_json(decision) if ns.json else decision_text(decision))
+        with client(ns) as mac:
+            call = mac.check if method == "Check" else mac.activate
+            decision = call(ns.workspace, _contact(ns))
+        assert decision.message is not None  # the CLI raises when the sidecar is unreachable
+        print(to_json(decision.message) if ns.json else decision_text(decision.message))
         return 0 if decision.allowed else EXIT_DENIED
 
     return command

@@ -5,33 +5,26 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 
-from sidecar.cli.connection import admin_options, admin_stub
+from sidecar.cli.connection import admin_options, client
 from sidecar.cli.formatting import when
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 
 
 def events_tail(ns: argparse.Namespace) -> int:
-    request = admin_pb.WatchEventsRequest(workspace_id=ns.workspace or "", after_id=ns.after)
-    with admin_stub(ns) as (stub, metadata):
-        stream = stub.WatchEvents(request, metadata=metadata, timeout=ns.seconds)
-        try:
-            for event in stream:
-                if ns.json:
-                    print(json_format.MessageToJson(event, indent=None), flush=True)
-                    continue
-                kind = admin_pb.Event.Type.Name(event.type).removeprefix("TYPE_")
-                detail = f" {event.threshold_percent}%" if event.threshold_percent else ""
-                print(
-                    f"{when(event.at)}  {event.workspace_id}  {kind}{detail}  {event.period}  "
-                    f"{event.active:,} of {event.limit:,}  id={event.id}",
-                    flush=True,
-                )
-        except grpc.RpcError as exc:
-            if exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise
+    with client(ns) as mac:
+        for event in mac.watch_events(ns.workspace or "", ns.after, ns.seconds):
+            if ns.json:
+                print(json_format.MessageToJson(event, indent=None), flush=True)
+                continue
+            kind = admin_pb.Event.Type.Name(event.type).removeprefix("TYPE_")
+            detail = f" {event.threshold_percent}%" if event.threshold_percent else ""
+            print(
+                f"{when(event.at)}  {event.workspace_id}  {kind}{detail}  {event.period}  "
+                f"{event.active:,} of {event.limit:,}  id={event.id}",
+                flush=True,
+            )
     return 0
 
 

@@ -7,9 +7,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from sidecar.cli.connection import admin_options, admin_stub
+from sidecar.cli.connection import admin_options, client
 from sidecar.cli.formatting import bar, print_message, subscription_text, when
-from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 
 
 def subscription_set(ns: argparse.Namespace) -> int:
@@ -21,42 +20,32 @@ def subscription_set(ns: argparse.Namespace) -> int:
             print(f"error: --starts-at: {ns.starts_at!r} is not an ISO 8601 time", file=sys.stderr)
             return 2
         starts_at = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    request = admin_pb.SetSubscriptionRequest(
-        workspace_id=ns.workspace,
-        plan=ns.plan,
-        packs=ns.packs,
-        custom_limit=ns.custom_limit,
-        timezone=ns.timezone,
-        platform_version=ns.platform_version,
-        shadow_mode=ns.shadow,
-        default_region=ns.default_region,
-    )
-    if starts_at is not None:
-        request.starts_at.FromDatetime(starts_at)
-    with admin_stub(ns) as (stub, metadata):
-        sub = stub.SetSubscription(request, metadata=metadata, timeout=ns.timeout)
+    with client(ns) as mac:
+        sub = mac.set_subscription(
+            ns.workspace,
+            plan=ns.plan,
+            packs=ns.packs,
+            custom_limit=ns.custom_limit,
+            timezone=ns.timezone,
+            platform_version=ns.platform_version,
+            shadow_mode=ns.shadow,
+            default_region=ns.default_region,
+            starts_at=starts_at,
+        )
     print_message(ns, sub, subscription_text(sub))
     return 0
 
 
 def subscription_get(ns: argparse.Namespace) -> int:
-    with admin_stub(ns) as (stub, metadata):
-        sub = stub.GetSubscription(
-            admin_pb.GetSubscriptionRequest(workspace_id=ns.workspace),
-            metadata=metadata,
-            timeout=ns.timeout,
-        )
+    with client(ns) as mac:
+        sub = mac.get_subscription(ns.workspace)
     print_message(ns, sub, subscription_text(sub))
     return 0
 
 
 def usage(ns: argparse.Namespace) -> int:
-    with admin_stub(ns) as (stub, metadata):
-        reply = stub.GetUsage(
-            admin_pb.GetUsageRequest(workspace_id=ns.workspace, period=ns.period),
-            metadata=metadata,
-            timeout=ns.timeout,
-        )
+    with client(ns) as mac:
+        reply = mac.get_usage(ns.workspace, ns.period)
     u = reply.usage
     lines = [
         f"{ns.workspace}  {u.period}  ({when(u.period_start)} to {when(u.period_end)})"

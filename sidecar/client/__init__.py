@@ -1,0 +1,15 @@
+"""A Python client of the sidecar: ``Client`` (blocking) and ``AsyncClient`` (asyncio).
+
+from sidecar.client import Client
+
+with Client("127.0.0.1:50051", deadline=0.5, on_unavailable="allow") as mac:
+    decision = mac.activate("acme", email="ana@example.com", channel="whatsapp")
+    if not decision.allowed:
+        ...  # show the visitor the "we are at capacity" message
+"""
+
+from sidecar.client.clients import AsyncClient, Client
+from sidecar.client.options import TLS, ClientOptions
+from sidecar.client.results import BatchResult, Decision, Usage
+
+__all__ = ["TLS", "AsyncClient", "BatchResult", "Client", "ClientOptions", "Decision", "Usage"]

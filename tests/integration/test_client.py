@@ -1,0 +1,96 @@
+"""The Python client against a real sidecar: values, admin token, deadlines, the unavailable
+policy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+
+from sidecar.client import AsyncClient, Client, ClientOptions
+from sidecar.server.app import Sidecar
+from tests.support.constants import ADMIN_TOKEN
+from tests.support.redis_servers import free_port
+
+
+def address(sidecar_app: Sidecar) -> str:
+    return f"127.0.0.1:{sidecar_app.port}"
+
+
+async def test_async_client_answers_values(sidecar_app: Sidecar) -> None:
+    async with AsyncClient(address(sidecar_app)) as mac:
+        first = await mac.activate("acme", email="Ana@Example.com", channel="whatsapp")
+        assert (first.allowed, first.reason, first.from_client) == (True, "REASON_ADMITTED", False)
+        assert first.usage is not None
+        assert (first.usage.period, first.usage.active, first.usage.remaining) == ("2026-11", 1, 99)
+        assert first.usage.period_start == datetime(2026, 11, 1, tzinfo=UTC)
+        again = await mac.check("acme", {"email": "ana@example.com"})
+        assert (again.reason, again.contact_key) == ("REASON_ALREADY_ACTIVE", first.contact_key)
+        batch = await mac.activate_batch("acme", [{"id": "crm-1"}, {"email": "ana@example.com"}])
+        assert [d.reason for d in batch.decisions] == ["REASON_ADMITTED", "REASON_ALREADY_ACTIVE"]
+        assert batch.usage is not None
+        assert batch.usage.active == 2
+
+
+async def test_errors_carry_the_sidecars_status(sidecar_app: Sidecar) -> None:
+    async with AsyncClient(address(sidecar_app)) as mac:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await mac.activate("acme", email="not an address")
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert (caught.value.details() or "").startswith("contact.email: ")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await mac.get_subscription("acme")
+        assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(TypeError, match="no field mail"):
+        Client("127.0.0.1:1").check("acme", mail="ana@example.com")
+
+
+async def test_blocking_client_with_the_admin_token(sidecar_app: Sidecar) -> None:
+    def operate() -> tuple[str, int, list[str]]:
+        with Client(address(sidecar_app), token=ADMIN_TOKEN) as mac:
+            sub = mac.set_subscription("acme", plan="pro", packs=1, default_region="DE")
+            decision = mac.activate("acme", phone="0151 1234 5678")
+            usage = mac.get_usage("acme")
+            events = [e.id for e in mac.watch_events("acme", seconds=0.5)]
+            assert decision.allowed
+            return sub.plan, usage.usage.active, events
+
+    plan, active, events = await asyncio.to_thread(operate)
+    assert (plan, active, events) == ("pro", 1, [])
+
+
+@pytest.mark.parametrize(("policy", "allowed"), [("allow", True), ("deny", False)])
+def test_an_unreachable_sidecar_is_answered_by_the_policy(policy: str, allowed: bool) -> None:
+    options = ClientOptions(deadline=0.5, retries=2, on_unavailable=policy)
+    with Client(f"127.0.0.1:{free_port()}", options) as mac:
+        started = time.monotonic()
+        decision = mac.activate("acme", email="ana@example.com")
+        batch = mac.activate_batch("acme", [{"id": "a"}, {"id": "b"}])
+        elapsed = time.monotonic() - started
+    assert (decision.allowed, decision.reason, decision.from_client) == (
+        allowed,
+        "REASON_BACKEND_UNAVAILABLE",
+        True,
+    )
+    assert [d.allowed for d in batch.decisions] == [allowed, allowed]
+    assert batch.usage is None
+    assert elapsed < 2 * 0.5 + 0.5
+
+
+def test_an_unreachable_sidecar_raises_by_default() -> None:
+    with Client(f"127.0.0.1:{free_port()}", deadline=0.5) as mac:
+        with pytest.raises(grpc.RpcError) as caught:
+            mac.activate("acme", email="ana@example.com")
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.RpcError):
+            mac.get_usage("acme")
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="on_unavailable"):
+        ClientOptions(on_unavailable="maybe")
+    with pytest.raises(ValueError, match="retries"):
+        ClientOptions(retries=9)
