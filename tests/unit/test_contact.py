@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.domain.addresses import normalize_email, normalize_phone, validate_region
@@ -229,3 +229,23 @@ def test_visitor_keys_differ_by_channel() -> None:
 def test_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         ContactKeyer(b"short")
+
+
+@settings(max_examples=500)
+@given(
+    st.from_regex(
+        r"[a-z0-9._%+!#'`{}|~^=?*/&$-]{1,30}@[a-z0-9.-]{1,30}\.[a-z]{2,8}", fullmatch=True
+    )
+)
+def test_the_plain_address_shortcut_agrees_with_email_validator(text: str) -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    from sidecar.domain.addresses import is_plain_email
+
+    if not is_plain_email(text):
+        return
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise AssertionError(f"{text!r} taken as plain but refused: {exc}") from None
+    assert checked.normalized.lower() == text
