@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sidecar.domain.errors import ConfigError, FailedPrecondition, InvalidArgument
+from sidecar.domain.errors import ConfigError, FailedPrecondition, InvalidArgument, quoted
 
 DEFAULT_PACK_SIZE = 3000
 DEFAULT_TRIAL_DAYS = 30
@@ -93,7 +93,7 @@ class PlanCatalog:
         found = self.plans.get(name)
         if found is None:
             known = ", ".join(sorted(self.plans))
-            raise InvalidArgument("plan", f"unknown plan {name!r} (known: {known})")
+            raise InvalidArgument("plan", f"unknown plan {quoted(name)} (known: {known})")
         return found
 
     @classmethod

@@ -5,6 +5,18 @@ from __future__ import annotations
 
 from sidecar.domain.basis import SubscriptionBasis
 
+QUOTE_MAX = 24
+
+
+def quoted(value: str) -> str:
+    """A caller's value as an error may show it: at most ``QUOTE_MAX`` characters, anything
+    but printable ASCII replaced by ``?``, and nothing at all when it looks like an email
+    address or a phone number (an error message reaches logs)."""
+    if "@" in value or sum(c.isdigit() for c in value) >= 7:
+        return "(the value given)"
+    shown = "".join(c if " " <= c <= "~" else "?" for c in value[:QUOTE_MAX])
+    return repr(shown + ("..." if len(value) > QUOTE_MAX else ""))
+
 
 class MacError(Exception):
     """Base of every error the service raises on purpose."""

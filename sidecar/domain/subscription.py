@@ -9,7 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sidecar.domain.catalog import PlanCatalog
-from sidecar.domain.errors import InvalidArgument
+from sidecar.domain.errors import InvalidArgument, quoted
 
 _VERSION = re.compile(r"([0-9]{1,6})(\.[0-9]{1,6}){0,2}([-+][0-9A-Za-z.-]{1,64})?")
 _MAX_LIMIT = 10**12
@@ -63,7 +63,7 @@ def validate_timezone(name: str) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones
         raise InvalidArgument(
-            "timezone", f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)"
+            "timezone", f"{quoted(name)} is not an IANA time zone (e.g. Europe/Berlin)"
         ) from None
     return name
 

@@ -104,3 +104,18 @@ def test_bad_catalog_files_are_refused(tmp_path: Path, content: str, message: st
     path.write_text(content)
     with pytest.raises(ConfigError, match=message):
         PlanCatalog.from_file(str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("x" * 20_000, "'" + "x" * 24 + "...'"),
+        ("ana@example.com", "(the value given)"),
+        ("+55 11 98765-4321", "(the value given)"),
+        ("pro\x00\u200b", "'pro??'"),
+    ],
+)
+def test_an_unknown_plan_is_quoted_short_and_never_as_an_address(name: str, shown: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        PlanCatalog().plan(name)
+    assert caught.value.message == f"unknown plan {shown} (known: enterprise, pro, starter)"
