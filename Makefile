@@ -10,9 +10,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
-	@echo "make test    run the whole test suite against Redis servers it starts itself"
+	@echo "make test    the whole test suite (Python and the Node client) against Redis servers it starts itself"
 	@echo "make lint    ruff, formatting, mypy --strict, the import contracts, buf lint and buf breaking"
-	@echo "make proto   regenerate sidecar/gen from proto/"
+	@echo "make proto   regenerate sidecar/gen and clients/node/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
 	@echo "make image   build the container image (needs Docker)"
@@ -26,6 +26,12 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 install: $(STAMP)
+
+NODE_CLIENT := clients/node/node_modules/.installed
+$(NODE_CLIENT): clients/node/package.json clients/node/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the Node client (Debian package npm)"; exit 1; }
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 BUF := tools/buf/node_modules/.bin/buf
 $(BUF): tools/buf/package.json tools/buf/package-lock.json
@@ -49,24 +55,26 @@ prometheus:
 run: install redis-server
 	@tools/run-local.sh
 
-test: install redis-server prometheus
+test: install redis-server prometheus $(NODE_CLIENT)
 	$(BIN)/pytest --cov --cov-report=term
+	cd clients/node && SIDECAR_PYTHON=$(abspath $(BIN))/python npm test
 
 lint: install $(BUF)
-	$(BIN)/ruff check sidecar tests tools bench
-	$(BIN)/ruff format --check sidecar tests tools bench
+	$(BIN)/ruff check sidecar tests tools bench examples
+	$(BIN)/ruff format --check sidecar tests tools bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BUF) lint
 	tools/buf-breaking.sh
 
 format: install
-	$(BIN)/ruff check --fix sidecar tests tools bench
-	$(BIN)/ruff format sidecar tests tools bench
+	$(BIN)/ruff check --fix sidecar tests tools bench examples
+	$(BIN)/ruff format sidecar tests tools bench examples
 
-proto: install
+proto: install $(NODE_CLIENT)
 	rm -rf sidecar/gen
 	$(BIN)/python tools/gen_proto.py
+	cd clients/node && npm run generate
 
 bench: install redis-server
 	$(BIN)/python -m bench

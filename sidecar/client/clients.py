@@ -23,6 +23,7 @@ from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
 ContactLike = pb.Contact | Mapping[str, str]
+_NO_ANSWER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 def _contacts(contacts: Sequence[ContactLike]) -> list[pb.Contact]:
@@ -47,10 +48,9 @@ class _Base:
         self.options = options or ClientOptions(**settings)
 
     def _policy(self, error: grpc.RpcError, batch: int | None) -> Decision | BatchResult:
-        if (
-            error.code() is not grpc.StatusCode.UNAVAILABLE
-            or self.options.on_unavailable == "raise"
-        ):
+        # a sidecar that is down answers UNAVAILABLE; one that hangs or is cut off lets the
+        # deadline pass: both are "no answer" to a caller that chose allow or deny
+        if error.code() not in _NO_ANSWER or self.options.on_unavailable == "raise":
             raise error
         allowed = self.options.on_unavailable == "allow"
         if batch is None:

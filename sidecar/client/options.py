@@ -50,9 +50,10 @@ class ClientOptions:
         safe to repeat: Activate is idempotent within a period, merges and exemptions are
         idempotent, SetSubscription sets the whole subscription.
     :param on_unavailable: what Check, Activate and ActivateBatch answer when the sidecar stays
-        unreachable (or answers ``UNAVAILABLE``) after the retries: ``raise`` the
-        ``grpc.RpcError``, or ``allow`` / ``deny`` with a ``REASON_BACKEND_UNAVAILABLE``
-        decision marked ``from_client``. Admin calls always raise.
+        unreachable (``UNAVAILABLE`` after the retries) or does not answer within the deadline
+        (``DEADLINE_EXCEEDED``): ``raise`` the ``grpc.RpcError``, or ``allow`` / ``deny`` with a
+        ``REASON_BACKEND_UNAVAILABLE`` decision marked ``from_client``. Admin calls always
+        raise.
     :param token: the admin token, sent as ``authorization: Bearer <token>``.
     :param tls: TLS towards the sidecar; ``None`` for a plaintext channel (same pod, mesh).
     """

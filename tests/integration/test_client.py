@@ -94,3 +94,30 @@ def test_options_are_checked() -> None:
         ClientOptions(on_unavailable="maybe")
     with pytest.raises(ValueError, match="retries"):
         ClientOptions(retries=9)
+
+
+async def test_a_sidecar_that_never_answers_is_answered_by_the_policy() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)  # accepts the connection, never speaks HTTP/2
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}", deadline=0.3, on_unavailable="deny") as mac:
+            started = time.monotonic()
+            decision = await mac.activate("acme", email="ana@example.com")
+            assert time.monotonic() - started < 1.0
+        assert (decision.allowed, decision.reason, decision.from_client) == (
+            False,
+            "REASON_BACKEND_UNAVAILABLE",
+            True,
+        )
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
+        await server.wait_closed()

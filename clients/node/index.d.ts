@@ -1,0 +1,253 @@
+// Type declarations of @mac-sidecar/client (hand-written; the runtime is index.js).
+/// <reference types="node" />
+import { Code, ConnectError } from "@connectrpc/connect";
+
+export { Code, ConnectError };
+
+/** Why a contact was allowed or denied: the names of the proto enum mac.v1.Reason. */
+export type Reason =
+  | "REASON_UNSPECIFIED"
+  | "REASON_ALREADY_ACTIVE"
+  | "REASON_ADMITTED"
+  | "REASON_WITHIN_LIMIT"
+  | "REASON_LIMIT_REACHED"
+  | "REASON_EXEMPT"
+  | "REASON_TRIAL_STARTED"
+  | "REASON_BACKEND_UNAVAILABLE";
+
+/** What happened: the names of the proto enum mac.v1.Event.Type. */
+export type EventType =
+  | "TYPE_UNSPECIFIED"
+  | "TYPE_THRESHOLD_CROSSED"
+  | "TYPE_LIMIT_REACHED"
+  | "TYPE_TRIAL_STARTED"
+  | "TYPE_TRIAL_ENDED"
+  | "TYPE_IDENTITY_CONFLICT";
+
+/**
+ * The person behind a conversation: at least one of id, email, phone, or channel together
+ * with visitorId.
+ */
+export interface Contact {
+  /** The platform's own stable contact id; highest precedence. */
+  id?: string;
+  /** An email address (trimmed and lower-cased by the sidecar). */
+  email?: string;
+  /** A phone number, with its country code unless the subscription has a defaultRegion. */
+  phone?: string;
+  /** The conversation's channel (livechat, sms, whatsapp, ...). */
+  channel?: string;
+  /** The channel's own id of an unidentified visitor; requires channel. */
+  visitorId?: string;
+}
+
+/** Usage of a workspace in one billing period. */
+export interface Usage {
+  /** "2026-11" */
+  period: string;
+  /** The period's first instant (inclusive). */
+  periodStart: Date;
+  /** The period's end (exclusive). */
+  periodEnd: Date;
+  /** Contacts counted in the period. */
+  active: number;
+  /** The effective limit (the trial's while one runs). */
+  limit: number;
+  /** limit - active, never below zero. */
+  remaining: number;
+  /** The plan the limit comes from. */
+  plan: string;
+  /** When the running fair-usage trial ends; absent when none runs. */
+  trialEndsAt?: Date;
+}
+
+/** The answer for one contact. */
+export interface Decision {
+  allowed: boolean;
+  reason: Reason | (string & {});
+  /** The opaque key the contact is counted under; "" when the backend was unavailable. */
+  contactKey: string;
+  identityConflict: boolean;
+  shadowDenied: boolean;
+  visitorMerged: boolean;
+  /** Usage after the decision; undefined inside a batch and when the backend was unavailable. */
+  usage: Usage | undefined;
+  /** True when this client decided (onUnavailable "allow" or "deny"), not the sidecar. */
+  fromClient: boolean;
+}
+
+export interface BatchDecisions {
+  /** One decision per contact, in request order; their usage is undefined. */
+  decisions: Decision[];
+  /** Usage after the last decision; undefined when the backend was unavailable. */
+  usage: Usage | undefined;
+}
+
+/** What SetSubscription stores: the whole subscription of a workspace. */
+export interface SubscriptionRequest {
+  workspaceId: string;
+  /** A plan of the catalog: starter, pro, enterprise. */
+  plan: string;
+  /** MAC packs, within the plan's bounds. */
+  packs?: number;
+  /** Enterprise only: the base limit instead of the plan's included MACs (0 = included). */
+  customLimit?: number | bigint;
+  /** IANA time zone of the billing month; default UTC. */
+  timezone?: string;
+  /** When the subscription starts; unset keeps the current start, new Date(0) clears it. */
+  startsAt?: Date;
+  /** The platform release, like "7.3.0". */
+  platformVersion?: string;
+  /** Decide and count as usual, but never deny. */
+  shadowMode?: boolean;
+  /** ISO 3166 region national phone numbers are read in. */
+  defaultRegion?: string;
+}
+
+export interface Subscription {
+  workspaceId: string;
+  plan: string;
+  packs: number;
+  customLimit: number;
+  timezone: string;
+  startsAt: Date | undefined;
+  platformVersion: string;
+  shadowMode: boolean;
+  effectiveLimit: number;
+  /** True when no subscription was set and the default plan applies. */
+  isDefault: boolean;
+  trialPlan: string;
+  trialLimit: number;
+  trialEndsAt: Date | undefined;
+  updatedAt: Date | undefined;
+  defaultRegion: string;
+}
+
+export interface PeriodCount {
+  period: string;
+  active: number;
+  limit: number;
+}
+
+export interface UsageReport {
+  usage: Usage | undefined;
+  /** Past periods, newest first. */
+  history: PeriodCount[];
+}
+
+export interface ListActiveContactsOptions {
+  /** "YYYY-MM"; "" (default) for the current period. */
+  period?: string;
+  /** From the previous page's nextPageToken; "" to start. */
+  pageToken?: string;
+  /** About this many keys per page (1-10000; 0 = the sidecar's default, 1000). */
+  pageSize?: number;
+}
+
+export interface ActiveContactsPage {
+  /** Contact keys; a key may appear on two pages: deduplicate. */
+  contactKeys: string[];
+  /** "" when the listing is complete. */
+  nextPageToken: string;
+  /** Contacts counted in the period when the page was read. */
+  total: number;
+  period: string;
+}
+
+export interface MergeResult {
+  /** The surviving identity's key. */
+  contactKey: string;
+  /** Identities folded into it by this call. */
+  folded: number;
+  /** Folded identities no longer counted in the current period. */
+  uncounted: number;
+  usage: Usage | undefined;
+}
+
+export interface ExemptResult {
+  /** The identity key of each contact, in request order. */
+  contactKeys: string[];
+}
+
+/** A recorded notification event. */
+export interface MacEvent {
+  /** Increasing within a workspace; resume after it with watchEvents(ws, id). */
+  id: string;
+  workspaceId: string;
+  type: EventType | (string & {});
+  period: string;
+  /** For TYPE_THRESHOLD_CROSSED: the threshold, percent; 0 otherwise. */
+  thresholdPercent: number;
+  active: number;
+  limit: number;
+  at: Date;
+}
+
+export interface WatchOptions {
+  /** Aborting it ends the stream (the iteration finishes without an error). */
+  signal?: AbortSignal;
+}
+
+/** TLS material: Buffers or PEM strings. */
+export interface TlsOptions {
+  /** CA certificate(s) to trust instead of the system's. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate, for mutual TLS. */
+  cert?: string | Buffer | Array<string | Buffer>;
+  /** Client private key, for mutual TLS. */
+  key?: string | Buffer | Array<string | Buffer>;
+  /** The name to verify the server's certificate against (and send as SNI). */
+  serverName?: string;
+}
+
+export interface ClientOptions {
+  /** The whole time one unary call may take, retries included. Default 1000. */
+  deadlineMs?: number;
+  /** Admin token, sent as "authorization: Bearer <token>" on Admin calls. Default "". */
+  token?: string;
+  /** Speak https (TLS) when given; plaintext HTTP/2 otherwise. */
+  tls?: TlsOptions | true;
+  /** Further attempts after UNAVAILABLE. Default 2. */
+  retries?: number;
+  /**
+   * What check, activate and activateBatch answer when the sidecar cannot be reached, answers
+   * UNAVAILABLE, or does not answer within the deadline, after the retries: "throw" (default)
+   * rejects with the ConnectError; "allow" / "deny" answer a REASON_BACKEND_UNAVAILABLE
+   * decision with fromClient: true. Admin calls always throw.
+   */
+  onUnavailable?: "throw" | "allow" | "deny";
+}
+
+export interface MacClient {
+  /** What activate would answer; changes nothing. */
+  check(workspaceId: string, contact: Contact): Promise<Decision>;
+  /** Admits and counts a new contact while below the limit; an active contact is always allowed. */
+  activate(workspaceId: string, contact: Contact): Promise<Decision>;
+  /** Decides several contacts in request order, in one atomic step. */
+  activateBatch(workspaceId: string, contacts: Contact[]): Promise<BatchDecisions>;
+
+  /** Replaces a workspace's subscription; answers it as stored. */
+  setSubscription(request: SubscriptionRequest): Promise<Subscription>;
+  /** The workspace's subscription, or the default plan's (isDefault). */
+  getSubscription(workspaceId: string): Promise<Subscription>;
+  /** A period's usage ("YYYY-MM"; "" for the current one) and past periods' counts. */
+  getUsage(workspaceId: string, period?: string): Promise<UsageReport>;
+  /** One page of the contact keys counted in a period. */
+  listActiveContacts(workspaceId: string, options?: ListActiveContactsOptions): Promise<ActiveContactsPage>;
+  /** Folds the sources' identities into the target's. */
+  merge(workspaceId: string, sources: Contact[], target: Contact): Promise<MergeResult>;
+  /** Exempts contacts (exempt = true, the default) or makes them countable again. */
+  setExempt(workspaceId: string, contacts: Contact[], exempt?: boolean): Promise<ExemptResult>;
+  /**
+   * Recorded events after afterId ("" for all), then live ones, of one workspace ("" for
+   * every workspace). Ends when the loop breaks, on return(), when options.signal aborts or
+   * the client closes; otherwise the stream's failure rejects next() with a ConnectError.
+   */
+  watchEvents(workspaceId?: string, afterId?: string, options?: WatchOptions): AsyncIterableIterator<MacEvent>;
+
+  /** Closes the HTTP/2 connection and ends open event streams; later calls reject (Canceled). */
+  close(): void;
+}
+
+/** A client of the sidecar at address, "host:port" (like "127.0.0.1:50051" or "[::1]:50051"). */
+export function createClient(address: string, options?: ClientOptions): MacClient;

@@ -1,0 +1,177 @@
+// Conversions between the generated protobuf-es messages and the plain objects of this API:
+// int64 -> number, Timestamp -> Date, enums -> their proto value names.
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ContactSchema, ReasonSchema } from "../gen/mac/v1/enforcer_pb.js";
+import { Event_TypeSchema, SetSubscriptionRequestSchema } from "../gen/mac/v1/admin_pb.js";
+
+const CONTACT_FIELDS = ["id", "email", "phone", "channel", "visitorId"];
+
+/** The proto name of an enum value ("REASON_ADMITTED"), or its number for an unknown one. */
+function enumName(schema, number) {
+  const value = schema.value[number];
+  return value ? value.name : String(number);
+}
+
+function toDate(ts) {
+  return ts ? timestampDate(ts) : undefined;
+}
+
+function toNumber(value) {
+  return typeof value === "bigint" ? Number(value) : value;
+}
+
+function toTimestamp(date, field) {
+  if (date === undefined || date === null) return undefined;
+  const d = date instanceof Date ? date : new Date(date);
+  if (Number.isNaN(d.getTime())) throw new TypeError(`${field}: not a valid date`);
+  return timestampFromDate(d);
+}
+
+function toInt64(value, field) {
+  if (value === undefined || value === null) return 0n;
+  if (typeof value === "bigint") return value;
+  if (!Number.isSafeInteger(value)) throw new TypeError(`${field}: not an integer`);
+  return BigInt(value);
+}
+
+/** A Contact message from `{ id?, email?, phone?, channel?, visitorId? }`. */
+export function contactMessage(contact, field = "contact") {
+  if (contact === null || typeof contact !== "object" || Array.isArray(contact)) {
+    throw new TypeError(`${field}: expected an object like { email: "ana@example.com" }`);
+  }
+  const init = {};
+  for (const name of CONTACT_FIELDS) {
+    const value = contact[name];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "string") throw new TypeError(`${field}.${name}: expected a string`);
+    init[name] = value;
+  }
+  return create(ContactSchema, init);
+}
+
+export function contactMessages(contacts, field) {
+  if (!Array.isArray(contacts)) throw new TypeError(`${field}: expected an array of contacts`);
+  return contacts.map((contact, i) => contactMessage(contact, `${field}[${i}]`));
+}
+
+export function usageObject(usage) {
+  if (!usage) return undefined;
+  const out = {
+    period: usage.period,
+    periodStart: toDate(usage.periodStart),
+    periodEnd: toDate(usage.periodEnd),
+    active: toNumber(usage.active),
+    limit: toNumber(usage.limit),
+    remaining: toNumber(usage.remaining),
+    plan: usage.plan,
+  };
+  if (usage.trialEndsAt) out.trialEndsAt = toDate(usage.trialEndsAt);
+  return out;
+}
+
+export function decisionObject(decision) {
+  return {
+    allowed: decision.allowed,
+    reason: enumName(ReasonSchema, decision.reason),
+    contactKey: decision.contactKey,
+    identityConflict: decision.identityConflict,
+    shadowDenied: decision.shadowDenied,
+    visitorMerged: decision.visitorMerged,
+    usage: usageObject(decision.usage),
+    fromClient: false,
+  };
+}
+
+/** The Decision this client makes itself when the sidecar is unavailable. */
+export function fallbackDecision(allowed) {
+  return {
+    allowed,
+    reason: "REASON_BACKEND_UNAVAILABLE",
+    contactKey: "",
+    identityConflict: false,
+    shadowDenied: false,
+    visitorMerged: false,
+    usage: undefined,
+    fromClient: true,
+  };
+}
+
+export function subscriptionRequest(request) {
+  if (request === null || typeof request !== "object") {
+    throw new TypeError("setSubscription: expected an object like { workspaceId, plan }");
+  }
+  return create(SetSubscriptionRequestSchema, {
+    workspaceId: request.workspaceId ?? "",
+    plan: request.plan ?? "",
+    packs: request.packs ?? 0,
+    customLimit: toInt64(request.customLimit, "customLimit"),
+    timezone: request.timezone ?? "",
+    startsAt: toTimestamp(request.startsAt, "startsAt"),
+    platformVersion: request.platformVersion ?? "",
+    shadowMode: request.shadowMode ?? false,
+    defaultRegion: request.defaultRegion ?? "",
+  });
+}
+
+export function subscriptionObject(sub) {
+  return {
+    workspaceId: sub.workspaceId,
+    plan: sub.plan,
+    packs: sub.packs,
+    customLimit: toNumber(sub.customLimit),
+    timezone: sub.timezone,
+    startsAt: toDate(sub.startsAt),
+    platformVersion: sub.platformVersion,
+    shadowMode: sub.shadowMode,
+    effectiveLimit: toNumber(sub.effectiveLimit),
+    isDefault: sub.isDefault,
+    trialPlan: sub.trialPlan,
+    trialLimit: toNumber(sub.trialLimit),
+    trialEndsAt: toDate(sub.trialEndsAt),
+    updatedAt: toDate(sub.updatedAt),
+    defaultRegion: sub.defaultRegion,
+  };
+}
+
+export function usageResponseObject(res) {
+  return {
+    usage: usageObject(res.usage),
+    history: res.history.map((h) => ({
+      period: h.period,
+      active: toNumber(h.active),
+      limit: toNumber(h.limit),
+    })),
+  };
+}
+
+export function listResponseObject(res) {
+  return {
+    contactKeys: [...res.contactKeys],
+    nextPageToken: res.nextPageToken,
+    total: toNumber(res.total),
+    period: res.period,
+  };
+}
+
+export function mergeResponseObject(res) {
+  return {
+    contactKey: res.contactKey,
+    folded: res.folded,
+    uncounted: res.uncounted,
+    usage: usageObject(res.usage),
+  };
+}
+
+export function eventObject(ev) {
+  return {
+    id: ev.id,
+    workspaceId: ev.workspaceId,
+    type: enumName(Event_TypeSchema, ev.type),
+    period: ev.period,
+    thresholdPercent: ev.thresholdPercent,
+    active: toNumber(ev.active),
+    limit: toNumber(ev.limit),
+    at: toDate(ev.at),
+  };
+}

@@ -1,0 +1,417 @@
+// The client against a real sidecar and a real Redis, both started here on loopback ports.
+// The sidecar runs with MAC_DEFAULT_PLAN=enterprise and MAC_DEFAULT_LIMIT=3; every test uses
+// its own workspace.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import tls from "node:tls";
+import { Code, ConnectError, createClient } from "../index.js";
+import { ADMIN_TOKEN, startRedis, startSidecar, within } from "./helpers/servers.js";
+
+const T = { timeout: 10000 };
+const KEY = /^[0-9a-f]{28}$/;
+
+let redis;
+let sidecar;
+let client;
+let admin;
+
+before(async () => {
+  redis = await startRedis();
+  sidecar = await startSidecar(redis.url);
+  client = createClient(sidecar.address);
+  admin = createClient(sidecar.address, { token: ADMIN_TOKEN });
+}, { timeout: 20000 });
+
+after(async () => {
+  client?.close();
+  admin?.close();
+  await sidecar?.stop();
+  await redis?.stop();
+});
+
+async function rejection(promise) {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof ConnectError, `expected a ConnectError, got ${error}`);
+    return error;
+  }
+  assert.fail("expected the call to reject");
+}
+
+describe("Enforcer", () => {
+  it("activate admits a new contact, then answers ALREADY_ACTIVE with the same key", T, async () => {
+    const first = await client.activate("ws-activate", { email: "ana@example.com", channel: "livechat" });
+    assert.equal(first.allowed, true);
+    assert.equal(first.reason, "REASON_ADMITTED");
+    assert.match(first.contactKey, KEY);
+    assert.equal(first.fromClient, false);
+    assert.equal(first.identityConflict, false);
+    assert.equal(first.shadowDenied, false);
+    assert.equal(first.visitorMerged, false);
+    const u = first.usage;
+    assert.match(u.period, /^\d{4}-\d{2}$/);
+    assert.ok(u.periodStart instanceof Date && u.periodEnd instanceof Date);
+    assert.ok(u.periodStart < u.periodEnd);
+    assert.deepEqual(
+      { active: u.active, limit: u.limit, remaining: u.remaining, plan: u.plan },
+      { active: 1, limit: 3, remaining: 2, plan: "enterprise" },
+    );
+    assert.equal(u.trialEndsAt, undefined);
+
+    const again = await client.activate("ws-activate", { email: " ANA@example.com " });
+    assert.equal(again.allowed, true);
+    assert.equal(again.reason, "REASON_ALREADY_ACTIVE");
+    assert.equal(again.contactKey, first.contactKey);
+    assert.equal(again.usage.active, 1);
+  });
+
+  it("the limit denies a new contact while active ones are still allowed", T, async () => {
+    const ws = "ws-limit";
+    for (const id of ["c1", "c2", "c3"]) {
+      assert.equal((await client.activate(ws, { id })).reason, "REASON_ADMITTED");
+    }
+    const fourth = await client.activate(ws, { id: "c4" });
+    assert.equal(fourth.allowed, false);
+    assert.equal(fourth.reason, "REASON_LIMIT_REACHED");
+    assert.deepEqual([fourth.usage.active, fourth.usage.limit, fourth.usage.remaining], [3, 3, 0]);
+    const known = await client.activate(ws, { id: "c2" });
+    assert.equal(known.allowed, true);
+    assert.equal(known.reason, "REASON_ALREADY_ACTIVE");
+    assert.equal((await client.check(ws, { id: "c5" })).reason, "REASON_LIMIT_REACHED");
+  });
+
+  it("check answers what activate would, and changes nothing", T, async () => {
+    const ws = "ws-check";
+    const contact = { phone: "+49 151 1234 5678" };
+    for (let i = 0; i < 2; i++) {
+      const d = await client.check(ws, contact);
+      assert.equal(d.allowed, true);
+      assert.equal(d.reason, "REASON_WITHIN_LIMIT");
+      assert.equal(d.usage.active, 0);
+    }
+    assert.equal((await admin.getUsage(ws)).usage.active, 0);
+    const admitted = await client.activate(ws, contact);
+    assert.equal(admitted.reason, "REASON_ADMITTED");
+    const checked = await client.check(ws, { phone: "+4915112345678" });
+    assert.equal(checked.reason, "REASON_ALREADY_ACTIVE");
+    assert.equal(checked.contactKey, admitted.contactKey);
+    assert.equal(checked.usage.active, 1);
+  });
+
+  it("activateBatch decides in request order with one usage", T, async () => {
+    const res = await client.activateBatch("ws-batch", [
+      { email: "ana@example.com" },
+      { id: "crm-2" },
+      { email: "ANA@example.com" },
+      { channel: "whatsapp", visitorId: "wa-17" },
+      { id: "crm-5" },
+    ]);
+    assert.deepEqual(
+      res.decisions.map((d) => [d.allowed, d.reason]),
+      [
+        [true, "REASON_ADMITTED"],
+        [true, "REASON_ADMITTED"],
+        [true, "REASON_ALREADY_ACTIVE"],
+        [true, "REASON_ADMITTED"],
+        [false, "REASON_LIMIT_REACHED"],
+      ],
+    );
+    assert.equal(res.decisions[2].contactKey, res.decisions[0].contactKey);
+    assert.equal(new Set(res.decisions.slice(0, 2).map((d) => d.contactKey)).size, 2);
+    for (const d of res.decisions) {
+      assert.equal(d.usage, undefined);
+      assert.equal(d.fromClient, false);
+    }
+    assert.deepEqual([res.usage.active, res.usage.limit, res.usage.remaining], [3, 3, 0]);
+  });
+
+  it("INVALID_ARGUMENT reaches the caller with the field, whatever the policy", T, async () => {
+    const lenient = createClient(sidecar.address, { onUnavailable: "allow" });
+    try {
+      const e1 = await rejection(lenient.activate("ws-invalid", { email: "not-an-email" }));
+      assert.equal(e1.code, Code.InvalidArgument);
+      assert.match(e1.rawMessage, /^contact\.email: /);
+      assert.equal(e1.rawMessage, "contact.email: is not an email address");
+
+      const e2 = await rejection(
+        client.activateBatch("ws-invalid", [{ id: "ok-1" }, { email: "ana@example.com", phone: "12" }]),
+      );
+      assert.equal(e2.code, Code.InvalidArgument);
+      assert.match(e2.rawMessage, /^contacts\[1\]\.phone: /);
+
+      const e3 = await rejection(client.check("not a workspace!", { id: "x" }));
+      assert.equal(e3.code, Code.InvalidArgument);
+      assert.match(e3.rawMessage, /^workspace_id: /);
+
+      assert.equal((await admin.getUsage("ws-invalid")).usage.active, 0);
+    } finally {
+      lenient.close();
+    }
+  });
+
+  it("a contact that is not an object is refused before any call", T, async () => {
+    await assert.rejects(client.activate("ws-x", "ana@example.com"), TypeError);
+    await assert.rejects(client.activate("ws-x", { email: 42 }), /contact\.email: expected a string/);
+  });
+});
+
+describe("Admin", () => {
+  it("without the token is UNAUTHENTICATED", T, async () => {
+    for (const c of [client, createClient(sidecar.address, { token: "wrong" })]) {
+      const e = await rejection(c.getSubscription("ws-admin"));
+      assert.equal(e.code, Code.Unauthenticated);
+      if (c !== client) c.close();
+    }
+    const e = await rejection(client.setSubscription({ workspaceId: "ws-admin", plan: "pro" }));
+    assert.equal(e.code, Code.Unauthenticated);
+  });
+
+  it("with the token: setSubscription, getSubscription, getUsage", T, async () => {
+    const ws = "ws-admin";
+    const before = await admin.getSubscription(ws);
+    assert.equal(before.isDefault, true);
+    assert.equal(before.plan, "enterprise");
+    assert.equal(before.effectiveLimit, 3);
+
+    const set = await admin.setSubscription({
+      workspaceId: ws,
+      plan: "enterprise",
+      customLimit: 5,
+      packs: 1,
+      timezone: "Europe/Berlin",
+      platformVersion: "7.3.0",
+    });
+    assert.equal(set.workspaceId, ws);
+    assert.equal(set.isDefault, false);
+    assert.equal(set.customLimit, 5);
+    assert.equal(set.packs, 1);
+    assert.equal(set.effectiveLimit, 3005);
+    assert.equal(set.timezone, "Europe/Berlin");
+    assert.ok(set.updatedAt instanceof Date);
+
+    const got = await admin.getSubscription(ws);
+    assert.deepEqual(got, set);
+
+    await client.activate(ws, { id: "u1" });
+    const usage = await admin.getUsage(ws);
+    assert.equal(usage.usage.active, 1);
+    assert.equal(usage.usage.limit, 3005);
+    assert.equal(usage.usage.remaining, 3004);
+    assert.ok(Array.isArray(usage.history));
+
+    const bad = await rejection(admin.setSubscription({ workspaceId: ws, plan: "pro", packs: 6 }));
+    assert.equal(bad.code, Code.FailedPrecondition);
+    assert.match(bad.rawMessage, /pro allows 0 to 5 MAC packs/);
+  });
+
+  it("listActiveContacts, merge and setExempt", T, async () => {
+    const ws = "ws-identities";
+    const a = await client.activate(ws, { email: "ana@example.com" });
+    const b = await client.activate(ws, { phone: "+5511987654321" });
+    const page = await admin.listActiveContacts(ws, { pageSize: 10 });
+    assert.deepEqual([...page.contactKeys].sort(), [a.contactKey, b.contactKey].sort());
+    assert.equal(page.total, 2);
+    assert.equal(page.nextPageToken, "");
+
+    const merged = await admin.merge(ws, [{ phone: "+5511987654321" }], { email: "ana@example.com" });
+    assert.equal(merged.contactKey, a.contactKey);
+    assert.equal(merged.folded, 1);
+    assert.equal(merged.uncounted, 1);
+    assert.equal(merged.usage.active, 1);
+    assert.equal((await client.check(ws, { phone: "+55 11 98765-4321" })).contactKey, a.contactKey);
+
+    const exempt = await admin.setExempt(ws, [{ id: "bot-1" }]);
+    assert.equal(exempt.contactKeys.length, 1);
+    const bot = await client.activate(ws, { id: "bot-1" });
+    assert.equal(bot.reason, "REASON_EXEMPT");
+    assert.equal(bot.allowed, true);
+    assert.equal(bot.usage.active, 1);
+    await admin.setExempt(ws, [{ id: "bot-1" }], false);
+    assert.equal((await client.activate(ws, { id: "bot-1" })).reason, "REASON_ADMITTED");
+  });
+
+  it("watchEvents delivers threshold and limit events, and stops when the caller breaks", T, async () => {
+    const ws = "ws-events";
+    const events = admin.watchEvents(ws);
+    const seen = [];
+    const reading = within(5000, (async () => {
+      for await (const ev of events) {
+        seen.push(ev);
+        if (ev.type === "TYPE_LIMIT_REACHED") break;
+      }
+    })(), "waiting for TYPE_LIMIT_REACHED");
+    for (const id of ["e1", "e2", "e3", "e4"]) await client.activate(ws, { id });
+    await reading;
+
+    assert.deepEqual(
+      seen.map((e) => [e.type, e.thresholdPercent]),
+      [
+        ["TYPE_THRESHOLD_CROSSED", 80],
+        ["TYPE_THRESHOLD_CROSSED", 100],
+        ["TYPE_LIMIT_REACHED", 0],
+      ],
+    );
+    for (const e of seen) {
+      assert.equal(e.workspaceId, ws);
+      assert.equal(e.limit, 3);
+      assert.equal(e.active, 3);
+      assert.match(e.period, /^\d{4}-\d{2}$/);
+      assert.ok(e.at instanceof Date && !Number.isNaN(e.at.getTime()));
+      assert.ok(e.id);
+    }
+    // The loop's break ended the iterator.
+    assert.deepEqual(await events.next(), { done: true, value: undefined });
+
+    // Resuming after the last id waits for new events; return() ends the wait at once.
+    const resumed = admin.watchEvents(ws, seen.at(-1).id);
+    const pending = resumed.next();
+    await new Promise((r) => setTimeout(r, 200));
+    await resumed.return();
+    assert.deepEqual(await within(1000, pending, "return()"), { done: true, value: undefined });
+
+    // So does aborting a signal.
+    const controller = new AbortController();
+    const watched = admin.watchEvents("", "", { signal: controller.signal });
+    const all = [];
+    const loop = (async () => {
+      for await (const ev of watched) all.push(ev);
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    controller.abort();
+    await within(1000, loop, "abort()");
+    assert.ok(all.some((e) => e.workspaceId === ws), "every-workspace stream replays ws-events");
+  });
+
+  it("watchEvents without the token rejects with UNAUTHENTICATED", T, async () => {
+    const e = await rejection(within(3000, client.watchEvents("ws-events").next()));
+    assert.equal(e.code, Code.Unauthenticated);
+  });
+});
+
+describe("TLS", () => {
+  // A TLS terminator (mutual TLS, ALPN h2) in front of the sidecar's plaintext port.
+  let dir;
+  let proxy;
+  let address;
+  const pem = {};
+  const sockets = new Set();
+
+  before(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "mac-client-tls-"));
+    const ssl = (...args) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+    const key = (name) => ssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${name}.key`);
+    key("ca");
+    ssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=mac test CA", "-days", "1", "-out", "ca.pem");
+    for (const [name, san] of [["server", "DNS:sidecar.test"], ["client", "DNS:client.test"]]) {
+      key(name);
+      ssl("req", "-new", "-key", `${name}.key`, "-subj", `/CN=${name}`, "-out", `${name}.csr`);
+      writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
+      ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "1", "-extfile", `${name}.ext`, "-out", `${name}.pem`);
+    }
+    for (const f of ["ca.pem", "server.pem", "server.key", "client.pem", "client.key"]) {
+      pem[f] = readFileSync(path.join(dir, f));
+    }
+  });
+
+  before(async () => {
+    const [host, port] = [sidecar.address.slice(0, sidecar.address.lastIndexOf(":")),
+      Number(sidecar.address.slice(sidecar.address.lastIndexOf(":") + 1))];
+    proxy = tls.createServer(
+      {
+        key: pem["server.key"],
+        cert: pem["server.pem"],
+        ca: pem["ca.pem"],
+        requestCert: true,
+        rejectUnauthorized: true,
+        ALPNProtocols: ["h2"],
+      },
+      (socket) => {
+        const upstream = net.connect(port, host);
+        for (const s of [socket, upstream]) {
+          sockets.add(s);
+          s.on("close", () => sockets.delete(s));
+          s.on("error", () => {
+            socket.destroy();
+            upstream.destroy();
+          });
+        }
+        socket.pipe(upstream).pipe(socket);
+      },
+    );
+    proxy.on("tlsClientError", () => {});
+    proxy.listen(0, "127.0.0.1");
+    await once(proxy, "listening");
+    address = `127.0.0.1:${proxy.address().port}`;
+  });
+
+  after(() => {
+    sockets.forEach((s) => s.destroy());
+    proxy?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("speaks https with a CA, a client certificate and a server name", T, async () => {
+    const secure = createClient(address, {
+      tls: {
+        ca: pem["ca.pem"].toString(), // PEM strings and buffers both work
+        cert: pem["client.pem"],
+        key: pem["client.key"],
+        serverName: "sidecar.test",
+      },
+      token: ADMIN_TOKEN,
+    });
+    try {
+      const d = await secure.activate("ws-tls", { id: "tls-1" });
+      assert.equal(d.reason, "REASON_ADMITTED");
+      assert.equal((await secure.getUsage("ws-tls")).usage.active, 1);
+    } finally {
+      secure.close();
+    }
+  });
+
+  it("refuses a server its CA did not sign, or a wrong server name", T, async () => {
+    for (const [options, message] of [
+      [{ cert: pem["client.pem"], key: pem["client.key"], serverName: "sidecar.test" }, /certificate/],
+      [{ ca: pem["ca.pem"], cert: pem["client.pem"], key: pem["client.key"], serverName: "other.test" }, /other\.test/],
+    ]) {
+      // Not UNAVAILABLE: a TLS misconfiguration is neither retried nor covered by onUnavailable.
+      const c = createClient(address, { tls: options, onUnavailable: "allow" });
+      try {
+        const e = await rejection(c.check("ws-tls", { id: "tls-1" }));
+        assert.notEqual(e.code, Code.Unavailable);
+        assert.match(e.rawMessage, message);
+      } finally {
+        c.close();
+      }
+    }
+  });
+});
+
+describe("the client object", () => {
+  it("rejects calls after close()", T, async () => {
+    const c = createClient(sidecar.address);
+    assert.equal((await c.check("ws-close", { id: "x" })).allowed, true);
+    c.close();
+    const e = await rejection(c.check("ws-close", { id: "x" }));
+    assert.equal(e.code, Code.Canceled);
+    c.close(); // twice is fine
+  });
+
+  it("refuses a malformed address or options", () => {
+    assert.throws(() => createClient("http://127.0.0.1:50051"), TypeError);
+    assert.throws(() => createClient("127.0.0.1"), TypeError);
+    assert.throws(() => createClient("127.0.0.1:50051", { onUnavailable: "maybe" }), TypeError);
+    assert.throws(() => createClient("127.0.0.1:50051", { retries: -1 }), TypeError);
+    assert.throws(() => createClient("127.0.0.1:50051", { deadlineMs: 0 }), TypeError);
+    createClient("[::1]:50051").close();
+    createClient("localhost:50051").close();
+  });
+});
