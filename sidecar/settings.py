@@ -46,12 +46,17 @@ class Settings:
         0,
         "export per-workspace usage gauges for at most this many workspaces (0: none)",
         minimum=0,
+        maximum=10_000,
     )
     workers: int = _setting(
-        "MAC_WORKERS", 1, "processes serving the same ports (SO_REUSEPORT)", minimum=1
+        "MAC_WORKERS", 1, "processes serving the same ports (SO_REUSEPORT)", minimum=1, maximum=64
     )
     default_limit: int = _setting(
-        "MAC_DEFAULT_LIMIT", 100, "limit of a workspace that has no subscription", minimum=0
+        "MAC_DEFAULT_LIMIT",
+        100,
+        "limit of a workspace that has no subscription",
+        minimum=0,
+        maximum=10**12,
     )
     identity_secret: str = _setting(
         "MAC_IDENTITY_SECRET",
@@ -73,6 +78,44 @@ class Settings:
         "bearer token the Admin service requires; empty leaves it open (development only)",
         secret=True,
     )
+    admin_token_file: str = _setting(
+        "MAC_ADMIN_TOKEN_FILE",
+        "",
+        "file holding the admin token, instead of the variable; read again when it changes",
+    )
+    tls_cert_file: str = _setting(
+        "MAC_TLS_CERT_FILE",
+        "",
+        "PEM certificate (chain) the gRPC listeners serve TLS with; read again when it changes",
+    )
+    tls_key_file: str = _setting("MAC_TLS_KEY_FILE", "", "PEM private key of MAC_TLS_CERT_FILE")
+    tls_client_ca_file: str = _setting(
+        "MAC_TLS_CLIENT_CA_FILE",
+        "",
+        "PEM CA bundle; when set, callers must present a certificate it signed (mTLS)",
+    )
+    admin_tls_cert_file: str = _setting(
+        "MAC_ADMIN_TLS_CERT_FILE",
+        "",
+        "a certificate of its own for the Admin listener (MAC_ADMIN_ADDR); default the Enforcer's",
+    )
+    admin_tls_key_file: str = _setting(
+        "MAC_ADMIN_TLS_KEY_FILE", "", "PEM private key of MAC_ADMIN_TLS_CERT_FILE"
+    )
+    max_concurrent_rpcs: int = _setting(
+        "MAC_MAX_CONCURRENT_RPCS",
+        2000,
+        "calls one process handles at once; more are refused with RESOURCE_EXHAUSTED",
+        minimum=1,
+        maximum=100_000,
+    )
+    max_streams: int = _setting(
+        "MAC_MAX_STREAMS",
+        256,
+        "WatchEvents streams open at once per process; more are refused with RESOURCE_EXHAUSTED",
+        minimum=1,
+        maximum=100_000,
+    )
     plan_catalog: str = _setting(
         "MAC_PLAN_CATALOG", "", "JSON file of plans replacing the built-in catalog"
     )
@@ -83,10 +126,18 @@ class Settings:
         "MAC_THRESHOLDS", "80,100", "usage percentages that record an event when crossed"
     )
     events_max: int = _setting(
-        "MAC_EVENTS_MAX", 10_000, "events kept per workspace (older ones are trimmed)", minimum=10
+        "MAC_EVENTS_MAX",
+        10_000,
+        "events kept per workspace (older ones are trimmed)",
+        minimum=10,
+        maximum=10_000_000,
     )
     batch_max: int = _setting(
-        "MAC_BATCH_MAX", 10_000, "most contacts one ActivateBatch may carry", minimum=1
+        "MAC_BATCH_MAX",
+        10_000,
+        "most contacts one ActivateBatch, Merge or SetExempt may carry",
+        minimum=1,
+        maximum=100_000,
     )
     failure_mode: str = _setting(
         "MAC_FAILURE_MODE",
@@ -100,18 +151,35 @@ class Settings:
         2,
         "past periods whose counted contacts stay listable (counts are kept longer)",
         minimum=0,
+        maximum=120,
     )
     redis_timeout: float = _setting(
-        "MAC_REDIS_TIMEOUT", 0.5, "seconds to wait for one Redis reply", minimum=0.001
+        "MAC_REDIS_TIMEOUT",
+        0.5,
+        "seconds to wait for one Redis reply",
+        minimum=0.001,
+        maximum=60,
     )
     redis_max_connections: int = _setting(
-        "MAC_REDIS_MAX_CONNECTIONS", 64, "Redis connections per process", minimum=1
+        "MAC_REDIS_MAX_CONNECTIONS",
+        64,
+        "Redis connections per process",
+        minimum=1,
+        maximum=10_000,
     )
     health_interval: float = _setting(
-        "MAC_HEALTH_INTERVAL", 1.0, "seconds between Redis health probes", minimum=0.05
+        "MAC_HEALTH_INTERVAL",
+        1.0,
+        "seconds between Redis health probes",
+        minimum=0.05,
+        maximum=60,
     )
     shutdown_grace: float = _setting(
-        "MAC_SHUTDOWN_GRACE", 5.0, "seconds in-flight calls get to finish on shutdown", minimum=0
+        "MAC_SHUTDOWN_GRACE",
+        5.0,
+        "seconds in-flight calls get to finish on shutdown",
+        minimum=0,
+        maximum=600,
     )
     log_level: str = _setting("MAC_LOG_LEVEL", "info", "log level", choices=LOG_LEVELS)
     log_format: str = _setting(
@@ -126,10 +194,13 @@ class Settings:
             value = getattr(self, f.name)
             if "minimum" in f.metadata and value < f.metadata["minimum"]:
                 raise ConfigError(f"{f.metadata['env']} must be at least {f.metadata['minimum']}")
+            if "maximum" in f.metadata and value > f.metadata["maximum"]:
+                raise ConfigError(f"{f.metadata['env']} must be at most {f.metadata['maximum']:,}")
             if "choices" in f.metadata and value not in f.metadata["choices"]:
                 choices = ", ".join(f.metadata["choices"])
                 raise ConfigError(f"{f.metadata['env']} must be one of {choices}, not {value!r}")
         self.threshold_list()
+        self._check_files()
         if self.admin_addr:
             _split_addr(self.admin_addr, "MAC_ADMIN_ADDR")
         if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
@@ -137,6 +208,35 @@ class Settings:
         _split_addr(self.grpc_addr, "MAC_GRPC_ADDR")
         if self.metrics_addr:
             _split_addr(self.metrics_addr, "MAC_METRICS_ADDR")
+
+    def _check_files(self) -> None:
+        pairs = (
+            ("MAC_TLS_CERT_FILE", self.tls_cert_file, "MAC_TLS_KEY_FILE", self.tls_key_file),
+            (
+                "MAC_ADMIN_TLS_CERT_FILE",
+                self.admin_tls_cert_file,
+                "MAC_ADMIN_TLS_KEY_FILE",
+                self.admin_tls_key_file,
+            ),
+        )
+        for cert_env, cert, key_env, key in pairs:
+            if bool(cert) != bool(key):
+                raise ConfigError(f"{cert_env} and {key_env} go together: set both or neither")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigError("MAC_TLS_CLIENT_CA_FILE needs MAC_TLS_CERT_FILE and MAC_TLS_KEY_FILE")
+        if self.admin_tls_cert_file and not self.admin_addr:
+            raise ConfigError(
+                "MAC_ADMIN_TLS_CERT_FILE needs MAC_ADMIN_ADDR (a listener of its own)"
+            )
+        if self.admin_tls_cert_file and not self.tls_cert_file:
+            raise ConfigError("MAC_ADMIN_TLS_CERT_FILE needs MAC_TLS_CERT_FILE as well")
+        if self.admin_token and self.admin_token_file:
+            raise ConfigError("set MAC_ADMIN_TOKEN or MAC_ADMIN_TOKEN_FILE, not both")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the gRPC listeners serve TLS."""
+        return bool(self.tls_cert_file)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.public().items())

@@ -20,6 +20,10 @@ from sidecar.domain.errors import InvalidArgument
 WORKSPACE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
 _OPAQUE_MAX = 256
+_CHANNEL_INPUT_MAX = 64
+# The most bytes a valid Contact can take on the wire: each field at its longest in 4-byte
+# UTF-8 characters, with tags and lengths. The gRPC receive limit is this per contact.
+CONTACT_MAX_BYTES = 4096
 KEY_BYTES = 14
 
 
@@ -131,7 +135,7 @@ def identifiers(
 
 def channel_name(value: str, field: str = "contact.channel") -> str:
     """A channel's name, lower-cased: 1 to 32 of ``a-z 0-9 _ . -`` (``sms``, ``whatsapp``)."""
-    name = value.strip().lower()
+    name = value.strip().lower() if len(value) <= _CHANNEL_INPUT_MAX else ""
     if not _CHANNEL.fullmatch(name):
         raise InvalidArgument(field, "must be 1 to 32 characters of a-z 0-9 _ . - (e.g. sms)")
     return name

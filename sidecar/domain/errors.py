@@ -43,6 +43,18 @@ class Unauthenticated(MacError):
     """A missing or wrong admin token."""
 
 
+class ResourceExhausted(MacError):
+    """More work than the service takes at once (open streams); retrying later can succeed."""
+
+
+class Unavailable(MacError):
+    """The service cannot take the call now (it is shutting down); another replica can."""
+
+
+class DeadlineExceeded(MacError):
+    """The caller's deadline passed before the work started."""
+
+
 class StorageError(MacError):
     """Redis failed to answer.
 

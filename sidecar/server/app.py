@@ -4,6 +4,7 @@ with health and reflection, and the lifecycle from start to graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 
@@ -15,14 +16,13 @@ from prometheus_client import REGISTRY
 from sidecar import metrics
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import Clock, SystemClock
-from sidecar.domain.contact import ContactKeyer
+from sidecar.domain.contact import CONTACT_MAX_BYTES, ContactKeyer
 from sidecar.domain.decision import Policy
 from sidecar.domain.errors import ConfigError
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
-from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
-from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.logs import get_logger
+from sidecar.server.files import AdminToken
 from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
 from sidecar.server.workers import WORKER_ENV
@@ -31,6 +31,8 @@ from sidecar.storage.connections import WATCH_BLOCK_MS, RedisConnections
 from sidecar.storage.store import RedisStore
 from sidecar.transport.admin_service import AdminService
 from sidecar.transport.enforcer_service import EnforcerService
+from sidecar.transport.handlers import generic_handler
+from sidecar.transport.runner import Gate
 from sidecar.usecases.admin import Admin
 from sidecar.usecases.contacts import ContactReader
 from sidecar.usecases.enforcer import Enforcer
@@ -42,7 +44,8 @@ log = get_logger("sidecar.server")
 
 ENFORCER_SERVICE = pb.DESCRIPTOR.services_by_name["Enforcer"].full_name
 ADMIN_SERVICE = admin_pb.DESCRIPTOR.services_by_name["Admin"].full_name
-MAX_RECEIVE_BYTES = 16 << 20
+# The largest valid request is a batch of MAC_BATCH_MAX contacts of the largest valid size.
+_RECEIVE_OVERHEAD = 64 << 10
 
 
 def plan_catalog(settings: Settings) -> PlanCatalog:
@@ -100,6 +103,7 @@ class Sidecar:
             retention_periods=settings.retention_periods,
         )
         self.events = EventWatch(self.store, block_ms=WATCH_BLOCK_MS)
+        self.gate = Gate()
         self.health_servicer = health.aio.HealthServicer()
         self.health = HealthMonitor(
             self.store,
@@ -120,11 +124,13 @@ class Sidecar:
         # so_reuseport only for worker processes: otherwise a second sidecar on a taken port
         # must fail, not silently share it.
         reuse = 1 if self.settings.workers > 1 or os.environ.get(WORKER_ENV) else 0
+        receive = self.settings.batch_max * CONTACT_MAX_BYTES + _RECEIVE_OVERHEAD
         return grpc.aio.server(
             options=[
                 ("grpc.so_reuseport", reuse),
-                ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
-            ]
+                ("grpc.max_receive_message_length", receive),
+            ],
+            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
         )
 
     def alive(self) -> bool:
@@ -147,13 +153,31 @@ class Sidecar:
             raise ConfigError(f"cannot listen on {addr}: {exc}") from exc
 
     def _add_services(self) -> None:
+        settings = self.settings
         enforcer = EnforcerService(
-            self.enforcer, self.workspace_gauges, log_requests=self.settings.log_level == "debug"
+            self.enforcer,
+            self.workspace_gauges,
+            log_requests=settings.log_level == "debug",
+            gate=self.gate,
         )
-        admin = AdminService(self.admin, self.identities, self.events, self.settings.admin_token)
-        pb_grpc.add_EnforcerServicer_to_server(enforcer, self.server)
+        token = AdminToken(settings.admin_token, settings.admin_token_file)
+        admin = AdminService(
+            self.admin,
+            self.identities,
+            self.events,
+            token.current,
+            max_streams=settings.max_streams,
+            gate=self.gate,
+        )
+        enforcer_service = pb.DESCRIPTOR.services_by_name["Enforcer"]
+        admin_service = admin_pb.DESCRIPTOR.services_by_name["Admin"]
+        self.server.add_generic_rpc_handlers(
+            (generic_handler(enforcer_service, enforcer, settings.batch_max),)
+        )
         admin_server = self.admin_server or self.server
-        admin_grpc.add_AdminServicer_to_server(admin, admin_server)
+        admin_server.add_generic_rpc_handlers(
+            (generic_handler(admin_service, admin, settings.batch_max),)
+        )
         names = [ENFORCER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME]
         if self.admin_server is None:
             names.append(ADMIN_SERVICE)
@@ -183,13 +207,20 @@ class Sidecar:
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop taking calls, let in-flight ones finish for ``grace`` seconds, then close."""
+        """Stop taking calls: new ones are answered ``UNAVAILABLE`` while the in-flight ones
+        finish, for ``grace`` seconds at most; then close."""
         self._stopping = True
+        self.gate.close()
         self.health.stop()
         await self.health_servicer.enter_graceful_shutdown()
         wait = self.settings.shutdown_grace if grace is None else grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.gate.drained.wait(), wait)
+        left = max(deadline - loop.time(), 0.0)
         servers = [self.server] + ([self.admin_server] if self.admin_server else [])
-        await asyncio.gather(*(server.stop(wait) for server in servers))
+        await asyncio.gather(*(server.stop(left) for server in servers))
         if self._probes is not None:
             self._probes.stop()
         await self.connections.close()
@@ -209,12 +240,12 @@ async def run(settings: Settings) -> None:
         "listening",
         grpc=f"{host}:{port}",
         admin=f"{admin_host}:{sidecar.admin_port}",
-        admin_auth=bool(settings.admin_token),
+        admin_auth=bool(settings.admin_token or settings.admin_token_file),
         metrics=settings.metrics_addr or None,
         metrics_port=sidecar.metrics_port or None,
         redis_ok=sidecar.redis_ok,
     )
-    if not settings.admin_token:
+    if not (settings.admin_token or settings.admin_token_file):
         log.warning("the Admin service is open: set MAC_ADMIN_TOKEN outside development")
     await stop.wait()
     log.info("shutting down", grace_seconds=settings.shutdown_grace)

@@ -6,10 +6,10 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from sidecar.domain.errors import Unauthenticated
+from sidecar.domain.errors import ResourceExhausted, Unauthenticated
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.transport import wire
-from sidecar.transport.runner import UnaryRunner
+from sidecar.transport.runner import Gate, UnaryRunner
 from sidecar.transport.status import Context, abort_with
 from sidecar.usecases.admin import Admin
 from sidecar.usecases.events import EventWatch
@@ -23,22 +23,32 @@ class AdminService(UnaryRunner):
     """``mac.v1.Admin``. Every call needs the bearer token when one is set."""
 
     def __init__(
-        self, admin: Admin, identities: Identities, events: EventWatch, token: str
+        self,
+        admin: Admin,
+        identities: Identities,
+        events: EventWatch,
+        token: Callable[[], bytes],
+        *,
+        max_streams: int = 256,
+        gate: Gate | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(gate)
         self._admin = admin
         self._identities = identities
         self._events = events
-        self._token = token.encode()
+        self._token = token
+        self._max_streams = max_streams
+        self._streams = 0
 
     def _authorize(self, context: Context) -> None:
-        if not self._token:
+        token = self._token()
+        if not token:
             return
         for key, value in context.invocation_metadata() or ():
             if key == "authorization" and isinstance(value, str):
                 scheme, _, given = value.partition(" ")
                 # compare_digest: the time taken must not tell how much of a guess was right
-                if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), self._token):
+                if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token):
                     return
                 break
         raise Unauthenticated("a valid admin token is required (authorization: Bearer <token>)")
@@ -136,8 +146,14 @@ class AdminService(UnaryRunner):
         duration is not a latency and is not observed."""
         measured = self.method("WatchEvents")
         measured.in_flight.inc()
+        self._streams += 1
         failed = False
         try:
+            self._refuse_when_closing()
+            if self._streams > self._max_streams:
+                raise ResourceExhausted(
+                    f"{self._max_streams} event streams are open (MAC_MAX_STREAMS); retry later"
+                )
             self._authorize(context)
             async for event in self._events.watch(request.workspace_id, request.after_id):
                 yield wire.event_message(event)
@@ -145,6 +161,7 @@ class AdminService(UnaryRunner):
             failed = True
             await abort_with(context, "WatchEvents", exc, request.workspace_id)
         finally:
+            self._streams -= 1
             measured.in_flight.dec()
             if not failed:
                 measured.ok.inc()

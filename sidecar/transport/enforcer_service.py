@@ -8,7 +8,7 @@ from sidecar import metrics
 from sidecar.domain.decision import BatchResult, Decision
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.transport import wire
-from sidecar.transport.runner import MethodMetrics, UnaryRunner
+from sidecar.transport.runner import Gate, MethodMetrics, UnaryRunner
 from sidecar.transport.status import Context, log
 from sidecar.usecases.enforcer import Enforcer
 
@@ -25,8 +25,9 @@ class EnforcerService(UnaryRunner):
         enforcer: Enforcer,
         workspace_gauges: metrics.WorkspaceGauges,
         log_requests: bool = False,
+        gate: Gate | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(gate)
         self._enforcer = enforcer
         self._gauges = workspace_gauges
         self._log_requests = log_requests

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sidecar import metrics
 from sidecar.domain.decision import Decision
+from sidecar.domain.errors import DeadlineExceeded, Unavailable
 from sidecar.transport.status import Context, abort_with
 
 T = TypeVar("T")
@@ -37,12 +39,45 @@ class MethodMetrics:
             self.shadowed.inc()
 
 
-class UnaryRunner:
-    """Runs unary RPCs and hands each result to ``after`` (logs, decision metrics) before
-    converting it to its message."""
+class Gate:
+    """Open while the process takes new calls; closed when it drains for shutdown. Counts the
+    calls in progress so the drain knows when they are done."""
 
     def __init__(self) -> None:
+        self.closed = False
+        self.in_progress = 0
+        self.drained = asyncio.Event()
+
+    def enter(self) -> None:
+        """A call starts."""
+        self.in_progress += 1
+
+    def leave(self) -> None:
+        """A call ends; the last one of a closed gate sets ``drained``."""
+        self.in_progress -= 1
+        if self.closed and not self.in_progress:
+            self.drained.set()
+
+    def close(self) -> None:
+        """Refuse new calls from now on; ``drained`` is set once none is in progress."""
+        self.closed = True
+        if not self.in_progress:
+            self.drained.set()
+
+
+class UnaryRunner:
+    """Runs unary RPCs and hands each result to ``after`` (logs, decision metrics) before
+    converting it to its message. A call is refused ``UNAVAILABLE`` once the gate closes, and
+    ``DEADLINE_EXCEEDED`` when its deadline passed before it started (nothing is sent to
+    Redis)."""
+
+    def __init__(self, gate: Gate | None = None) -> None:
         self._metrics: dict[str, MethodMetrics] = {}
+        self.gate = gate or Gate()
+
+    def _refuse_when_closing(self) -> None:
+        if self.gate.closed:
+            raise Unavailable("the sidecar is shutting down; retry (another replica answers)")
 
     def method(self, method: str) -> MethodMetrics:
         """The metrics of ``method``."""
@@ -66,8 +101,14 @@ class UnaryRunner:
         its status (``status_for``)."""
         measured = self.method(method)
         measured.in_flight.inc()
+        gate = self.gate
+        gate.enter()
         started = time.perf_counter()
         try:
+            self._refuse_when_closing()
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded("the call's deadline passed before it started")
             result = await call()
             message = to_message(result)
         except Exception as exc:
@@ -75,6 +116,7 @@ class UnaryRunner:
             await abort_with(context, method, exc, workspace)
             raise  # abort raises; this keeps type checkers informed
         finally:
+            gate.leave()
             measured.in_flight.dec()
         seconds = time.perf_counter() - started
         measured.ok.inc()

@@ -8,11 +8,14 @@ import grpc
 
 from sidecar import metrics
 from sidecar.domain.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     StorageError,
     Unauthenticated,
+    Unavailable,
 )
 from sidecar.logs import get_logger
 
@@ -35,6 +38,12 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, Unauthenticated):
         return grpc.StatusCode.UNAUTHENTICATED, str(exc)
+    if isinstance(exc, ResourceExhausted):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, Unavailable):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, DeadlineExceeded):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
     if isinstance(exc, StorageError) and exc.transient:
         return grpc.StatusCode.UNAVAILABLE, "the counting backend (Redis) is unavailable"
     return grpc.StatusCode.INTERNAL, "internal error; the sidecar's log has the details"
