@@ -15,6 +15,19 @@ _LEVELS = {
 }
 
 
+FIELD_MAX = 512
+
+
+def bound_fields(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Cut every text field to ``FIELD_MAX`` characters, so no input makes a line long."""
+    for key, value in event.items():
+        if isinstance(value, str) and len(value) > FIELD_MAX:
+            event[key] = f"{value[:FIELD_MAX]}... ({len(value) - FIELD_MAX} more characters)"
+    return event
+
+
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Set up structlog for the process.
 
@@ -31,6 +44,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            bound_fields,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),

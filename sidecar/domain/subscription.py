@@ -3,10 +3,12 @@ plan catalog into the plain numbers the admission script reads."""
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.errors import InvalidArgument, quoted
@@ -55,16 +57,22 @@ class Resolved:
     trial_ends_at: datetime | None = None
 
 
+@functools.cache
+def _tz_names() -> frozenset[str]:
+    # The zones of the tz database (tzdata's list), without the entries that are not places:
+    # "localtime" is whatever the host is set to (replicas could disagree), "Factory" a
+    # placeholder, "posixrules" a template.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
 def validate_timezone(name: str) -> str:
-    """Return ``name`` when it is an IANA time zone; "" means UTC."""
+    """Return ``name`` when it is a zone of the IANA tz database; "" means UTC."""
     if not name:
         return "UTC"
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones
+    if name not in _tz_names():
         raise InvalidArgument(
             "timezone", f"{quoted(name)} is not an IANA time zone (e.g. Europe/Berlin)"
-        ) from None
+        )
     return name
 
 

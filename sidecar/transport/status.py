@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from sidecar import metrics
+from sidecar.domain.contact import WORKSPACE_ID
 from sidecar.domain.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -49,6 +50,12 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error; the sidecar's log has the details"
 
 
+def loggable(workspace: str) -> str:
+    """A workspace id as logs may show it: as it is when valid, else a placeholder (a refused
+    id may be anything, an email address included)."""
+    return workspace if WORKSPACE_ID.fullmatch(workspace) else "(not a workspace id)"
+
+
 async def abort_with(context: Context, method: str, exc: Exception, workspace: str = "") -> None:
     """Log ``exc`` as it deserves, count the call by its status, and end it with that status.
 
@@ -57,6 +64,7 @@ async def abort_with(context: Context, method: str, exc: Exception, workspace: s
     errors name the field, not the value.
     """
     code, details = status_for(exc)
+    workspace = loggable(workspace) if workspace else ""
     if code is grpc.StatusCode.INTERNAL:
         log.error("rpc failed", method=method, workspace=workspace, exc_info=exc)
     elif code is grpc.StatusCode.UNAVAILABLE:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class SidecarProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.lines: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def start(self, timeout: float = 20) -> int:
         self.proc = subprocess.Popen(
@@ -51,11 +53,18 @@ class SidecarProcess:
             self.lines.append(line)
             if '"listening"' in line:
                 self.port = int(json.loads(line)["grpc"].rsplit(":", 1)[1])
+                # keep reading: a child whose stderr pipe fills up would block on its next log
+                self._reader = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+                self._reader.start()
                 return self.port
             if time.monotonic() > deadline:
                 break
         self.stop()
         raise RuntimeError("sidecar did not start:\n" + "".join(self.lines))
+
+    def _drain(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line)
 
     def stop(self) -> int:
         """Send SIGTERM, wait, and return the exit status."""
@@ -65,8 +74,12 @@ class SidecarProcess:
         try:
             code = self.proc.wait(15)
         finally:
-            if self.proc.stderr is not None:
+            if self._reader is not None:
+                self._reader.join(5)
+                self._reader = None
+            elif self.proc.stderr is not None:
                 self.lines.extend(self.proc.stderr.readlines())
+            if self.proc.stderr is not None:
                 self.proc.stderr.close()
         self.proc = None
         return code
