@@ -37,7 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(ns)
     except grpc.RpcError as exc:
         code = exc.code()
-        if code is grpc.StatusCode.UNAVAILABLE and "backend" not in (exc.details() or ""):
+        details = exc.details() or ""
+        if code is grpc.StatusCode.UNAVAILABLE and any(
+            word in details.lower() for word in ("ssl", "tls", "handshake", "certificate")
+        ):
+            print(f"error: TLS with the sidecar at {ns.addr} failed: {details}", file=sys.stderr)
+        elif code is grpc.StatusCode.UNAVAILABLE and "backend" not in details:
             print(
                 f"error: cannot reach the sidecar at {ns.addr} (is it running? try `make run`)",
                 file=sys.stderr,

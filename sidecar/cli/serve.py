@@ -18,12 +18,14 @@ EXIT_ERROR = 2
 def serve(ns: argparse.Namespace) -> int:
     """Read the settings and serve until SIGTERM or SIGINT; return the exit status."""
     from sidecar.server.app import run
-    from sidecar.server.workers import WORKER_ENV, Supervisor
+    from sidecar.server.tls import ServerTLS
+    from sidecar.server.workers import WORKER_ENV, Supervisor, check_ports, watch_supervisor
 
     overrides = {k: v for k, v in vars(ns).items() if k in Settings.__dataclass_fields__}
     try:
         settings = Settings.from_env(os.environ, overrides)
         settings.secret_bytes()
+        ServerTLS.from_settings(settings)  # unusable certificates stop the start, once
     except ConfigError as exc:
         print(f"sidecar: configuration error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -33,6 +35,11 @@ def serve(ns: argparse.Namespace) -> int:
     try:
         if settings.workers > 1:
             return Supervisor(settings).run()
+        if os.environ.get(WORKER_ENV):
+            if not watch_supervisor(settings):
+                return 0
+        else:
+            check_ports(settings)
         run_loop(run(settings))
     except ConfigError as exc:
         print(f"sidecar: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ from sidecar.logs import get_logger
 from sidecar.server.files import AdminToken
 from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
+from sidecar.server.tls import CertificateFiles, ServerTLS
 from sidecar.server.workers import WORKER_ENV
 from sidecar.settings import Settings, split_addr
 from sidecar.storage.connections import WATCH_BLOCK_MS, RedisConnections
@@ -79,6 +80,8 @@ class Sidecar:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        # read (and checked) first: a bad certificate stops the start before anything opens
+        self.tls = ServerTLS.from_settings(settings)
         catalog = plan_catalog(settings)
         self.connections = RedisConnections.from_settings(settings)
         self.store = RedisStore(self.connections)
@@ -146,9 +149,11 @@ class Sidecar:
         """Whether Redis answered the last health probe."""
         return self.health.redis_ok
 
-    def _bind(self, server: grpc.aio.Server, addr: str) -> int:
+    def _bind(self, server: grpc.aio.Server, addr: str, tls: CertificateFiles | None) -> int:
         try:
-            return server.add_insecure_port(addr)
+            if tls is None:
+                return server.add_insecure_port(addr)
+            return server.add_secure_port(addr, tls.credentials())
         except RuntimeError as exc:
             raise ConfigError(f"cannot listen on {addr}: {exc}") from exc
 
@@ -192,9 +197,12 @@ class Sidecar:
     async def start(self) -> int:
         """Bind and start serving; return the gRPC port (useful with port 0)."""
         self._add_services()
-        self.port = self._bind(self.server, self.settings.grpc_addr)
+        tls = self.tls
+        self.port = self._bind(self.server, self.settings.grpc_addr, tls.enforcer if tls else None)
         if self.admin_server is not None:
-            self.admin_port = self._bind(self.admin_server, self.settings.admin_addr)
+            self.admin_port = self._bind(
+                self.admin_server, self.settings.admin_addr, tls.admin if tls else None
+            )
         else:
             self.admin_port = self.port
         if self.settings.metrics_addr:
@@ -241,6 +249,9 @@ async def run(settings: Settings) -> None:
         grpc=f"{host}:{port}",
         admin=f"{admin_host}:{sidecar.admin_port}",
         admin_auth=bool(settings.admin_token or settings.admin_token_file),
+        tls=settings.tls,
+        mtls=sidecar.tls.mutual if sidecar.tls else False,
+        admin_certificate=settings.admin_tls_cert_file or None,
         metrics=settings.metrics_addr or None,
         metrics_port=sidecar.metrics_port or None,
         redis_ok=sidecar.redis_ok,

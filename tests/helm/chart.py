@@ -16,6 +16,7 @@ import helm_python as helm
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
+from sidecar.cli.connection import CLI_ENV
 from sidecar.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +36,12 @@ CASES = sorted(p.name.removesuffix("-values.yaml") for p in CI.glob("*-values.ya
 # Kubernetes versions every object must be valid for: the oldest supported, the newest known.
 KUBE_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 MONITORING = "monitoring.coreos.com/v1"
+CERT_MANAGER = "cert-manager.io/v1"
 DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SETTINGS_ENV = frozenset(f.metadata["env"] for f in dataclasses.fields(Settings))
+# What a MAC_* variable of the chart may be: a setting of the sidecar, or one the CLI in the
+# pod reads (its TLS options).
+KNOWN_ENV = SETTINGS_ENV | CLI_ENV
 
 Obj = dict[str, Any]
 
@@ -220,10 +225,56 @@ def check_custom_resource(o: Obj) -> None:
         raise AssertionError(f"unexpected custom resource {o['kind']}")
 
 
+# The fields of a cert-manager Certificate the chart may set, and what each must be.
+_CERTIFICATE_SPEC = {
+    "secretName": str,
+    "secretTemplate": dict,
+    "issuerRef": dict,
+    "duration": str,
+    "renewBefore": str,
+    "dnsNames": list,
+    "ipAddresses": list,
+    "privateKey": dict,
+    "usages": list,
+}
+_USAGES = {"digital signature", "key encipherment", "server auth", "client auth"}
+_GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+
+
+def check_certificate(o: Obj) -> None:
+    """Check a cert-manager Certificate: the fields cert-manager.io/v1 has, of their types."""
+    assert o["apiVersion"] == CERT_MANAGER
+    assert o["kind"] == "Certificate"
+    assert DNS_NAME.match(o["metadata"]["name"])
+    assert o["metadata"]["namespace"] == NAMESPACE
+    spec = o["spec"]
+    assert set(spec) <= set(_CERTIFICATE_SPEC), sorted(set(spec) - set(_CERTIFICATE_SPEC))
+    for key, kind in _CERTIFICATE_SPEC.items():
+        assert key not in spec or isinstance(spec[key], kind), key
+    assert DNS_NAME.match(spec["secretName"])
+    assert spec["issuerRef"]["name"]
+    assert set(spec["issuerRef"]) <= {"name", "kind", "group"}
+    assert spec["issuerRef"].get("kind", "Issuer") in ("Issuer", "ClusterIssuer")
+    assert spec["dnsNames"]
+    assert all(DNS_NAME.match(name) for name in spec["dnsNames"])
+    assert set(spec["usages"]) <= _USAGES
+    assert set(spec.get("secretTemplate", {})) <= {"labels", "annotations"}
+    for key in ("duration", "renewBefore"):
+        assert key not in spec or _GO_DURATION.match(spec[key]), key
+    key = spec["privateKey"]
+    assert set(key) <= {"algorithm", "size", "encoding", "rotationPolicy"}
+    assert key["algorithm"] in ("ECDSA", "RSA", "Ed25519")
+    assert key.get("encoding", "PKCS1") in ("PKCS1", "PKCS8")
+    assert key.get("rotationPolicy", "Never") in ("Never", "Always")
+
+
 def validate_object(o: Obj, version: str) -> None:
     """Validate an object strictly for Kubernetes ``version`` (custom resources: our checks)."""
     if o["apiVersion"] == MONITORING:
         check_custom_resource(o)
+        return
+    if o["apiVersion"] == CERT_MANAGER:
+        check_certificate(o)
         return
     try:
         kubernetes_validate.validate(o, version, strict=True)

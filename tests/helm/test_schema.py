@@ -44,6 +44,17 @@ def test_the_ci_values_pass_the_schema(case: str) -> None:
         ({"podDisruptionBudget": {"enabled": 1}}, "enabled"),
         ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "interval"),
         ({"replicas": 3}, "replicas"),
+        ({"config": {"maxConcurrentRpcs": 0}}, "maxConcurrentRpcs"),
+        ({"config": {"maxStreams": 100001}}, "maxStreams"),
+        ({"adminToken": {"asFile": "yes"}}, "asFile"),
+        ({"tls": {"enabled": "true"}}, "enabled"),
+        ({"tls": {"secretName": "Not_A_Secret"}}, "secretName"),
+        ({"tls": {"clientCA": "ca.crt"}}, "clientCA"),
+        ({"tls": {"certManager": {"duration": "90 days"}}}, "duration"),
+        ({"tls": {"certManager": {"privateKey": {"algorithm": "DSA"}}}}, "algorithm"),
+        ({"tls": {"certManager": {"privateKey": {"size": 1024}}}}, "size"),
+        ({"tls": {"certManager": {"issuerRef": {"kind": ""}}}}, "kind"),
+        ({"tls": {"admin": {"secretName": 7}}}, "secretName"),
     ],
 )
 def test_the_schema_refuses(bad: dict[str, Any], key: str) -> None:

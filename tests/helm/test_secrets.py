@@ -26,6 +26,14 @@ from tests.helm.chart import (
 from tests.helm.fake_api import fake_cluster
 
 DEFAULT = case_values("default")
+ADMIN_TOKEN_FILE = "/etc/mac-sidecar/admin-token/admin-token"
+
+
+def admin_token_volume(objects: list[Obj]) -> Obj | None:
+    """The Secret source of the admin token's volume, or ``None``."""
+    spec = one(objects, "Deployment")["spec"]["template"]["spec"]
+    found = [v["secret"] for v in spec["volumes"] if v["name"] == "mac-sidecar-admin-token"]
+    return found[0] if found else None
 
 
 def test_secrets_are_generated_when_no_existing_secret_is_given() -> None:
@@ -40,7 +48,12 @@ def test_secrets_are_generated_when_no_existing_secret_is_given() -> None:
     assert data["redis-url"] == DEFAULT["redis"]["url"]
     env = container_env(objects, sidecar_container(objects))
     assert env["MAC_IDENTITY_SECRET"] == {"secret": (FULLNAME, "identity-secret")}
-    assert env["MAC_ADMIN_TOKEN"] == {"secret": (FULLNAME, "admin-token")}
+    assert env["MAC_ADMIN_TOKEN_FILE"] == {"value": ADMIN_TOKEN_FILE}
+    assert admin_token_volume(objects) == {
+        "secretName": FULLNAME,
+        "defaultMode": 0o444,
+        "items": [{"key": "admin-token", "path": "admin-token"}],
+    }
     assert env["MAC_REDIS_URL"] == {"secret": (FULLNAME, "redis-url")}
 
 
@@ -96,7 +109,43 @@ def test_the_identity_secret_can_be_a_file() -> None:
 def test_admin_token_can_be_turned_off() -> None:
     objects = render(merge(DEFAULT, {"adminToken": {"enabled": False}}))
     assert "admin-token" not in secret_data(one(objects, "Secret"))
-    assert "MAC_ADMIN_TOKEN" not in container_env(objects, sidecar_container(objects))
+    env = container_env(objects, sidecar_container(objects))
+    assert "MAC_ADMIN_TOKEN" not in env
+    assert "MAC_ADMIN_TOKEN_FILE" not in env
+    assert admin_token_volume(objects) is None
+    assert all(
+        m["name"] != "mac-sidecar-admin-token" for m in sidecar_container(objects)["volumeMounts"]
+    )
+
+
+def test_the_admin_token_is_a_file_read_again_when_the_secret_changes() -> None:
+    objects = render(
+        merge(DEFAULT, {"adminToken": {"existingSecret": "ops", "existingSecretKey": "t"}})
+    )
+    c = sidecar_container(objects)
+    env = container_env(objects, c)
+    assert env["MAC_ADMIN_TOKEN_FILE"] == {"value": ADMIN_TOKEN_FILE}
+    assert "MAC_ADMIN_TOKEN" not in env
+    # a whole Secret volume, not a subPath mount: the kubelet updates it when the Secret changes
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "mac-sidecar-admin-token")
+    assert mount == {
+        "name": "mac-sidecar-admin-token",
+        "mountPath": "/etc/mac-sidecar/admin-token",
+        "readOnly": True,
+    }
+    assert admin_token_volume(objects) == {
+        "secretName": "ops",
+        "defaultMode": 0o444,
+        "items": [{"key": "t", "path": "admin-token"}],
+    }
+
+
+def test_the_admin_token_can_still_be_a_variable() -> None:
+    objects = render(merge(DEFAULT, {"adminToken": {"asFile": False}}))
+    env = container_env(objects, sidecar_container(objects))
+    assert env["MAC_ADMIN_TOKEN"] == {"secret": (FULLNAME, "admin-token")}
+    assert "MAC_ADMIN_TOKEN_FILE" not in env
+    assert admin_token_volume(objects) is None
 
 
 def test_bundled_redis_gets_a_password_and_aof_on_a_volume() -> None:

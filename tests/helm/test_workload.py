@@ -25,6 +25,7 @@ from tests.helm.chart import (
     render,
     render_case,
     sidecar_container,
+    sidecar_containers,
 )
 
 DEFAULT = case_values("default")
@@ -53,10 +54,15 @@ def test_every_container_is_hardened(case: str) -> None:
                 assert context["runAsUser"] == 10001, where
 
 
-def test_the_sidecar_gets_a_writable_tmp_and_nothing_else() -> None:
+@pytest.mark.parametrize("case", CASES)
+def test_the_sidecar_gets_a_writable_tmp_and_nothing_else(case: str) -> None:
+    objects = render_case(case)
+    for c in sidecar_containers(objects):
+        mounts = c["volumeMounts"]
+        assert mounts[0] == TMP_MOUNT
+        assert all(m.get("readOnly") is True for m in mounts[1:]), mounts
+        assert all("subPath" not in m for m in mounts)  # a subPath would never see a rotation
     objects = render(DEFAULT)
-    mounts = sidecar_container(objects)["volumeMounts"]
-    assert mounts == [TMP_MOUNT]
     volumes = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
     assert volumes[0]["name"] == "mac-sidecar-tmp"
     assert "emptyDir" in volumes[0]

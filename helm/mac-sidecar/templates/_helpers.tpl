@@ -98,6 +98,40 @@ app.kubernetes.io/component: redis
 {{- if .Values.adminToken.existingSecret }}{{ .Values.adminToken.existingSecretKey }}{{ else }}admin-token{{ end }}
 {{- end }}
 
+{{/* The kubernetes.io/tls Secrets of the gRPC listeners (the chart's Certificates write them
+with tls.certManager.enabled). */}}
+{{- define "mac-sidecar.tlsSecretName" -}}
+{{- .Values.tls.secretName | default (printf "%s-tls" (include "mac-sidecar.fullname" . | trunc 59 | trimSuffix "-")) }}
+{{- end }}
+
+{{- define "mac-sidecar.adminTlsSecretName" -}}
+{{- .Values.tls.admin.secretName | default (printf "%s-admin-tls" (include "mac-sidecar.fullname" . | trunc 53 | trimSuffix "-")) }}
+{{- end }}
+
+{{/* The name `helm test` and the CLI in the pod check the sidecar's certificate against. */}}
+{{- define "mac-sidecar.tlsServerName" -}}
+{{- if .Values.tls.serverName }}
+{{- .Values.tls.serverName }}
+{{- else if eq .Values.mode "deployment" }}
+{{- printf "%s.%s.svc" (include "mac-sidecar.fullname" .) .Release.Namespace }}
+{{- else }}
+{{- "localhost" }}
+{{- end }}
+{{- end }}
+
+{{/* The DNS names of the chart's Certificates: the Service's (deployment mode), localhost and
+tls.certManager.dnsNames. */}}
+{{- define "mac-sidecar.tlsDnsNames" -}}
+{{- $names := list }}
+{{- if eq .Values.mode "deployment" }}
+{{- $full := include "mac-sidecar.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- $names = list $full (printf "%s.%s" $full $ns) (printf "%s.%s.svc" $full $ns) (printf "%s.%s.svc.%s" $full $ns .Values.tls.certManager.clusterDomain) }}
+{{- end }}
+{{- $names = concat $names (list "localhost") .Values.tls.certManager.dnsNames | uniq }}
+{{- toYaml $names }}
+{{- end }}
+
 {{- define "mac-sidecar.redisUrlSecretName" -}}
 {{- .Values.redis.existingSecret | default (include "mac-sidecar.secretName" .) }}
 {{- end }}
@@ -127,8 +161,39 @@ app.kubernetes.io/component: redis
 {{- fail "mac-sidecar: in sidecar mode, networkPolicy.enabled and metrics.serviceMonitor.enabled need sidecar.podSelector (the labels of the routing pods that carry the sidecar)" }}
 {{- end }}
 {{- range $name, $probe := .Values.probes }}
-{{- if and $probe.enabled (eq $probe.type "http") (not $.Values.metrics.enabled) }}
+{{- if and $probe.enabled (not $.Values.metrics.enabled) }}
+{{- if $.Values.tls.enabled }}
+{{- fail (printf "mac-sidecar: with tls.enabled probes.%s is an HTTP probe of the metrics port (/livez, /readyz; Kubernetes' gRPC probes cannot speak TLS), which metrics.enabled=false turns off; keep metrics enabled or set probes.%s.enabled=false" $name $name) }}
+{{- else if eq $probe.type "http" }}
 {{- fail (printf "mac-sidecar: probes.%s.type http asks the metrics port (/livez, /readyz), which metrics.enabled=false turns off; use type grpc" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $tls := .Values.tls }}
+{{- if not $tls.enabled }}
+{{- if $tls.clientAuth }}
+{{- fail "mac-sidecar: tls.clientAuth needs tls.enabled=true" }}
+{{- end }}
+{{- if $tls.certManager.enabled }}
+{{- fail "mac-sidecar: tls.certManager.enabled needs tls.enabled=true" }}
+{{- end }}
+{{- if $tls.admin.enabled }}
+{{- fail "mac-sidecar: tls.admin.enabled needs tls.enabled=true" }}
+{{- end }}
+{{- else }}
+{{- if and (not $tls.secretName) (not $tls.certManager.enabled) }}
+{{- fail "mac-sidecar: tls.enabled needs tls.secretName (a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt) or tls.certManager.enabled=true (a cert-manager Certificate writing one)" }}
+{{- end }}
+{{- if and $tls.certManager.enabled (not $tls.certManager.issuerRef.name) }}
+{{- fail "mac-sidecar: tls.certManager.enabled needs tls.certManager.issuerRef.name (the Issuer or ClusterIssuer that signs the certificate)" }}
+{{- end }}
+{{- if $tls.admin.enabled }}
+{{- if not .Values.admin.port }}
+{{- fail "mac-sidecar: tls.admin.enabled needs admin.port (a listener of its own; 0 serves Admin on grpc.port with the Enforcer's certificate)" }}
+{{- end }}
+{{- if and (not $tls.admin.secretName) (not $tls.certManager.enabled) }}
+{{- fail "mac-sidecar: tls.admin.enabled needs tls.admin.secretName (a kubernetes.io/tls Secret) or tls.certManager.enabled=true" }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if and .Values.admin.port (or (eq (int .Values.admin.port) (int .Values.grpc.port)) (and .Values.metrics.enabled (eq (int .Values.admin.port) (int .Values.metrics.port)))) }}
@@ -163,6 +228,27 @@ MAC_PLAN_CATALOG: "/etc/mac-sidecar/plans/plans.json"
 {{- if .Values.identitySecret.asFile }}
 MAC_IDENTITY_SECRET_FILE: "/etc/mac-sidecar/identity/identity-secret"
 {{- end }}
+{{- if and .Values.adminToken.enabled .Values.adminToken.asFile }}
+MAC_ADMIN_TOKEN_FILE: "/etc/mac-sidecar/admin-token/admin-token"
+{{- end }}
+{{- if .Values.tls.enabled }}
+MAC_TLS_CERT_FILE: "/etc/mac-sidecar/tls/tls.crt"
+MAC_TLS_KEY_FILE: "/etc/mac-sidecar/tls/tls.key"
+{{- if .Values.tls.clientAuth }}
+MAC_TLS_CLIENT_CA_FILE: "/etc/mac-sidecar/tls/ca.crt"
+{{- end }}
+{{- if .Values.tls.admin.enabled }}
+MAC_ADMIN_TLS_CERT_FILE: "/etc/mac-sidecar/admin-tls/tls.crt"
+MAC_ADMIN_TLS_KEY_FILE: "/etc/mac-sidecar/admin-tls/tls.key"
+{{- end }}
+# The CLI in the pod (`kubectl exec ... -- sidecar ...`) calls the sidecar over TLS too.
+MAC_CLI_TLS_CA: "/etc/mac-sidecar/tls/ca.crt"
+MAC_CLI_TLS_SERVER_NAME: {{ include "mac-sidecar.tlsServerName" . | quote }}
+{{- if .Values.tls.clientAuth }}
+MAC_CLI_TLS_CERT: "/etc/mac-sidecar/tls/tls.crt"
+MAC_CLI_TLS_KEY: "/etc/mac-sidecar/tls/tls.key"
+{{- end }}
+{{- end }}
 {{- range $key, $value := .Values.config }}
 {{- if not (kindIs "invalid" $value) }}
 {{ printf "MAC_%s" ($key | snakecase | upper) }}: {{ include "mac-sidecar.envValue" $value | quote }}
@@ -184,7 +270,8 @@ checksum/mac-sidecar-plans: {{ .Values.planCatalog | toJson | sha256sum }}
 {{- define "mac-sidecar.probe" -}}
 {{- $root := .root }}
 {{- $probe := .probe }}
-{{- if eq $probe.type "grpc" }}
+{{- /* Kubernetes' gRPC probes cannot speak TLS: with TLS on, the HTTP ones of the metrics port. */}}
+{{- if and (eq $probe.type "grpc") (not $root.Values.tls.enabled) }}
 grpc:
   port: {{ int $root.Values.grpc.port }}
   service: {{ $probe.grpcService | default "" | quote }}
@@ -249,7 +336,7 @@ env:
         name: {{ include "mac-sidecar.identitySecretName" . }}
         key: {{ include "mac-sidecar.identitySecretKey" . }}
 {{- end }}
-{{- if .Values.adminToken.enabled }}
+{{- if and .Values.adminToken.enabled (not .Values.adminToken.asFile) }}
   - name: MAC_ADMIN_TOKEN
     valueFrom:
       secretKeyRef:
@@ -296,6 +383,21 @@ volumeMounts:
   - name: mac-sidecar-identity
     mountPath: /etc/mac-sidecar/identity
     readOnly: true
+{{- end }}
+{{- if and .Values.adminToken.enabled .Values.adminToken.asFile }}
+  - name: mac-sidecar-admin-token
+    mountPath: /etc/mac-sidecar/admin-token
+    readOnly: true
+{{- end }}
+{{- if .Values.tls.enabled }}
+  - name: mac-sidecar-tls
+    mountPath: /etc/mac-sidecar/tls
+    readOnly: true
+{{- if .Values.tls.admin.enabled }}
+  - name: mac-sidecar-admin-tls
+    mountPath: /etc/mac-sidecar/admin-tls
+    readOnly: true
+{{- end }}
 {{- end }}
 {{- with .Values.extraVolumeMounts }}
 {{- toYaml . | nindent 2 }}
@@ -347,6 +449,29 @@ List items for a parent chart's pod spec, following sidecar.native:
     items:
       - key: {{ include "mac-sidecar.identitySecretKey" . }}
         path: identity-secret
+{{- end }}
+{{- /* Whole Secret volumes, never subPath mounts: the kubelet updates them when the Secret
+changes, and the sidecar reads the files again. */}}
+{{- if and .Values.adminToken.enabled .Values.adminToken.asFile }}
+- name: mac-sidecar-admin-token
+  secret:
+    secretName: {{ include "mac-sidecar.adminTokenSecretName" . }}
+    defaultMode: 0444
+    items:
+      - key: {{ include "mac-sidecar.adminTokenSecretKey" . }}
+        path: admin-token
+{{- end }}
+{{- if .Values.tls.enabled }}
+- name: mac-sidecar-tls
+  secret:
+    secretName: {{ include "mac-sidecar.tlsSecretName" . }}
+    defaultMode: 0444
+{{- if .Values.tls.admin.enabled }}
+- name: mac-sidecar-admin-tls
+  secret:
+    secretName: {{ include "mac-sidecar.adminTlsSecretName" . }}
+    defaultMode: 0444
+{{- end }}
 {{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
