@@ -51,6 +51,20 @@ class Settings:
     workers: int = _setting(
         "MAC_WORKERS", 1, "processes serving the same ports (SO_REUSEPORT)", minimum=1, maximum=64
     )
+    worker_restart_delay: float = _setting(
+        "MAC_WORKER_RESTART_DELAY",
+        1.0,
+        "seconds before a worker that died again soon is restarted; doubles each time",
+        minimum=0.01,
+        maximum=600,
+    )
+    worker_restart_delay_max: float = _setting(
+        "MAC_WORKER_RESTART_DELAY_MAX",
+        60.0,
+        "the longest wait before restarting a worker that keeps dying",
+        minimum=0.01,
+        maximum=3600,
+    )
     default_limit: int = _setting(
         "MAC_DEFAULT_LIMIT",
         100,
@@ -230,6 +244,10 @@ class Settings:
             )
         if self.admin_tls_cert_file and not self.tls_cert_file:
             raise ConfigError("MAC_ADMIN_TLS_CERT_FILE needs MAC_TLS_CERT_FILE as well")
+        if self.worker_restart_delay > self.worker_restart_delay_max:
+            raise ConfigError(
+                "MAC_WORKER_RESTART_DELAY must not exceed MAC_WORKER_RESTART_DELAY_MAX"
+            )
         if self.admin_token and self.admin_token_file:
             raise ConfigError("set MAC_ADMIN_TOKEN or MAC_ADMIN_TOKEN_FILE, not both")
 
