@@ -106,7 +106,7 @@ class Sidecar:
             retention_periods=settings.retention_periods,
         )
         self.events = EventWatch(self.store, block_ms=WATCH_BLOCK_MS)
-        self.gate = Gate()
+        self.gate = Gate(settings.max_concurrent_rpcs)
         self.health_servicer = health.aio.HealthServicer()
         self.health = HealthMonitor(
             self.store,
@@ -133,7 +133,6 @@ class Sidecar:
                 ("grpc.so_reuseport", reuse),
                 ("grpc.max_receive_message_length", receive),
             ],
-            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs,
         )
 
     def alive(self) -> bool:

@@ -147,9 +147,10 @@ class AdminService(UnaryRunner):
         measured = self.method("WatchEvents")
         measured.in_flight.inc()
         self._streams += 1
-        failed = False
+        failed = entered = False
         try:
-            self._refuse_when_closing()
+            self.gate.enter()
+            entered = True
             if self._streams > self._max_streams:
                 raise ResourceExhausted(
                     f"{self._max_streams} event streams are open (MAC_MAX_STREAMS); retry later"
@@ -161,6 +162,8 @@ class AdminService(UnaryRunner):
             failed = True
             await abort_with(context, "WatchEvents", exc, request.workspace_id)
         finally:
+            if entered:
+                self.gate.leave()
             self._streams -= 1
             measured.in_flight.dec()
             if not failed:

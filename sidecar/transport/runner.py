@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from sidecar import metrics
 from sidecar.domain.decision import Decision
-from sidecar.domain.errors import DeadlineExceeded, Unavailable
+from sidecar.domain.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from sidecar.transport.status import Context, abort_with
 
 T = TypeVar("T")
@@ -41,15 +41,30 @@ class MethodMetrics:
 
 class Gate:
     """Open while the process takes new calls; closed when it drains for shutdown. Counts the
-    calls in progress so the drain knows when they are done."""
+    calls in progress, so the drain knows when they are done and no more than ``limit`` run at
+    once (grpc.aio's own ``maximum_concurrent_rpcs`` has let calls through: grpc/grpc#41531).
 
-    def __init__(self) -> None:
+    :param limit: calls in progress at most (``MAC_MAX_CONCURRENT_RPCS``).
+    """
+
+    def __init__(self, limit: int = 2000) -> None:
         self.closed = False
+        self.limit = limit
         self.in_progress = 0
         self.drained = asyncio.Event()
 
     def enter(self) -> None:
-        """A call starts."""
+        """A call starts.
+
+        :raise Unavailable: the process is shutting down.
+        :raise ResourceExhausted: ``limit`` calls are in progress.
+        """
+        if self.closed:
+            raise Unavailable("the sidecar is shutting down; retry (another replica answers)")
+        if self.in_progress >= self.limit:
+            raise ResourceExhausted(
+                f"{self.limit} calls are in progress (MAC_MAX_CONCURRENT_RPCS); retry later"
+            )
         self.in_progress += 1
 
     def leave(self) -> None:
@@ -75,10 +90,6 @@ class UnaryRunner:
         self._metrics: dict[str, MethodMetrics] = {}
         self.gate = gate or Gate()
 
-    def _refuse_when_closing(self) -> None:
-        if self.gate.closed:
-            raise Unavailable("the sidecar is shutting down; retry (another replica answers)")
-
     def method(self, method: str) -> MethodMetrics:
         """The metrics of ``method``."""
         found = self._metrics.get(method)
@@ -102,10 +113,11 @@ class UnaryRunner:
         measured = self.method(method)
         measured.in_flight.inc()
         gate = self.gate
-        gate.enter()
+        entered = False
         started = time.perf_counter()
         try:
-            self._refuse_when_closing()
+            gate.enter()
+            entered = True
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded("the call's deadline passed before it started")
@@ -116,7 +128,8 @@ class UnaryRunner:
             await abort_with(context, method, exc, workspace)
             raise  # abort raises; this keeps type checkers informed
         finally:
-            gate.leave()
+            if entered:
+                gate.leave()
             measured.in_flight.dec()
         seconds = time.perf_counter() - started
         measured.ok.inc()
