@@ -16,14 +16,22 @@ _LEVELS = {
 
 
 FIELD_MAX = 512
+# A traceback keeps its end (where the cause is), up to this much.
+TRACEBACK_MAX = 8192
 
 
 def bound_fields(
     logger: object, method: str, event: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
-    """Cut every text field to ``FIELD_MAX`` characters, so no input makes a line long."""
+    """Cut every text field to ``FIELD_MAX`` characters, so no input makes a line long; a
+    traceback to its last ``TRACEBACK_MAX``, where its cause is."""
     for key, value in event.items():
-        if isinstance(value, str) and len(value) > FIELD_MAX:
+        if key == "exception" and isinstance(value, str):
+            if len(value) > TRACEBACK_MAX:
+                event[key] = (
+                    f"({len(value) - TRACEBACK_MAX} characters cut) ..." + value[-TRACEBACK_MAX:]
+                )
+        elif isinstance(value, str) and len(value) > FIELD_MAX:
             event[key] = f"{value[:FIELD_MAX]}... ({len(value) - FIELD_MAX} more characters)"
     return event
 

@@ -23,7 +23,12 @@ from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
 ContactLike = pb.Contact | Mapping[str, str]
-_NO_ANSWER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# no decision came back: the sidecar is down, hangs, or is too busy to take the call
+_NO_ANSWER = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
 
 
 def _contacts(contacts: Sequence[ContactLike]) -> list[pb.Contact]:
@@ -44,6 +49,8 @@ class _Requests:
 
 class _Base:
     def __init__(self, address: str, options: ClientOptions | None, **settings: Any) -> None:
+        if options is not None and settings:
+            raise TypeError("give options or keyword settings, not both")
         self.address = address
         self.options = options or ClientOptions(**settings)
 

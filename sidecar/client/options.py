@@ -49,13 +49,15 @@ class ClientOptions:
         gRPC's exponential backoff and jitter (25 ms doubling to 1 s). Every call of the API is
         safe to repeat: Activate is idempotent within a period, merges and exemptions are
         idempotent, SetSubscription sets the whole subscription.
-    :param on_unavailable: what Check, Activate and ActivateBatch answer when the sidecar stays
-        unreachable (``UNAVAILABLE`` after the retries) or does not answer within the deadline
-        (``DEADLINE_EXCEEDED``): ``raise`` the ``grpc.RpcError``, or ``allow`` / ``deny`` with a
-        ``REASON_BACKEND_UNAVAILABLE`` decision marked ``from_client``. Admin calls always
-        raise.
+    :param on_unavailable: what Check, Activate and ActivateBatch answer when no decision comes
+        back: the sidecar stays unreachable (``UNAVAILABLE`` after the retries), misses the
+        deadline (``DEADLINE_EXCEEDED``) or is too busy (``RESOURCE_EXHAUSTED``). ``raise`` the
+        ``grpc.RpcError``, or ``allow`` / ``deny`` with a ``REASON_BACKEND_UNAVAILABLE``
+        decision marked ``from_client``. Admin calls always raise.
     :param token: the admin token, sent as ``authorization: Bearer <token>``.
     :param tls: TLS towards the sidecar; ``None`` for a plaintext channel (same pod, mesh).
+        The files are read when the client is made: after a client certificate is rotated,
+        make a new client.
     """
 
     deadline: float = 1.0

@@ -88,7 +88,12 @@ def period_named(name: str, zone: tzinfo = UTC, starts_at: datetime | None = Non
 def parse_period_name(value: str) -> tuple[int, int]:
     """Parse ``YYYY-MM``; raise ``ValueError`` when it is not one."""
     parts = value.split("-")
-    if len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2:
+    if (
+        len(parts) != 2
+        or len(parts[0]) != 4
+        or len(parts[1]) != 2
+        or not all(p.isascii() and p.isdigit() for p in parts)
+    ):
         raise ValueError("expected YYYY-MM")
     year, month = int(parts[0]), int(parts[1])
     if not 1 <= month <= 12 or year < 1970:

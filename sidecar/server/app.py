@@ -221,13 +221,12 @@ class Sidecar:
         self.health.stop()
         await self.health_servicer.enter_graceful_shutdown()
         wait = self.settings.shutdown_grace if grace is None else grace
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.gate.drained.wait(), wait)
-        left = max(deadline - loop.time(), 0.0)
+        # The unary calls are done (or out of time); what is left are event streams, which
+        # never end by themselves: they are cut now, and their callers resume with after_id.
         servers = [self.server] + ([self.admin_server] if self.admin_server else [])
-        await asyncio.gather(*(server.stop(left) for server in servers))
+        await asyncio.gather(*(server.stop(0) for server in servers))
         if self._probes is not None:
             self._probes.stop()
         await self.connections.close()

@@ -22,7 +22,7 @@ class WatchedFile:
     def __init__(self, path: str, setting: str) -> None:
         self.path = path
         self.setting = setting
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._content = b""
         self.changed()
         if self._stamp is None:
@@ -33,7 +33,7 @@ class WatchedFile:
         (mid-rotation) keeps the last content."""
         try:
             info = os.stat(self.path)
-            stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+            stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
             if stamp == self._stamp:
                 return False
             content = Path(self.path).read_bytes()
@@ -49,16 +49,26 @@ class WatchedFile:
 
 
 class AdminToken:
-    """The admin token: the setting's value, or the file's content (stripped), read again when
-    the file changes."""
+    """The admin token: the setting's value, or the file's content, read again when the file
+    changes. Surrounding whitespace (a trailing newline) is not part of the token.
+
+    A token file fails closed: an empty file at start is a ``ConfigError``, and a file found
+    empty later (rewritten in place, mid-rotation) keeps the last token, never opening the
+    Admin service.
+    """
 
     def __init__(self, value: str, path: str = "") -> None:
-        self._value = value.encode()
+        self._value = value.strip().encode()
         self._file = WatchedFile(path, "MAC_ADMIN_TOKEN_FILE") if path else None
+        if self._file is not None:
+            self._value = self._file.content.strip()
+            if not self._value:
+                raise ConfigError(f"MAC_ADMIN_TOKEN_FILE: {path} is empty")
 
     def current(self) -> bytes:
-        """The token to compare with; empty means the Admin service is open."""
-        if self._file is not None:
-            self._file.changed()
-            return self._file.content.strip()
+        """The token to compare with; empty (only without a file) means the service is open."""
+        if self._file is not None and self._file.changed():
+            token = self._file.content.strip()
+            if token:
+                self._value = token
         return self._value

@@ -149,7 +149,7 @@ class AdminService(UnaryRunner):
         self._streams += 1
         failed = entered = False
         try:
-            self.gate.enter()
+            self.gate.enter(stream=True)
             entered = True
             if self._streams > self._max_streams:
                 raise ResourceExhausted(
@@ -163,7 +163,7 @@ class AdminService(UnaryRunner):
             await abort_with(context, "WatchEvents", exc, request.workspace_id)
         finally:
             if entered:
-                self.gate.leave()
+                self.gate.leave(stream=True)
             self._streams -= 1
             measured.in_flight.dec()
             if not failed:

@@ -9,7 +9,8 @@ and parsing errors are ``INVALID_ARGUMENT`` naming the message type.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -103,7 +104,7 @@ class RequestReader:
 
 
 Unary = Callable[[Any, Context], Awaitable[Any]]
-Streaming = Callable[[Any, Context], AsyncIterator[Any]]
+Streaming = Callable[[Any, Context], AsyncGenerator[Any, None]]
 
 
 def generic_handler(
@@ -139,12 +140,14 @@ def _unary(name: str, reader: RequestReader, behaviour: Unary) -> Unary:
 
 
 def _streaming(name: str, reader: RequestReader, behaviour: Streaming) -> Streaming:
-    async def handle(data: bytes, context: Context) -> AsyncIterator[Any]:
+    async def handle(data: bytes, context: Context) -> AsyncGenerator[Any, None]:
         try:
             request = reader.read(data)
         except InvalidArgument as exc:
             await abort_with(context, name, exc)
-        async for response in behaviour(request, context):
-            yield response
+        # closed with the outer stream, so the servicer's cleanup runs at once
+        async with contextlib.aclosing(behaviour(request, context)) as responses:
+            async for response in responses:
+                yield response
 
     return handle

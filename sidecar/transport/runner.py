@@ -51,24 +51,32 @@ class Gate:
         self.closed = False
         self.limit = limit
         self.in_progress = 0
+        self.streams = 0
         self.drained = asyncio.Event()
 
-    def enter(self) -> None:
-        """A call starts.
+    def enter(self, stream: bool = False) -> None:
+        """A call starts. Streams count toward ``limit`` but not toward the drain: they never
+        end by themselves, and the server's stop ends them.
 
         :raise Unavailable: the process is shutting down.
         :raise ResourceExhausted: ``limit`` calls are in progress.
         """
         if self.closed:
             raise Unavailable("the sidecar is shutting down; retry (another replica answers)")
-        if self.in_progress >= self.limit:
+        if self.in_progress + self.streams >= self.limit:
             raise ResourceExhausted(
                 f"{self.limit} calls are in progress (MAC_MAX_CONCURRENT_RPCS); retry later"
             )
-        self.in_progress += 1
+        if stream:
+            self.streams += 1
+        else:
+            self.in_progress += 1
 
-    def leave(self) -> None:
-        """A call ends; the last one of a closed gate sets ``drained``."""
+    def leave(self, stream: bool = False) -> None:
+        """A call ends; the last unary call of a closed gate sets ``drained``."""
+        if stream:
+            self.streams -= 1
+            return
         self.in_progress -= 1
         if self.closed and not self.in_progress:
             self.drained.set()

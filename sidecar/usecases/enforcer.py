@@ -119,8 +119,8 @@ class Enforcer:
             return key(self._periods.basis(workspace_id).default_region)
         try:
             return key(region)
-        except InvalidArgument:
-            if not national:
+        except InvalidArgument as exc:
+            if not national or not exc.field.endswith(".phone"):
                 raise
             # a number impossible in the region last seen may be fine in a new one
             await self._periods.refresh(workspace_id)

@@ -9,11 +9,13 @@ from typing import Any
 import grpc
 import pytest
 
+from sidecar.domain.clock import ManualClock
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.server.app import Sidecar
+from sidecar.settings import Settings
 from tests.support.calls import act
 from tests.support.constants import AUTH
 from tests.support.sidecars import SidecarFactory
@@ -110,3 +112,20 @@ async def test_a_contact_bound_batch_over_the_limit_is_refused_by_count(
         await stub.ActivateBatch(pb.ActivateBatchRequest(workspace_id="acme", contacts=contacts))
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert (caught.value.details() or "").startswith("contacts: holds more than 5 contacts")
+
+
+async def test_an_open_event_stream_does_not_hold_up_shutdown(
+    settings: Settings, clock: ManualClock
+) -> None:
+    service = Sidecar(settings.replace(shutdown_grace=5.0), clock)
+    await service.start()
+    reads: list[asyncio.Future[Any]] = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        stream = admin_grpc.AdminStub(channel).WatchEvents(
+            admin_pb.WatchEventsRequest(workspace_id="acme"), metadata=AUTH
+        )
+        assert await first_event_or_status(stream, reads) is grpc.StatusCode.OK
+        started = asyncio.get_running_loop().time()
+        await service.stop()
+        assert asyncio.get_running_loop().time() - started < 2.0  # not the 5 s grace
+        await close([stream], reads)

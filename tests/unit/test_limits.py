@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sidecar.domain.errors import ConfigError, InvalidArgument
+from sidecar.domain.period import parse_period_name
 from sidecar.domain.subscription import validate_timezone
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.logs import FIELD_MAX, bound_fields
+from sidecar.server.files import AdminToken
 from sidecar.settings import Settings
 from sidecar.transport.handlers import RequestReader, count_field
 from sidecar.transport.status import loggable
@@ -65,3 +69,33 @@ def test_a_batch_over_the_bound_is_refused_before_parsing() -> None:
     assert len(reader.read(ten.SerializeToString()).contacts) == 10
     with pytest.raises(InvalidArgument, match=r"^request: is not a valid mac\.v1"):
         reader.read(b"\xff\xff\xff")
+
+
+def test_a_token_file_fails_closed(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("")
+    with pytest.raises(ConfigError, match="is empty"):
+        AdminToken("", str(token_file))
+    token_file.write_text("first-token\n")
+    token = AdminToken("", str(token_file))
+    assert token.current() == b"first-token"
+    token_file.write_text("")  # rewritten in place: empty for a moment
+    assert token.current() == b"first-token"
+    token_file.write_text("second-token")
+    assert token.current() == b"second-token"
+    assert AdminToken(" env-token\n").current() == b"env-token"
+
+
+def test_a_traceback_keeps_its_cause() -> None:
+    text = "Traceback (most recent call last):\n" + "  frame\n" * 5000 + "RuntimeError: the cause"
+    event = bound_fields(None, "error", {"event": "rpc failed", "exception": text})
+    assert event["exception"].endswith("RuntimeError: the cause")
+    assert len(event["exception"]) < 8300
+
+
+@pytest.mark.parametrize(
+    "name", ["\uff12\uff10\uff12\uff16-\uff11\uff11", "2026-+1", "2026-1", "26-11", "2026-13"]
+)
+def test_period_names_are_ascii_yyyy_mm(name: str) -> None:
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        parse_period_name(name)
