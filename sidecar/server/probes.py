@@ -49,6 +49,10 @@ class ProbeServer:
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n" if ok else b"not ready\n" if path == "/readyz" else b"stuck\n"]
+        if path != "/metrics":
+            # a probe or scrape with a typo must fail, not read the metrics page as "ok"
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found: try /metrics, /livez or /readyz\n"]
         result: Iterable[bytes] = self._metrics(environ, start_response)
         return result
 

@@ -42,6 +42,8 @@ _TRANSIENT = (
     rex.MasterDownError,
 )
 _CACHE_MAX = 100_000
+# Reads that wait on purpose (XREAD BLOCK): a round trip, but not a latency.
+_WAITING = frozenset({"read_events"})
 
 
 class RedisStore:
@@ -79,7 +81,7 @@ class RedisStore:
         if timed is None:
             timed = self._timed[operation] = (
                 metrics.REDIS_ROUND_TRIPS.labels(operation),
-                metrics.REDIS_SECONDS.labels(operation),
+                None if operation in _WAITING else metrics.REDIS_SECONDS.labels(operation),
             )
         started = time.perf_counter()
         try:
@@ -96,7 +98,8 @@ class RedisStore:
             raise
         finally:
             timed[0].inc()
-            timed[1].observe(time.perf_counter() - started)
+            if timed[1] is not None:
+                timed[1].observe(time.perf_counter() - started)
 
     async def _on_pipelined(self, operation: str, *command: Any) -> Any:
         try:

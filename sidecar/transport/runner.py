@@ -23,9 +23,9 @@ class MethodMetrics:
         self.ok = metrics.REQUESTS.labels(method, "OK")
         self.seconds = metrics.REQUEST_SECONDS.labels(method)
         self.in_flight = metrics.IN_FLIGHT.labels(method)
-        self.shadowed = metrics.SHADOW_DENIALS.labels(method)
         self.name = method
         self._reasons: dict[int, Any] = {}
+        self._shadowed: Any = None
 
     def decided(self, decision: Decision) -> None:
         """Count one decision by its reason, and a shadow denial."""
@@ -36,7 +36,10 @@ class MethodMetrics:
             )
         counter.inc()
         if decision.shadow_denied:
-            self.shadowed.inc()
+            if self._shadowed is None:
+                # made on the first one: methods that cannot deny export no series
+                self._shadowed = metrics.SHADOW_DENIALS.labels(self.name)
+            self._shadowed.inc()
 
 
 class Gate:

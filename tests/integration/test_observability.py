@@ -74,6 +74,26 @@ async def test_metrics_count_requests_decisions_and_redis(make_sidecar: SidecarF
     assert "mac_requests_in_flight" in text
 
 
+async def test_the_metrics_port_is_strict(make_sidecar: SidecarFactory) -> None:
+    stub = await make_sidecar(metrics_addr="127.0.0.1:0")
+    admin = make_sidecar.admin()
+    url = f"http://127.0.0.1:{make_sidecar.last.metrics_port}"
+    for path in ("/nope", "/", "/ready", "/metricsx", "/livez/extra"):
+        assert get(f"{url}{path}")[0] == 404, path
+    await activate(stub, 1, ws="strict")
+    call = admin.WatchEvents(admin_pb.WatchEventsRequest(workspace_id="strict"), metadata=AUTH)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(call.read(), 1.5)  # at least one blocking XREAD happens
+    call.cancel()
+    _, text = get(f"{url}/metrics")
+    assert "_created" not in text
+    # waiting for events is not a Redis latency
+    assert 'mac_redis_round_trip_seconds_count{operation="read_events"}' not in text
+    assert 'mac_redis_round_trip_seconds_count{operation="decide"}' in text
+    # shadow denials exist only for a method that had one
+    assert "mac_shadow_denials_total{" not in text
+
+
 async def test_readiness_follows_redis_and_liveness_stays(make_sidecar: SidecarFactory) -> None:
     own = RedisServer()
     own.start()
