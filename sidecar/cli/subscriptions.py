@@ -50,7 +50,9 @@ def usage(ns: argparse.Namespace) -> int:
     lines = [
         f"{ns.workspace}  {u.period}  ({when(u.period_start)} to {when(u.period_end)})"
         + (f"  plan {u.plan}" if u.plan else ""),
-        f"{bar(u.active, u.limit)}  {u.active:,} of {u.limit:,} active, {u.remaining:,} remaining",
+        f"{bar(u.active, u.limit)}  {u.active:,} of {u.limit:,} active, {u.remaining:,} remaining"
+        if reply.recorded
+        else f"no contacts counted in {u.period}",
     ]
     if u.HasField("trial_ends_at"):
         lines.append(f"fair-usage trial until {when(u.trial_ends_at)}")

@@ -130,10 +130,13 @@ def subscription_of(request: admin_pb.SetSubscriptionRequest) -> Subscription:
     )
 
 
-def usage_response(usage: Usage, history: list[PeriodCount]) -> admin_pb.GetUsageResponse:
+def usage_response(
+    usage: Usage, history: list[PeriodCount], recorded: bool
+) -> admin_pb.GetUsageResponse:
     """``mac.v1.GetUsageResponse``."""
     return admin_pb.GetUsageResponse(
         usage=usage_message(usage),
+        recorded=recorded,
         history=[
             admin_pb.PeriodCount(period=p.name, active=p.active, limit=p.limit) for p in history
         ],

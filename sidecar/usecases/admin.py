@@ -111,9 +111,12 @@ class Admin:
             raise InvalidArgument("period", f"{name} has not started yet")
         return dataclasses.replace(current, period=period, zone=sub.zone)
 
-    async def usage(self, workspace_id: str, period: str = "") -> tuple[Usage, list[PeriodCount]]:
-        """A period's usage (default the current one), and every past period's count, newest
-        first."""
+    async def usage(
+        self, workspace_id: str, period: str = ""
+    ) -> tuple[Usage, list[PeriodCount], bool]:
+        """A period's usage (default the current one), every past period's count, newest
+        first, and whether anything was recorded of the period (always, for the current one;
+        a past period of which nothing was recorded answers zeros)."""
         validate_workspace_id(workspace_id)
         wanted = (await self._period(workspace_id, period)).period
         current = await self._enforcer.usage(workspace_id)
@@ -124,9 +127,11 @@ class Admin:
             reverse=True,
         )
         if wanted.key == current.period.key:
-            return current, history
-        found = counts.get(wanted.key, PeriodCount(wanted.key, 0, 0))
-        return Usage(wanted, found.active, found.limit, ""), history
+            return current, history, True
+        found = counts.get(wanted.key)
+        if found is None:
+            return Usage(wanted, 0, 0, ""), history, False
+        return Usage(wanted, found.active, found.limit, ""), history, True
 
     async def list_contacts(
         self, workspace_id: str, period: str, page_token: str, page_size: int

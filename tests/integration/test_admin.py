@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +15,9 @@ from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.server.app import Sidecar
 from tests.support.calls import activate, fill, subscribe
-from tests.support.constants import AUTH
+from tests.support.constants import ADMIN_TOKEN, AUTH
 from tests.support.redis_servers import free_port
 from tests.support.sidecars import SidecarFactory
 
@@ -88,6 +91,34 @@ async def test_usage_and_history(
     )
     assert (past.usage.period, past.usage.active, past.usage.limit) == ("2026-09", 30, 3100)
     assert past.usage.period_end.ToDatetime(tzinfo=UTC) == datetime(2026, 10, 1, tzinfo=UTC)
+    assert past.recorded
+    assert reply.recorded
+
+
+async def test_a_period_with_nothing_recorded_says_so(
+    sidecar_app: Sidecar, admin_stub: admin_grpc.AdminStub
+) -> None:
+    empty = await admin_stub.GetUsage(
+        admin_pb.GetUsageRequest(workspace_id="acme", period="1999-01"), metadata=AUTH
+    )
+    assert (empty.recorded, empty.usage.active, empty.usage.limit) == (False, 0, 0)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sidecar",
+        "usage",
+        "acme",
+        "--period",
+        "1999-01",
+        f"--addr=127.0.0.1:{sidecar_app.port}",
+        f"--token={ADMIN_TOKEN}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert "no contacts counted in 1999-01" in out.decode()
+    assert "100%" not in out.decode()
 
 
 @pytest.mark.parametrize(

@@ -130,12 +130,14 @@ class PeriodCount(_message.Message):
     def __init__(self, period: _Optional[str] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
-    __slots__ = ("usage", "history")
+    __slots__ = ("usage", "history", "recorded")
     USAGE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
     usage: _enforcer_pb2.Usage
     history: _containers.RepeatedCompositeFieldContainer[PeriodCount]
-    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ...) -> None: ...
+    recorded: bool
+    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ..., recorded: _Optional[bool] = ...) -> None: ...
 
 class ListActiveContactsRequest(_message.Message):
     __slots__ = ("workspace_id", "period", "page_token", "page_size")

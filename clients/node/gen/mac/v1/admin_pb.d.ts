@@ -446,6 +446,15 @@ export declare type GetUsageResponse = Message<"mac.v1.GetUsageResponse"> & {
    * @generated from field: repeated mac.v1.PeriodCount history = 2;
    */
   history: PeriodCount[];
+
+  /**
+   * False for a past period of which nothing was recorded (no contact was counted in it):
+   * then usage.active and usage.limit are 0 because there is no figure, not because the limit
+   * was 0. Always true for the current period.
+   *
+   * @generated from field: bool recorded = 3;
+   */
+  recorded: boolean;
 };
 
 /**
