@@ -130,6 +130,12 @@ class Settings:
         minimum=1,
         maximum=100_000,
     )
+    require_subscription: bool = _setting(
+        "MAC_REQUIRE_SUBSCRIPTION",
+        False,
+        "refuse workspaces without a subscription (FAILED_PRECONDITION) instead of counting "
+        "them under the default plan",
+    )
     plan_catalog: str = _setting(
         "MAC_PLAN_CATALOG", "", "JSON file of plans replacing the built-in catalog"
     )
@@ -331,8 +337,30 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def parse_bool(raw: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off).
+
+    :raise ValueError: for anything else.
+    """
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, not {raw!r}")
+
+
 def _parse(f: dataclasses.Field[Any], raw: str, env: str) -> Any:
     kind: Any = type(f.default)
+    if kind is bool:
+        try:
+            return parse_bool(raw)
+        except ValueError:
+            raise ConfigError(f"{env} must be true or false, not {raw!r}") from None
     try:
         return kind(raw.strip()) if kind is not str else raw
     except ValueError:
@@ -371,7 +399,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             flag,
             dest=f.name,
-            type=kind,
+            type=parse_bool if kind is bool else kind,
             default=None,
             choices=f.metadata.get("choices"),
             help=f"{f.metadata['help']} [{f.metadata['env']}; default {f.default!r}]",

@@ -86,7 +86,11 @@ class Sidecar:
         self.connections = RedisConnections.from_settings(settings)
         self.store = RedisStore(self.connections)
         contacts = ContactReader(ContactKeyer(settings.secret_bytes()), settings.batch_max)
-        periods = Periods(self.store, settings.retention_periods)
+        periods = Periods(
+            self.store,
+            settings.retention_periods,
+            require_subscription=settings.require_subscription,
+        )
         self.enforcer = Enforcer(
             self.store,
             contacts,

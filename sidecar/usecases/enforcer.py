@@ -137,6 +137,7 @@ class Enforcer:
     ) -> tuple[DecideReply, Usage]:
         """One decision script call; when the subscription changed under it, learn the new
         basis, key national phone numbers again if the region moved (``rekey``), and retry."""
+        await self._periods.ensure_subscribed(workspace_id)
         now = self._clock.now()
         region = self._periods.basis(workspace_id).default_region
         for _ in range(_STALE_RETRIES):

@@ -45,6 +45,7 @@ class Identities:
         """
         validate_workspace_id(workspace_id)
         self._contacts.check_count(sources, "sources")
+        await self._periods.ensure_subscribed(workspace_id)
         await self._periods.refresh(workspace_id)
         region = self._periods.basis(workspace_id).default_region
         keyed_target = self._contacts.one(target, "target", region)
@@ -68,6 +69,7 @@ class Identities:
         their identity keys in order."""
         validate_workspace_id(workspace_id)
         self._contacts.check_count(contacts, "contacts")
+        await self._periods.ensure_subscribed(workspace_id)
         if has_national_phone(contacts) and not self._periods.basis(workspace_id).default_region:
             await self._periods.refresh(workspace_id)
         region = self._periods.basis(workspace_id).default_region

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.clock import from_ms, to_ms
+from sidecar.domain.errors import FailedPrecondition
 from sidecar.domain.period import BillingPeriod, months_after, period_at
 from sidecar.domain.ports import DecisionStore
 
@@ -43,9 +44,12 @@ class Periods:
     :param retention_periods: past periods whose member sets stay listable.
     """
 
-    def __init__(self, store: DecisionStore, retention_periods: int) -> None:
+    def __init__(
+        self, store: DecisionStore, retention_periods: int, *, require_subscription: bool = False
+    ) -> None:
         self._store = store
         self._retention = retention_periods
+        self._require = require_subscription
         self._bases: dict[str, SubscriptionBasis] = {}
         self._periods: dict[tuple[str, int], tuple[BillingPeriod, int, ZoneInfo]] = {}
 
@@ -73,6 +77,20 @@ class Periods:
         if len(self._bases) > _CACHE_MAX:
             self._bases.clear()
         self._bases[workspace_id] = basis
+
+    async def ensure_subscribed(self, workspace_id: str) -> None:
+        """With ``require_subscription``, refuse a workspace that has no subscription (read
+        again before refusing: it may have been set since this process looked).
+
+        :raise FailedPrecondition: naming the workspace.
+        """
+        if not self._require or self.basis(workspace_id).version:
+            return
+        await self.refresh(workspace_id)
+        if not self.basis(workspace_id).version:
+            raise FailedPrecondition(
+                f"workspace {workspace_id} has no subscription (MAC_REQUIRE_SUBSCRIPTION is on)"
+            )
 
     async def refresh(self, workspace_id: str) -> None:
         """Read the workspace's basis from storage, for calls that do not decide."""

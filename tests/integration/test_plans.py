@@ -223,3 +223,15 @@ async def test_shadow_mode_allows_what_it_would_deny(
     enforced = await activate(enforcer_stub, 2)
     assert not enforced.allowed
     assert not enforced.shadow_denied
+
+
+async def test_required_subscription_refuses_unknown_workspaces(
+    make_sidecar: SidecarFactory,
+) -> None:
+    stub = await make_sidecar(require_subscription=True)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await activate(stub, 1, ws="acmee")  # a typo: no billing state is made
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "workspace acmee has no subscription" in (caught.value.details() or "")
+    await subscribe(make_sidecar.admin(), ws="acme", plan="pro")
+    assert (await activate(stub, 1, ws="acme")).reason == pb.REASON_ADMITTED

@@ -68,3 +68,15 @@ def test_missing_or_short_secret_is_refused(tmp_path: Path) -> None:
 def test_addresses_and_urls() -> None:
     assert split_addr("[::1]:50051") == ("::1", 50051)
     assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("1", True), ("off", False), ("", False)]
+)
+def test_boolean_settings_read_words(raw: str, value: bool) -> None:
+    assert Settings.from_env({"MAC_REQUIRE_SUBSCRIPTION": raw}).require_subscription is value
+
+
+def test_a_boolean_setting_refuses_anything_else() -> None:
+    with pytest.raises(ConfigError, match="MAC_REQUIRE_SUBSCRIPTION must be true or false"):
+        Settings.from_env({"MAC_REQUIRE_SUBSCRIPTION": "maybe"})
