@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -17,11 +18,16 @@ help:
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
 	@echo "make image   build the container image (needs Docker)"
 
-$(STAMP): pyproject.toml
+# `make run` needs only the service's own packages; tests and linters add the dev tools.
+$(RUNTIME): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -41,18 +47,20 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "redis-server is missing: install Redis 7 (e.g. your system's redis package, or brew install redis) and run make again"; exit 1; }; \
 		echo "installing redis-server (Debian package)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 prometheus:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "prometheus and promtool are missing: install Prometheus (it has both) and run make again"; exit 1; }; \
 		echo "installing prometheus and promtool (Debian package)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 			prometheus >/dev/null; }
 
-run: install redis-server
+run: $(RUNTIME) redis-server
 	@tools/run-local.sh
 
 test: install redis-server prometheus $(NODE_CLIENT)

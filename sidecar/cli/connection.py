@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -114,6 +115,11 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_ERROR)
 
 
+def token_given(ns: argparse.Namespace) -> bool:
+    """Whether the command sent an admin token (from --token, the variable or the file)."""
+    return hasattr(ns, "token") and bool(_token(ns))
+
+
 def _token(ns: argparse.Namespace) -> str:
     token: str = getattr(ns, "token", "")
     path = os.environ.get("MAC_ADMIN_TOKEN_FILE", "")
@@ -164,4 +170,17 @@ def client(ns: argparse.Namespace) -> Client:
     """A client of the sidecar at ``--addr``, with ``--timeout``, the TLS options and
     ``--token`` when the command has one; failures raise ``grpc.RpcError`` for ``main`` to
     report."""
+    check_addr(ns.addr)
     return Client(ns.addr, deadline=ns.timeout, token=_token(ns), tls=tls_of(ns))
+
+
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+
+
+def check_addr(addr: str) -> None:
+    """Exit with a clear message when ``--addr`` is neither ``host:port`` nor ``unix:/path``."""
+    if addr.startswith("unix:") or (
+        _HOST_PORT.fullmatch(addr) and int(addr.rsplit(":", 1)[1]) <= 65535
+    ):
+        return
+    _fail(f"--addr must be host:port (like 127.0.0.1:50051) or unix:/path, not {addr!r}")

@@ -10,6 +10,7 @@ import grpc
 
 from sidecar import __version__
 from sidecar.cli import contacts, decide, events, serve, subscriptions
+from sidecar.cli.connection import token_given
 
 EXIT_ERROR = 2
 
@@ -47,10 +48,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"error: cannot reach the sidecar at {ns.addr} (is it running? try `make run`)",
                 file=sys.stderr,
             )
+        elif code is grpc.StatusCode.UNAUTHENTICATED:
+            refused = (
+                "the admin token was refused" if token_given(ns) else "an admin token is needed"
+            )
+            print(f"error: UNAUTHENTICATED: {refused}", file=sys.stderr)
+            print(
+                "hint: pass --token, or set MAC_ADMIN_TOKEN or MAC_ADMIN_TOKEN_FILE",
+                file=sys.stderr,
+            )
         else:
             print(f"error: {code.name}: {exc.details()}", file=sys.stderr)
-            if code is grpc.StatusCode.UNAUTHENTICATED:
-                print("hint: pass --token or set MAC_ADMIN_TOKEN", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

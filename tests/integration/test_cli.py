@@ -144,8 +144,15 @@ async def test_subscription_errors_are_one_line(sidecar_app: Sidecar) -> None:
     assert err.strip() == "error: FAILED_PRECONDITION: pro allows 0 to 5 MAC packs (got 9)"
     code, _, err = await cli("subscription", "get", "acme", f"--addr=127.0.0.1:{sidecar_app.port}")
     assert code == 2
-    assert "UNAUTHENTICATED" in err
+    assert "UNAUTHENTICATED: an admin token is needed" in err
     assert "MAC_ADMIN_TOKEN" in err
+    code, _, err = await cli(
+        "subscription", "get", "acme", f"--addr=127.0.0.1:{sidecar_app.port}", "--token=wrong"
+    )
+    assert (code, err.splitlines()[0]) == (2, "error: UNAUTHENTICATED: the admin token was refused")
+    code, _, err = await cli("usage", "acme", "--addr=localhost")
+    assert code == 2
+    assert "--addr must be host:port" in err
 
 
 async def test_usage_table_and_json(sidecar_app: Sidecar) -> None:
