@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from sidecar.client import TLS, Client
-from sidecar.settings import DEFAULT_GRPC_ADDR
+from sidecar.domain.errors import ConfigError
+from sidecar.settings import DEFAULT_GRPC_ADDR, split_addr
 
 EXIT_ERROR = 2
 # The variables of the client commands' TLS options (the sidecar's own MAC_TLS_* settings are
@@ -174,13 +174,11 @@ def client(ns: argparse.Namespace) -> Client:
     return Client(ns.addr, deadline=ns.timeout, token=_token(ns), tls=tls_of(ns))
 
 
-_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
-
-
 def check_addr(addr: str) -> None:
     """Exit with a clear message when ``--addr`` is neither ``host:port`` nor ``unix:/path``."""
-    if addr.startswith("unix:") or (
-        _HOST_PORT.fullmatch(addr) and int(addr.rsplit(":", 1)[1]) <= 65535
-    ):
+    if addr.startswith("unix:"):
         return
-    _fail(f"--addr must be host:port (like 127.0.0.1:50051) or unix:/path, not {addr!r}")
+    try:
+        split_addr(addr)
+    except ConfigError:
+        _fail(f"--addr must be host:port (like 127.0.0.1:50051) or unix:/path, not {addr!r}")

@@ -35,16 +35,13 @@ def _contacts(contacts: Sequence[ContactLike]) -> list[pb.Contact]:
     return [contact(c) for c in contacts]
 
 
-class _Requests:
-    """The request messages of every call, shared by both clients."""
-
-    @staticmethod
-    def subscription(workspace_id: str, **fields: Any) -> admin_pb.SetSubscriptionRequest:
-        starts_at = fields.pop("starts_at", None)
-        request = admin_pb.SetSubscriptionRequest(workspace_id=workspace_id, **fields)
-        if starts_at is not None:
-            request.starts_at.FromDatetime(starts_at)
-        return request
+def _subscription_request(workspace_id: str, **fields: Any) -> admin_pb.SetSubscriptionRequest:
+    """The request of ``set_subscription``, ``starts_at`` given as a datetime."""
+    starts_at = fields.pop("starts_at", None)
+    request = admin_pb.SetSubscriptionRequest(workspace_id=workspace_id, **fields)
+    if starts_at is not None:
+        request.starts_at.FromDatetime(starts_at)
+    return request
 
 
 class _Base:
@@ -128,7 +125,7 @@ class Client(_Base):
 
     def set_subscription(self, workspace_id: str, **fields: Any) -> admin_pb.Subscription:
         """Set the workspace's subscription (fields of ``SetSubscriptionRequest``)."""
-        request = _Requests.subscription(workspace_id, **fields)
+        request = _subscription_request(workspace_id, **fields)
         found: admin_pb.Subscription = self._call(self._admin.SetSubscription, request)
         return found
 
@@ -256,7 +253,7 @@ class AsyncClient(_Base):
 
     async def set_subscription(self, workspace_id: str, **fields: Any) -> admin_pb.Subscription:
         """Set the workspace's subscription (fields of ``SetSubscriptionRequest``)."""
-        request = _Requests.subscription(workspace_id, **fields)
+        request = _subscription_request(workspace_id, **fields)
         found: admin_pb.Subscription = await self._call(self._admin.SetSubscription, request)
         return found
 

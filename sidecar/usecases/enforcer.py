@@ -137,7 +137,8 @@ class Enforcer:
     ) -> tuple[DecideReply, Usage]:
         """One decision script call; when the subscription changed under it, learn the new
         basis, key national phone numbers again if the region moved (``rekey``), and retry."""
-        await self._periods.ensure_subscribed(workspace_id)
+        if self._periods.unsubscribed(workspace_id):  # no coroutine per decision otherwise
+            await self._periods.ensure_subscribed(workspace_id)
         now = self._clock.now()
         region = self._periods.basis(workspace_id).default_region
         for _ in range(_STALE_RETRIES):

@@ -78,13 +78,18 @@ class Periods:
             self._bases.clear()
         self._bases[workspace_id] = basis
 
+    def unsubscribed(self, workspace_id: str) -> bool:
+        """Whether ``require_subscription`` is on and this process knows of no subscription
+        of the workspace (no round trip: what ``ensure_subscribed`` must look at)."""
+        return self._require and not self.basis(workspace_id).version
+
     async def ensure_subscribed(self, workspace_id: str) -> None:
         """With ``require_subscription``, refuse a workspace that has no subscription (read
         again before refusing: it may have been set since this process looked).
 
         :raise FailedPrecondition: naming the workspace.
         """
-        if not self._require or self.basis(workspace_id).version:
+        if not self.unsubscribed(workspace_id):
             return
         await self.refresh(workspace_id)
         if not self.basis(workspace_id).version:
