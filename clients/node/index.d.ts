@@ -83,16 +83,19 @@ export interface BatchDecisions {
   usage: Usage | undefined;
 }
 
-/** What SetSubscription stores: the whole subscription of a workspace. */
+/**
+ * A change of a workspace's subscription: the fields given change, the rest stay; `clear`
+ * names fields to set back to their defaults. The first change of a workspace names a plan.
+ */
 export interface SubscriptionRequest {
   workspaceId: string;
   /** A plan of the catalog: starter, pro, enterprise. */
-  plan: string;
+  plan?: string;
   /** MAC packs, within the plan's bounds. */
   packs?: number;
   /** Enterprise only: the base limit instead of the plan's included MACs (0 = included). */
   customLimit?: number | bigint;
-  /** IANA time zone of the billing month; default UTC. */
+  /** IANA time zone of the billing month; cleared, UTC. */
   timezone?: string;
   /** When the subscription starts; unset keeps the current start, new Date(0) clears it. */
   startsAt?: Date;
@@ -102,6 +105,37 @@ export interface SubscriptionRequest {
   shadowMode?: boolean;
   /** ISO 3166 region national phone numbers are read in. */
   defaultRegion?: string;
+  /** Usage percentages that record THRESHOLD_CROSSED, instead of the service's. */
+  thresholds?: number[];
+  /** Fields to set back to their defaults. */
+  clear?: Array<
+    | "packs"
+    | "customLimit"
+    | "timezone"
+    | "startsAt"
+    | "platformVersion"
+    | "shadowMode"
+    | "defaultRegion"
+    | "thresholds"
+  >;
+}
+
+/** What CheckBatch answers: what activateBatch would do now, and its totals. */
+export interface BatchCheck {
+  /** One decision per contact, in request order (REASON_WITHIN_LIMIT: it would count). */
+  decisions: Decision[];
+  /** Contacts it would count. */
+  admitted: number;
+  /** Contacts already counted (or earlier in the batch). */
+  alreadyActive: number;
+  /** Contacts it would allow without counting: exempt, or shadow mode. */
+  uncounted: number;
+  /** Contacts it would deny. */
+  denied: number;
+  /** True when it would deny none. */
+  fits: boolean;
+  /** Usage as it stands. */
+  usage: Usage | undefined;
 }
 
 export interface Subscription {
@@ -121,6 +155,10 @@ export interface Subscription {
   trialEndsAt: Date | undefined;
   updatedAt: Date | undefined;
   defaultRegion: string;
+  /** The usage percentages that record THRESHOLD_CROSSED for this workspace. */
+  thresholds: number[];
+  /** True when they are the service's MAC_THRESHOLDS. */
+  defaultThresholds: boolean;
 }
 
 export interface PeriodCount {
@@ -225,8 +263,10 @@ export interface MacClient {
   activate(workspaceId: string, contact: Contact): Promise<Decision>;
   /** Decides several contacts in request order, in one atomic step. */
   activateBatch(workspaceId: string, contacts: Contact[]): Promise<BatchDecisions>;
+  /** What activateBatch would answer now, with its totals; changes nothing. */
+  checkBatch(workspaceId: string, contacts: Contact[]): Promise<BatchCheck>;
 
-  /** Replaces a workspace's subscription; answers it as stored. */
+  /** Changes the fields given of a workspace's subscription; answers it as stored. */
   setSubscription(request: SubscriptionRequest): Promise<Subscription>;
   /** The workspace's subscription, or the default plan's (isDefault). */
   getSubscription(workspaceId: string): Promise<Subscription>;

@@ -148,6 +148,20 @@ export function createClient(address, options = {}) {
       );
     },
 
+    async checkBatch(workspaceId, contacts) {
+      const request = { workspaceId, contacts: contactMessages(contacts, "contacts") };
+      const res = await unary((timeoutMs) => enforcer.checkBatch(request, { timeoutMs }));
+      return {
+        decisions: res.decisions.map(decisionObject),
+        admitted: res.admitted,
+        alreadyActive: res.alreadyActive,
+        uncounted: res.uncounted,
+        denied: res.denied,
+        fits: res.fits,
+        usage: usageObject(res.usage),
+      };
+    },
+
     async setSubscription(request) {
       return subscriptionObject(await adminCall("setSubscription", subscriptionRequest(request)));
     },

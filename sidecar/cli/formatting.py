@@ -88,6 +88,9 @@ def subscription_text(sub: admin_pb.Subscription) -> str:
         f"platform      {sub.platform_version or '-'}",
         f"phone region  {sub.default_region or '-  (phone numbers need a country code)'}",
         f"shadow mode   {'on (never denies)' if sub.shadow_mode else 'off'}",
+        "thresholds    "
+        + ", ".join(f"{t}%" for t in sub.thresholds)
+        + ("   (the service's)" if sub.default_thresholds else ""),
     ]
     if sub.HasField("trial_ends_at"):
         lines.append(f"trial ends    {when(sub.trial_ends_at)}")

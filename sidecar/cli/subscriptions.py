@@ -10,28 +10,56 @@ from typing import Any
 from sidecar.cli.connection import admin_options, client
 from sidecar.cli.formatting import bar, print_message, subscription_text, when
 
+# --clear takes these: every field but the plan, by its flag's name
+_CLEARABLE = {
+    "packs": "packs",
+    "custom-limit": "custom_limit",
+    "timezone": "timezone",
+    "starts-at": "starts_at",
+    "platform-version": "platform_version",
+    "shadow": "shadow_mode",
+    "default-region": "default_region",
+    "thresholds": "thresholds",
+}
+
+
+def _thresholds(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not percentages like 50,80,100") from None
+
 
 def subscription_set(ns: argparse.Namespace) -> int:
     starts_at = None
-    if ns.starts_at:
+    if ns.starts_at is not None:
         try:
             parsed = datetime.fromisoformat(ns.starts_at)
         except ValueError:
             print(f"error: --starts-at: {ns.starts_at!r} is not an ISO 8601 time", file=sys.stderr)
             return 2
         starts_at = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    fields = {
+        "plan": ns.plan,
+        "packs": ns.packs,
+        "custom_limit": ns.custom_limit,
+        "timezone": ns.timezone,
+        "platform_version": ns.platform_version,
+        "shadow_mode": ns.shadow,
+        "default_region": ns.default_region,
+        "starts_at": starts_at,
+        "thresholds": ns.thresholds,
+    }
+    clear = [_CLEARABLE[name] for name in ns.clear]
+    both = sorted(name for name in clear if fields[name] is not None)
+    if both:
+        print(f"error: {', '.join(both)} is both set and cleared", file=sys.stderr)
+        return 2
+    if all(v is None for v in fields.values()) and not clear:
+        print("error: nothing to change: give a field to set or --clear one", file=sys.stderr)
+        return 2
     with client(ns) as mac:
-        sub = mac.set_subscription(
-            ns.workspace,
-            plan=ns.plan,
-            packs=ns.packs,
-            custom_limit=ns.custom_limit,
-            timezone=ns.timezone,
-            platform_version=ns.platform_version,
-            shadow_mode=ns.shadow,
-            default_region=ns.default_region,
-            starts_at=starts_at,
-        )
+        sub = mac.set_subscription(ns.workspace, clear=clear, **fields)
     print_message(ns, sub, subscription_text(sub))
     return 0
 
@@ -67,24 +95,40 @@ def add_commands(commands: Any) -> None:
     """Add ``subscription`` and ``usage`` to the ``sidecar`` subcommands."""
     sub = commands.add_parser("subscription", help="set or show a workspace's subscription")
     actions = sub.add_subparsers(dest="action", required=True, metavar="ACTION")
-    set_ = actions.add_parser("set", help="replace a workspace's subscription")
+    set_ = actions.add_parser(
+        "set",
+        help="change a workspace's subscription",
+        description="Change the fields given and keep the rest (the first time, --plan is "
+        "needed); --clear FIELD sets a field back to its default.",
+    )
     set_.add_argument("workspace")
-    set_.add_argument("--plan", required=True, help="starter, pro, enterprise, ...")
-    set_.add_argument("--packs", type=int, default=0, help="MAC packs of 3,000 contacts")
-    set_.add_argument("--custom-limit", type=int, default=0, help="enterprise base limit")
-    set_.add_argument("--timezone", default="UTC", help="IANA time zone of the billing month")
-    set_.add_argument("--starts-at", default="", help="ISO 8601 start, e.g. 2026-11-18T09:00Z")
-    set_.add_argument("--platform-version", default="", help="e.g. 7.3.0")
+    set_.add_argument("--plan", help="starter, pro, enterprise, ...")
+    set_.add_argument("--packs", type=int, help="MAC packs of 3,000 contacts")
+    set_.add_argument("--custom-limit", type=int, help="enterprise base limit")
+    set_.add_argument("--timezone", help="IANA time zone of the billing month (default UTC)")
+    set_.add_argument("--starts-at", help="ISO 8601 start, e.g. 2026-11-18T09:00Z")
+    set_.add_argument("--platform-version", help="e.g. 7.3.0")
     set_.add_argument(
-        "--default-region",
-        default="",
-        help="ISO 3166 region national phone numbers are read in, e.g. DE (default: none)",
+        "--default-region", help="ISO 3166 region national phone numbers are read in, e.g. DE"
     )
     set_.add_argument(
         "--shadow",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=None,
         help="shadow mode: count as usual, never deny",
+    )
+    set_.add_argument(
+        "--thresholds",
+        type=_thresholds,
+        help="usage percentages that record an event, e.g. 50,80,100 (default: the service's)",
+    )
+    set_.add_argument(
+        "--clear",
+        action="append",
+        default=[],
+        choices=sorted(_CLEARABLE),
+        metavar="FIELD",
+        help=f"set a field back to its default ({', '.join(_CLEARABLE)}); repeatable",
     )
     admin_options(set_)
     set_.set_defaults(handler=subscription_set)

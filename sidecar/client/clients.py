@@ -35,12 +35,20 @@ def _contacts(contacts: Sequence[ContactLike]) -> list[pb.Contact]:
     return [contact(c) for c in contacts]
 
 
-def _subscription_request(workspace_id: str, **fields: Any) -> admin_pb.SetSubscriptionRequest:
-    """The request of ``set_subscription``, ``starts_at`` given as a datetime."""
-    starts_at = fields.pop("starts_at", None)
-    request = admin_pb.SetSubscriptionRequest(workspace_id=workspace_id, **fields)
+def _subscription_request(
+    workspace_id: str, clear: Sequence[str], fields: dict[str, Any]
+) -> admin_pb.SetSubscriptionRequest:
+    """The request of ``set_subscription``: the fields given (``None`` = not given,
+    ``starts_at`` a datetime), and an update mask naming them and ``clear`` when something
+    is to be cleared."""
+    given = {name: value for name, value in fields.items() if value is not None}
+    starts_at = given.pop("starts_at", None)
+    request = admin_pb.SetSubscriptionRequest(workspace_id=workspace_id, **given)
     if starts_at is not None:
         request.starts_at.FromDatetime(starts_at)
+        given["starts_at"] = starts_at
+    if clear:
+        request.update_mask.paths.extend([*given, *clear])
     return request
 
 
@@ -123,9 +131,21 @@ class Client(_Base):
         except grpc.RpcError as error:
             return self._policy(error, len(contacts))  # type: ignore[return-value]
 
-    def set_subscription(self, workspace_id: str, **fields: Any) -> admin_pb.Subscription:
-        """Set the workspace's subscription (fields of ``SetSubscriptionRequest``)."""
-        request = _subscription_request(workspace_id, **fields)
+    def check_batch(
+        self, workspace_id: str, contacts: Sequence[ContactLike]
+    ) -> pb.CheckBatchResponse:
+        """What ``activate_batch`` would answer now, with its totals; changes nothing."""
+        request = pb.CheckBatchRequest(workspace_id=workspace_id, contacts=_contacts(contacts))
+        found: pb.CheckBatchResponse = self._call(self._enforcer.CheckBatch, request)
+        return found
+
+    def set_subscription(
+        self, workspace_id: str, *, clear: Sequence[str] = (), **fields: Any
+    ) -> admin_pb.Subscription:
+        """Change the fields given (of ``SetSubscriptionRequest``; ``None`` = unchanged) of
+        the workspace's subscription and clear those named in ``clear``; the rest stay. The
+        first change of a workspace names a plan. Answers the whole subscription."""
+        request = _subscription_request(workspace_id, clear, fields)
         found: admin_pb.Subscription = self._call(self._admin.SetSubscription, request)
         return found
 
@@ -251,9 +271,21 @@ class AsyncClient(_Base):
         except grpc.RpcError as error:
             return self._policy(error, len(contacts))  # type: ignore[return-value]
 
-    async def set_subscription(self, workspace_id: str, **fields: Any) -> admin_pb.Subscription:
-        """Set the workspace's subscription (fields of ``SetSubscriptionRequest``)."""
-        request = _subscription_request(workspace_id, **fields)
+    async def check_batch(
+        self, workspace_id: str, contacts: Sequence[ContactLike]
+    ) -> pb.CheckBatchResponse:
+        """What ``activate_batch`` would answer now, with its totals; changes nothing."""
+        request = pb.CheckBatchRequest(workspace_id=workspace_id, contacts=_contacts(contacts))
+        found: pb.CheckBatchResponse = await self._call(self._enforcer.CheckBatch, request)
+        return found
+
+    async def set_subscription(
+        self, workspace_id: str, *, clear: Sequence[str] = (), **fields: Any
+    ) -> admin_pb.Subscription:
+        """Change the fields given (of ``SetSubscriptionRequest``; ``None`` = unchanged) of
+        the workspace's subscription and clear those named in ``clear``; the rest stay. The
+        first change of a workspace names a plan. Answers the whole subscription."""
+        request = _subscription_request(workspace_id, clear, fields)
         found: admin_pb.Subscription = await self._call(self._admin.SetSubscription, request)
         return found
 

@@ -51,6 +51,10 @@ class Unavailable(MacError):
     """The service cannot take the call now (it is shutting down); another replica can."""
 
 
+class Aborted(MacError):
+    """A change lost a race with concurrent changes of the same thing; retrying can succeed."""
+
+
 class DeadlineExceeded(MacError):
     """The caller's deadline passed before the work started."""
 

@@ -147,8 +147,11 @@ class IdentityStore(Protocol):
 class OperatorStore(Protocol):
     """What the operators' calls need besides decisions."""
 
-    async def set_subscription(self, resolved: Resolved, updated_at: datetime) -> int:
-        """Replace the workspace's subscription; return its new version."""
+    async def set_subscription(
+        self, resolved: Resolved, updated_at: datetime, expected_version: int
+    ) -> int | None:
+        """Replace the workspace's subscription if its version is still ``expected_version``
+        (0: it had none); return the new version, or ``None`` when it had changed."""
         ...
 
     async def subscription(self, workspace_id: str) -> StoredSubscription: ...

@@ -3,18 +3,23 @@ plan catalog into the plain numbers the admission script reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sidecar.domain.catalog import PlanCatalog
-from sidecar.domain.errors import InvalidArgument, quoted
+from sidecar.domain.errors import FailedPrecondition, InvalidArgument, quoted
 
 _VERSION = re.compile(r"([0-9]{1,6})(\.[0-9]{1,6}){0,2}([-+][0-9A-Za-z.-]{1,64})?")
 _MAX_LIMIT = 10**12
+THRESHOLD_MAX = 1000  # percent
+THRESHOLDS_MAX = 16  # thresholds per workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class Subscription:
     platform_version: str = ""
     shadow_mode: bool = False
     default_region: str = ""
+    thresholds: tuple[int, ...] = ()  # () = the service's MAC_THRESHOLDS
 
     @property
     def major(self) -> str:
@@ -55,6 +61,50 @@ class Resolved:
     is_default: bool = False
     updated_at: datetime | None = None
     trial_ends_at: datetime | None = None
+    version: int = 0  # of the stored subscription; 0 for none
+    default_thresholds: tuple[int, ...] = ()  # the service's, applied when it has none
+
+    @property
+    def thresholds(self) -> tuple[int, ...]:
+        """The usage percentages that record an event for this workspace."""
+        return self.subscription.thresholds or self.default_thresholds
+
+
+# The fields of a subscription an operator sets, each with the value clearing it gives.
+CHANGEABLE: Mapping[str, Any] = {
+    "plan": "",
+    "packs": 0,
+    "custom_limit": 0,
+    "timezone": "UTC",
+    "starts_at": None,
+    "platform_version": "",
+    "shadow_mode": False,
+    "default_region": "",
+    "thresholds": (),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChange:
+    """A change of some fields of a workspace's subscription: ``values`` maps each field of
+    ``CHANGEABLE`` to change to its new value (its default clears it); the rest are kept."""
+
+    workspace_id: str
+    values: Mapping[str, Any]
+
+    def applied_to(self, current: Subscription | None) -> Subscription:
+        """The subscription after the change.
+
+        :raise FailedPrecondition: the workspace has no subscription and no plan is named.
+        """
+        if current is None:
+            if not self.values.get("plan"):
+                raise FailedPrecondition(
+                    f"workspace {self.workspace_id} has no subscription yet: "
+                    "the first change names a plan"
+                )
+            current = Subscription(self.workspace_id, "")
+        return dataclasses.replace(current, **self.values)
 
 
 @functools.cache
@@ -81,6 +131,18 @@ def validate_version(version: str) -> str:
     if version and not _VERSION.fullmatch(version):
         raise InvalidArgument("platform_version", "must look like 7.3.0")
     return version
+
+
+def validate_thresholds(values: tuple[int, ...], field: str = "thresholds") -> tuple[int, ...]:
+    """Return ``values`` sorted without repeats when each is a percentage from 1 to 1000."""
+    if len(values) > THRESHOLDS_MAX:
+        raise InvalidArgument(field, f"must be at most {THRESHOLDS_MAX} percentages")
+    for value in values:
+        if not 1 <= value <= THRESHOLD_MAX:
+            raise InvalidArgument(
+                field, f"must be percentages from 1 to {THRESHOLD_MAX} (got {value})"
+            )
+    return tuple(sorted(set(values)))
 
 
 def resolve(sub: Subscription, catalog: PlanCatalog) -> Resolved:

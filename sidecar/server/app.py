@@ -108,6 +108,7 @@ class Sidecar:
             self.clock,
             default_limit=settings.default_limit,
             retention_periods=settings.retention_periods,
+            default_thresholds=tuple(settings.threshold_list()),
         )
         self.events = EventWatch(self.store, block_ms=WATCH_BLOCK_MS)
         self.gate = Gate(settings.max_concurrent_rpcs)

@@ -54,6 +54,7 @@ SUBSCRIPTION_FIELDS = (
     "trial_days",
     "updated_at",
     "default_region",
+    "thresholds",
 )
 
 
@@ -169,6 +170,7 @@ def subscription_args(resolved: Resolved, updated_at: datetime) -> list[Any]:
         resolved.trial_days,
         to_ms(updated_at),
         sub.default_region,
+        ",".join(str(t) for t in sub.thresholds),
     )
     return [x for pair in zip(SUBSCRIPTION_FIELDS, values, strict=True) for x in pair]
 
@@ -189,12 +191,14 @@ def subscription(workspace_id: str, fields: dict[str, str]) -> Resolved | None:
             platform_version=fields.get("platform_version", ""),
             shadow_mode=fields.get("shadow") == "1",
             default_region=fields.get("default_region", ""),
+            thresholds=tuple(int(t) for t in fields.get("thresholds", "").split(",") if t),
         ),
         limit=int(fields["limit"]),
         trial_plan=fields.get("trial_plan", ""),
         trial_limit=int(fields.get("trial_limit", "0")),
         trial_days=int(fields.get("trial_days", "0")),
         updated_at=from_ms(int(fields.get("updated_at", "0"))),
+        version=int(fields.get("version", "0")),
     )
 
 

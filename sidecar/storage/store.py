@@ -207,15 +207,19 @@ class RedisStore:
         )
         return codec.exempt_reply(reply)
 
-    async def set_subscription(self, resolved: Resolved, updated_at: datetime) -> int:
-        """Run ``set_subscription.lua``; return the new version."""
+    async def set_subscription(
+        self, resolved: Resolved, updated_at: datetime, expected_version: int
+    ) -> int | None:
+        """Run ``set_subscription.lua``; return the new version (``None``: it had changed)."""
         keys = WorkspaceKeys(resolved.subscription.workspace_id)
-        version = await self._script(
-            scripts.SET_SUBSCRIPTION,
-            (keys.subscription,),
-            codec.subscription_args(resolved, updated_at),
+        version = int(
+            await self._script(
+                scripts.SET_SUBSCRIPTION,
+                (keys.subscription,),
+                (expected_version, *codec.subscription_args(resolved, updated_at)),
+            )
         )
-        return int(version)
+        return None if version < 0 else version
 
     async def subscription(self, workspace_id: str) -> StoredSubscription:
         """The subscription hash and the running or last trial's end."""

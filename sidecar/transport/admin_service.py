@@ -74,7 +74,7 @@ class AdminService(UnaryRunner):
             "SetSubscription",
             context,
             request.workspace_id,
-            lambda: self._admin.set_subscription(wire.subscription_of(request)),
+            lambda: self._admin.set_subscription(wire.subscription_change(request)),
             wire.subscription_message,
         )
 

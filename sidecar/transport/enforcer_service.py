@@ -37,7 +37,7 @@ class EnforcerService(UnaryRunner):
             result.decisions if isinstance(result, BatchResult) else [result]
         )
         usage = result.usage
-        if isinstance(result, BatchResult):
+        if isinstance(result, BatchResult) and method.name == "ActivateBatch":
             metrics.BATCH_SIZE.observe(len(decisions))
         denied = 0
         for decision in decisions:
@@ -98,5 +98,17 @@ class EnforcerService(UnaryRunner):
             context,
             lambda: self._enforcer.activate_batch(request.workspace_id, contacts),
             wire.batch_message,
+            request.workspace_id,
+        )
+
+    async def CheckBatch(
+        self, request: pb.CheckBatchRequest, context: Context
+    ) -> pb.CheckBatchResponse:
+        contacts = [wire.contact_fields(c) for c in request.contacts]
+        return await self.unary(
+            "CheckBatch",
+            context,
+            lambda: self._enforcer.check_batch(request.workspace_id, contacts),
+            wire.check_batch_message,
             request.workspace_id,
         )

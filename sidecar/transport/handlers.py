@@ -24,6 +24,7 @@ from sidecar.transport.status import Context, abort_with
 # The repeated Contact field of each request that carries many: (field name, field number).
 _REPEATED_CONTACTS = {
     "mac.v1.ActivateBatchRequest": ("contacts", 2),
+    "mac.v1.CheckBatchRequest": ("contacts", 2),
     "mac.v1.MergeRequest": ("sources", 2),
     "mac.v1.SetExemptRequest": ("contacts", 2),
 }

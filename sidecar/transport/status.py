@@ -9,6 +9,7 @@ import grpc
 from sidecar import metrics
 from sidecar.domain.contact import WORKSPACE_ID
 from sidecar.domain.errors import (
+    Aborted,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -45,6 +46,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, DeadlineExceeded):
         return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
+    if isinstance(exc, Aborted):
+        return grpc.StatusCode.ABORTED, str(exc)
     if isinstance(exc, StorageError) and exc.transient:
         return grpc.StatusCode.UNAVAILABLE, "the counting backend (Redis) is unavailable"
     return grpc.StatusCode.INTERNAL, "internal error; the sidecar's log has the details"

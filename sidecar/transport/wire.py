@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sidecar.domain.contact import ContactFields, key_text
-from sidecar.domain.decision import BatchResult, Decision, Event, Merged, PeriodCount, Usage
-from sidecar.domain.errors import InvalidArgument
+from sidecar.domain.decision import (
+    BatchResult,
+    Decision,
+    Event,
+    Merged,
+    PeriodCount,
+    Reason,
+    Usage,
+)
+from sidecar.domain.errors import InvalidArgument, quoted
 from sidecar.domain.period import BillingPeriod
-from sidecar.domain.subscription import Resolved, Subscription
+from sidecar.domain.subscription import CHANGEABLE, Resolved, SubscriptionChange
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.usecases.admin import ContactPage
@@ -83,6 +92,24 @@ def batch_message(result: BatchResult) -> pb.ActivateBatchResponse:
     return response
 
 
+def check_batch_message(result: BatchResult) -> pb.CheckBatchResponse:
+    """``mac.v1.CheckBatchResponse``: the batch's decisions and their totals."""
+    response = pb.CheckBatchResponse(decisions=[decision_message(d) for d in result.decisions])
+    for d in result.decisions:
+        if not d.allowed:
+            response.denied += 1
+        elif d.reason in (Reason.WITHIN_LIMIT, Reason.TRIAL_STARTED):
+            response.admitted += 1
+        elif d.reason is Reason.ALREADY_ACTIVE:
+            response.already_active += 1
+        elif d.reason is Reason.EXEMPT or d.shadow_denied:
+            response.uncounted += 1
+    response.fits = not response.denied
+    if result.usage is not None:
+        response.usage.CopyFrom(usage_message(result.usage))
+    return response
+
+
 def subscription_message(resolved: Resolved) -> admin_pb.Subscription:
     """``mac.v1.Subscription`` of a resolved subscription."""
     sub = resolved.subscription
@@ -99,6 +126,8 @@ def subscription_message(resolved: Resolved) -> admin_pb.Subscription:
         trial_plan=resolved.trial_plan,
         trial_limit=resolved.trial_limit,
         default_region=sub.default_region,
+        thresholds=resolved.thresholds,
+        default_thresholds=not sub.thresholds,
     )
     if sub.starts_at is not None:
         message.starts_at.CopyFrom(timestamp(sub.starts_at))
@@ -109,25 +138,45 @@ def subscription_message(resolved: Resolved) -> admin_pb.Subscription:
     return message
 
 
-def subscription_of(request: admin_pb.SetSubscriptionRequest) -> Subscription:
-    """The subscription a ``SetSubscriptionRequest`` asks for."""
-    starts_at = None
-    if request.HasField("starts_at"):
+def subscription_change(request: admin_pb.SetSubscriptionRequest) -> SubscriptionChange:
+    """The change a ``SetSubscriptionRequest`` asks for (AIP-134): the fields its
+    ``update_mask`` names ("*": all), each cleared when the request leaves it unset; without a
+    mask, the fields the request sets."""
+    if request.HasField("update_mask"):
+        paths = list(request.update_mask.paths)
+        if paths == ["*"]:
+            paths = list(CHANGEABLE)
+        for path in paths:
+            if path not in CHANGEABLE:
+                raise InvalidArgument(
+                    "update_mask",
+                    f"{quoted(path)} is not a field to change; the fields are "
+                    + ", ".join(CHANGEABLE),
+                )
+    else:
+        paths = [name for name in CHANGEABLE if _present(request, name)]
+    values = {
+        name: _field_value(request, name) if _present(request, name) else CHANGEABLE[name]
+        for name in paths
+    }
+    return SubscriptionChange(request.workspace_id, values)
+
+
+def _present(request: admin_pb.SetSubscriptionRequest, name: str) -> bool:
+    if name == "thresholds":
+        return bool(request.thresholds)
+    return request.HasField(name)
+
+
+def _field_value(request: admin_pb.SetSubscriptionRequest, name: str) -> Any:
+    if name == "thresholds":
+        return tuple(request.thresholds)
+    if name == "starts_at":
         try:
-            starts_at = request.starts_at.ToDatetime(tzinfo=UTC)
+            return request.starts_at.ToDatetime(tzinfo=UTC)
         except (ValueError, OverflowError):
             raise InvalidArgument("starts_at", "is not a valid time") from None
-    return Subscription(
-        workspace_id=request.workspace_id,
-        plan=request.plan,
-        packs=request.packs,
-        custom_limit=request.custom_limit,
-        timezone=request.timezone or "UTC",
-        starts_at=starts_at,
-        platform_version=request.platform_version,
-        shadow_mode=request.shadow_mode,
-        default_region=request.default_region,
-    )
+    return getattr(request, name)
 
 
 def usage_response(

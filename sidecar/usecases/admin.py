@@ -12,14 +12,16 @@ from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import key_text, validate_workspace_id
 from sidecar.domain.decision import PeriodCount, Usage
-from sidecar.domain.errors import FailedPrecondition, InvalidArgument
+from sidecar.domain.errors import Aborted, FailedPrecondition, InvalidArgument
 from sidecar.domain.period import BillingPeriod, months_after, period_named
 from sidecar.domain.ports import OperatorStore
 from sidecar.domain.subscription import (
     Resolved,
     Subscription,
+    SubscriptionChange,
     default_subscription,
     resolve,
+    validate_thresholds,
     validate_timezone,
     validate_version,
 )
@@ -29,6 +31,8 @@ from sidecar.usecases.periods import CurrentPeriod, Periods
 _CURSOR = re.compile(r"[0-9]{1,18}")
 PAGE_DEFAULT = 1000
 PAGE_MAX = 10_000
+# Times a subscription change is re-applied when another changed the subscription meanwhile.
+CHANGE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class Admin:
 
     :param default_limit: the limit of a workspace without a subscription.
     :param retention_periods: past periods whose member sets stay listable.
+    :param default_thresholds: the service's thresholds, for a workspace without its own.
     """
 
     def __init__(
@@ -58,6 +63,7 @@ class Admin:
         *,
         default_limit: int,
         retention_periods: int,
+        default_thresholds: tuple[int, ...] = (),
     ) -> None:
         self._store = store
         self._enforcer = enforcer
@@ -66,23 +72,42 @@ class Admin:
         self._clock = clock
         self._default_limit = default_limit
         self._retention = retention_periods
+        self._thresholds = default_thresholds
 
-    async def set_subscription(self, sub: Subscription) -> Resolved:
-        """Validate ``sub`` against the catalog and make it the workspace's subscription."""
-        validate_workspace_id(sub.workspace_id)
-        validate_timezone(sub.timezone)
+    async def set_subscription(self, change: SubscriptionChange) -> Resolved:
+        """Apply ``change`` to the workspace's subscription (or to a new one, when the change
+        names a plan) and store the result, validated against the catalog.
+
+        The change is applied to the subscription as read and stored only if nobody changed
+        it meanwhile; else it is applied again to what they stored, so two operators changing
+        different fields at once both keep their change.
+        """
+        validate_workspace_id(change.workspace_id)
+        for _ in range(CHANGE_ATTEMPTS):
+            stored = (await self._store.subscription(change.workspace_id)).resolved
+            current = stored.subscription if stored is not None else None
+            sub = self._validated(change.applied_to(current))
+            version = stored.version if stored is not None else 0
+            if await self._store.set_subscription(
+                resolve(sub, self._catalog), self._clock.now(), version
+            ):
+                return await self.get_subscription(change.workspace_id)
+        raise Aborted(
+            f"the subscription of {change.workspace_id} kept changing while this change was "
+            "applied; try again"
+        )
+
+    @staticmethod
+    def _validated(sub: Subscription) -> Subscription:
         validate_version(sub.platform_version)
-        sub = dataclasses.replace(sub, default_region=validate_region(sub.default_region))
-        if sub.starts_at is None:
-            # A change of packs or plan keeps the start: dropping it would re-open the month's
-            # period and count its contacts again.
-            stored = (await self._store.subscription(sub.workspace_id)).resolved
-            if stored is not None and stored.subscription.starts_at is not None:
-                sub = dataclasses.replace(sub, starts_at=stored.subscription.starts_at)
-        elif sub.starts_at.timestamp() == 0:
-            sub = dataclasses.replace(sub, starts_at=None)  # the epoch clears the start
-        await self._store.set_subscription(resolve(sub, self._catalog), self._clock.now())
-        return await self.get_subscription(sub.workspace_id)
+        return dataclasses.replace(
+            sub,
+            timezone=validate_timezone(sub.timezone),
+            default_region=validate_region(sub.default_region),
+            thresholds=validate_thresholds(sub.thresholds),
+            # the epoch clears the start
+            starts_at=sub.starts_at if sub.starts_at and sub.starts_at.timestamp() else None,
+        )
 
     async def get_subscription(self, workspace_id: str) -> Resolved:
         """The workspace's subscription, or the default plan's when none was set."""
@@ -91,6 +116,7 @@ class Admin:
         resolved = stored.resolved or default_subscription(
             workspace_id, self._catalog, self._default_limit
         )
+        resolved = dataclasses.replace(resolved, default_thresholds=self._thresholds)
         if stored.trial_until_ms > to_ms(self._clock.now()):
             resolved = dataclasses.replace(resolved, trial_ends_at=from_ms(stored.trial_until_ms))
         return resolved

@@ -63,6 +63,17 @@ class Enforcer:
         :raise InvalidArgument: for an empty or oversized batch, or any invalid contact (then
             nothing is counted).
         """
+        return await self._batch(workspace_id, contacts, dry_run=False)
+
+    async def check_batch(
+        self, workspace_id: str, contacts: Sequence[ContactFields]
+    ) -> BatchResult:
+        """What ``activate_batch`` would answer for ``contacts`` now; changes nothing."""
+        return await self._batch(workspace_id, contacts, dry_run=True)
+
+    async def _batch(
+        self, workspace_id: str, contacts: Sequence[ContactFields], dry_run: bool
+    ) -> BatchResult:
         validate_workspace_id(workspace_id)
         self._contacts.check_count(contacts, "contacts")
 
@@ -76,7 +87,7 @@ class Enforcer:
             return BatchResult([self._unavailable(exc, None) for _ in contacts], None)
         try:
             reply, usage = await self._decide(
-                workspace_id, keyed, key if national else None, dry_run=False
+                workspace_id, keyed, key if national else None, dry_run
             )
         except StorageError as exc:
             return BatchResult([self._unavailable(exc, k) for k in keyed], None)

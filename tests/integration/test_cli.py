@@ -135,6 +135,39 @@ async def test_subscription_set_and_get(sidecar_app: Sidecar) -> None:
     assert json.loads(out)["effectiveLimit"] == "6100"
 
 
+async def test_subscription_set_changes_only_the_flags_given(sidecar_app: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
+    code, _, err = await cli("subscription", "set", "w2", "--packs", "3", *conn)
+    assert (code, err.strip()) == (
+        2,
+        "error: FAILED_PRECONDITION: workspace w2 has no subscription yet: "
+        "the first change names a plan",
+    )
+    first = ("--plan", "pro", "--timezone", "Europe/Berlin", "--platform-version", "7.3.0")
+    code, _, _ = await cli("subscription", "set", "w2", *first, "--shadow", *conn)
+    assert code == 0
+    code, out, _ = await cli("subscription", "set", "w2", "--packs", "3", *conn)
+    assert code == 0
+    assert "plan          pro (3 MAC packs)" in out
+    assert "time zone     Europe/Berlin" in out
+    assert "platform      7.3.0" in out
+    assert "shadow mode   on (never denies)" in out
+    code, out, _ = await cli(
+        "subscription", "set", "w2", "--clear", "timezone", "--thresholds", "50,90", *conn
+    )
+    assert code == 0
+    assert "time zone     UTC" in out
+    assert "plan          pro (3 MAC packs)" in out
+    assert "thresholds    50%, 90%" in out
+    code, out, _ = await cli("subscription", "set", "w2", "--clear", "thresholds", *conn)
+    assert "thresholds    80%, 100%   (the service's)" in out
+    code, _, err = await cli("subscription", "set", "w2", "--packs", "1", "--clear", "packs", *conn)
+    assert (code, err.strip()) == (2, "error: packs is both set and cleared")
+    code, _, err = await cli("subscription", "set", "w2", *conn)
+    assert code == 2
+    assert "nothing to change" in err
+
+
 async def test_subscription_errors_are_one_line(sidecar_app: Sidecar) -> None:
     conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
     code, _out, err = await cli(

@@ -114,7 +114,7 @@ async def test_packs_take_effect_at_once_and_never_uncount(
     admitted = await activate(enforcer_stub, 3)
     assert admitted.reason == pb.REASON_ADMITTED
     assert admitted.usage.limit == 3_003
-    await subscribe(admin_stub, plan="enterprise", custom_limit=2)
+    await subscribe(admin_stub, plan="enterprise", custom_limit=2, packs=0)
     lowered = await activate(enforcer_stub, 0)
     assert lowered.reason == pb.REASON_ALREADY_ACTIVE
     assert lowered.usage.active == 4

@@ -89,7 +89,7 @@ async def test_decide_refuses_a_stale_subscription_version_before_deciding(
 ) -> None:
     starts = datetime(2026, 11, 10, tzinfo=UTC)
     sub = Subscription("acme", "pro", timezone="Europe/Berlin", starts_at=starts)
-    assert await store.set_subscription(resolve(sub, PlanCatalog()), NOW) == 1
+    assert await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0) == 1
     with pytest.raises(StaleSubscription) as raised:
         await decide(store, one(1))
     assert raised.value.basis == SubscriptionBasis("Europe/Berlin", to_ms(starts), "1")
@@ -99,7 +99,7 @@ async def test_decide_refuses_a_stale_subscription_version_before_deciding(
 
 async def test_shadow_mode_allows_over_the_limit_without_counting(store: RedisStore) -> None:
     sub = Subscription("acme", "enterprise", custom_limit=1, shadow_mode=True)
-    version = await store.set_subscription(resolve(sub, PlanCatalog()), NOW)
+    version = await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0)
     reply = await decide(store, one(1), one(2), version=str(version))
     assert [(o.reason, o.shadowed) for o in reply.outcomes] == [
         (Reason.ADMITTED, False),
@@ -157,7 +157,7 @@ async def test_subscription_and_history_read_back_what_was_written(store: RedisS
     assert await store.period_basis("acme") == SubscriptionBasis()
     sub = Subscription("acme", "pro", packs=2, timezone="UTC", platform_version="7.3.0")
     resolved = resolve(sub, PlanCatalog())
-    version = await store.set_subscription(resolved, NOW)
+    version = await store.set_subscription(resolved, NOW, 0)
     stored = await store.subscription("acme")
     assert stored.resolved is not None
     assert stored.resolved.subscription == sub

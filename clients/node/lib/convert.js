@@ -101,18 +101,44 @@ export function subscriptionRequest(request) {
   if (request === null || typeof request !== "object") {
     throw new TypeError("setSubscription: expected an object like { workspaceId, plan }");
   }
-  return create(SetSubscriptionRequestSchema, {
-    workspaceId: request.workspaceId ?? "",
-    plan: request.plan ?? "",
-    packs: request.packs ?? 0,
-    customLimit: toInt64(request.customLimit, "customLimit"),
-    timezone: request.timezone ?? "",
-    startsAt: toTimestamp(request.startsAt, "startsAt"),
-    platformVersion: request.platformVersion ?? "",
-    shadowMode: request.shadowMode ?? false,
-    defaultRegion: request.defaultRegion ?? "",
-  });
+  // only the fields given are set: the rest of the subscription stays as it is
+  const given = {};
+  for (const [name, proto] of Object.entries(SUBSCRIPTION_FIELDS)) {
+    if (request[name] !== undefined && request[name] !== null) given[name] = proto;
+  }
+  const message = { workspaceId: request.workspaceId ?? "" };
+  for (const name of Object.keys(given)) {
+    if (name === "customLimit") message.customLimit = toInt64(request.customLimit, "customLimit");
+    else if (name === "startsAt") message.startsAt = toTimestamp(request.startsAt, "startsAt");
+    else if (name === "thresholds") message.thresholds = [...request.thresholds];
+    else message[name] = request[name];
+  }
+  const clear = request.clear ?? [];
+  if (!Array.isArray(clear) || clear.some((name) => !(name in SUBSCRIPTION_FIELDS))) {
+    throw new TypeError(
+      `setSubscription: clear lists fields of ${Object.keys(SUBSCRIPTION_FIELDS).join(", ")}`,
+    );
+  }
+  if (clear.length > 0) {
+    message.updateMask = {
+      paths: [...Object.values(given), ...clear.map((name) => SUBSCRIPTION_FIELDS[name])],
+    };
+  }
+  return create(SetSubscriptionRequestSchema, message);
 }
+
+// The fields of a subscription change, by their names here and in the proto.
+const SUBSCRIPTION_FIELDS = {
+  plan: "plan",
+  packs: "packs",
+  customLimit: "custom_limit",
+  timezone: "timezone",
+  startsAt: "starts_at",
+  platformVersion: "platform_version",
+  shadowMode: "shadow_mode",
+  defaultRegion: "default_region",
+  thresholds: "thresholds",
+};
 
 export function subscriptionObject(sub) {
   return {
@@ -131,6 +157,8 @@ export function subscriptionObject(sub) {
     trialEndsAt: toDate(sub.trialEndsAt),
     updatedAt: toDate(sub.updatedAt),
     defaultRegion: sub.defaultRegion,
+    thresholds: [...sub.thresholds],
+    defaultThresholds: sub.defaultThresholds,
   };
 }
 

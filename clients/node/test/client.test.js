@@ -211,6 +211,47 @@ describe("Admin", () => {
     assert.match(bad.rawMessage, /pro allows 0 to 5 MAC packs/);
   });
 
+  it("setSubscription changes only the fields given, and clears those named", T, async () => {
+    const ws = "ws-partial";
+    await admin.setSubscription({
+      workspaceId: ws,
+      plan: "pro",
+      timezone: "Europe/Berlin",
+      shadowMode: true,
+      thresholds: [50, 90],
+    });
+    const packs = await admin.setSubscription({ workspaceId: ws, packs: 3 });
+    assert.equal(packs.packs, 3);
+    assert.equal(packs.timezone, "Europe/Berlin");
+    assert.equal(packs.shadowMode, true);
+    assert.deepEqual(packs.thresholds, [50, 90]);
+    assert.equal(packs.defaultThresholds, false);
+    const cleared = await admin.setSubscription({
+      workspaceId: ws,
+      platformVersion: "8.0.0",
+      clear: ["timezone", "thresholds"],
+    });
+    assert.equal(cleared.timezone, "UTC");
+    assert.equal(cleared.platformVersion, "8.0.0");
+    assert.equal(cleared.packs, 3);
+    assert.equal(cleared.defaultThresholds, true);
+    await assert.rejects(admin.setSubscription({ workspaceId: ws, clear: ["nope"] }), TypeError);
+  });
+
+  it("checkBatch answers what activateBatch would do, and changes nothing", T, async () => {
+    const ws = "ws-dry";
+    await admin.setSubscription({ workspaceId: ws, plan: "enterprise", customLimit: 2 });
+    await client.activate(ws, { id: "a" });
+    const dry = await client.checkBatch(ws, [{ id: "a" }, { id: "b" }, { id: "c" }]);
+    assert.deepEqual(
+      dry.decisions.map((d) => d.reason),
+      ["REASON_ALREADY_ACTIVE", "REASON_WITHIN_LIMIT", "REASON_LIMIT_REACHED"],
+    );
+    assert.deepEqual([dry.admitted, dry.alreadyActive, dry.denied, dry.fits], [1, 1, 1, false]);
+    assert.equal(dry.usage.active, 1);
+    assert.equal((await admin.getUsage(ws)).usage.active, 1);
+  });
+
   it("listActiveContacts, merge and setExempt", T, async () => {
     const ws = "ws-identities";
     const a = await client.activate(ws, { email: "ana@example.com" });

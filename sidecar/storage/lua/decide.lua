@@ -24,7 +24,7 @@
 -- ARGV[8]  trial plan without a subscription ('' = none)
 -- ARGV[9]  trial limit without a subscription
 -- ARGV[10] trial days without a subscription
--- ARGV[11] thresholds, percent, comma separated (80,100)
+-- ARGV[11] thresholds, percent, comma separated (80,100), unless the subscription has its own
 -- ARGV[12] events stream max length (approximate)
 -- ARGV[13] workspace id, for events
 -- ARGV[14] subscription version the period was computed with ('' = no subscription)
@@ -68,7 +68,7 @@ local dry = ARGV[5] == '1'
 local maxlen, workspace = ARGV[12], ARGV[13]
 
 local sub = read_fields(sub_key, 'limit', 'plan', 'trial_plan', 'trial_limit', 'trial_days',
-  'major', 'shadow', 'version', 'timezone', 'starts_at', 'default_region')
+  'major', 'shadow', 'version', 'timezone', 'starts_at', 'default_region', 'thresholds')
 if (sub.version or '') ~= ARGV[14] then
   return { STALE, sub.timezone or 'UTC', sub.starts_at or '0', sub.version or '',
     sub.default_region or '' }
@@ -86,7 +86,9 @@ else
     shadow = false }
 end
 local thresholds = {}
-for pct in string.gmatch(ARGV[11], '%d+') do
+-- the workspace's own thresholds, else the service's
+local own = sub.limit and sub.thresholds or ''
+for pct in string.gmatch(own ~= '' and own or ARGV[11], '%d+') do
   thresholds[#thresholds + 1] = tonumber(pct)
 end
 
@@ -126,8 +128,11 @@ local function once(state, flag)
   return false
 end
 
+-- A dry run counts nobody, so it remembers whom it would have counted: a contact twice in
+-- one batch would be counted once.
+local seen = {}
 local function is_member(key)
-  return redis.call('SISMEMBER', members, key) == 1
+  return seen[key] or redis.call('SISMEMBER', members, key) == 1
 end
 
 if not run.trial_on and trial_until > 0 and trial.ended ~= '1' and not dry then
@@ -225,7 +230,9 @@ local function start_trial(state, identity)
   state.trial_until = now + terms.trial_days * 86400000
   state.limit = math.max(terms.limit, terms.trial_limit)
   state.active = state.active + 1
-  if not dry then
+  if dry then
+    seen[identity] = true
+  else
     redis.call('HSET', trial_key, 'until', state.trial_until, 'limit', terms.trial_limit,
       'plan', terms.trial_plan, 'major', terms.major, 'started', now, 'ended', '0',
       granted, now)
@@ -245,7 +252,9 @@ local function decide(state, identity, merged, prim, visitor)
     -- the person was counted as a visitor: counted once now, under the identity
     if not is_member(identity) then
       state.active = state.active + 1
-      if not dry then
+      if dry then
+        seen[identity] = true
+      else
         redis.call('SADD', members, identity)
       end
     end
@@ -265,6 +274,7 @@ local function decide(state, identity, merged, prim, visitor)
   end
   if state.active < state.limit then
     state.active = state.active + 1
+    seen[identity] = true
     return CODE.WITHIN_LIMIT
   end
   if start_trial(state, identity) then

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from sidecar.gen.mac.v1 import enforcer_pb2 as mac_dot_v1_dot_enforcer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12mac/v1/admin.proto\x12\x06mac.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15mac/v1/enforcer.proto\"g\n\x0cMergeRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07sources\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\x12\x1f\n\x06target\x18\x03 \x01(\x0b\x32\x0f.mac.v1.Contact\"e\n\rMergeResponse\x12\x13\n\x0b\x63ontact_key\x18\x01 \x01(\t\x12\x0e\n\x06\x66olded\x18\x02 \x01(\x05\x12\x11\n\tuncounted\x18\x03 \x01(\x05\x12\x1c\n\x05usage\x18\x04 \x01(\x0b\x32\r.mac.v1.Usage\"[\n\x10SetExemptRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\x12\x0e\n\x06\x65xempt\x18\x03 \x01(\x08\")\n\x11SetExemptResponse\x12\x14\n\x0c\x63ontact_keys\x18\x01 \x03(\t\"\xe9\x01\n\x16SetSubscriptionRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\r\n\x05packs\x18\x03 \x01(\x05\x12\x14\n\x0c\x63ustom_limit\x18\x04 \x01(\x03\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12-\n\tstarts_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10platform_version\x18\x07 \x01(\t\x12\x13\n\x0bshadow_mode\x18\x08 \x01(\x08\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\t \x01(\t\".\n\x16GetSubscriptionRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\"\x98\x03\n\x0cSubscription\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\r\n\x05packs\x18\x03 \x01(\x05\x12\x14\n\x0c\x63ustom_limit\x18\x04 \x01(\x03\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12-\n\tstarts_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10platform_version\x18\x07 \x01(\t\x12\x13\n\x0bshadow_mode\x18\x08 \x01(\x08\x12\x17\n\x0f\x65\x66\x66\x65\x63tive_limit\x18\t \x01(\x03\x12\x12\n\nis_default\x18\n \x01(\x08\x12\x12\n\ntrial_plan\x18\x0b \x01(\t\x12\x13\n\x0btrial_limit\x18\x0c \x01(\x03\x12\x31\n\rtrial_ends_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x0f \x01(\t\"7\n\x0fGetUsageRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"<\n\x0bPeriodCount\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"h\n\x10GetUsageResponse\x12\x1c\n\x05usage\x18\x01 \x01(\x0b\x32\r.mac.v1.Usage\x12$\n\x07history\x18\x02 \x03(\x0b\x32\x13.mac.v1.PeriodCount\x12\x10\n\x08recorded\x18\x03 \x01(\x08\"h\n\x19ListActiveContactsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"j\n\x1aListActiveContactsResponse\x12\x14\n\x0c\x63ontact_keys\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x0e\n\x06period\x18\x04 \x01(\t\"<\n\x12WatchEventsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\t\"\xda\x02\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12 \n\x04type\x18\x03 \x01(\x0e\x32\x12.mac.v1.Event.Type\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x19\n\x11threshold_percent\x18\x05 \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x03\x12\r\n\x05limit\x18\x07 \x01(\x03\x12&\n\x02\x61t\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9a\x01\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TYPE_THRESHOLD_CROSSED\x10\x01\x12\x16\n\x12TYPE_LIMIT_REACHED\x10\x02\x12\x16\n\x12TYPE_TRIAL_STARTED\x10\x03\x12\x14\n\x10TYPE_TRIAL_ENDED\x10\x04\x12\x1a\n\x16TYPE_IDENTITY_CONFLICT\x10\x05\x32\xe9\x03\n\x05\x41\x64min\x12G\n\x0fSetSubscription\x12\x1e.mac.v1.SetSubscriptionRequest\x1a\x14.mac.v1.Subscription\x12G\n\x0fGetSubscription\x12\x1e.mac.v1.GetSubscriptionRequest\x1a\x14.mac.v1.Subscription\x12=\n\x08GetUsage\x12\x17.mac.v1.GetUsageRequest\x1a\x18.mac.v1.GetUsageResponse\x12[\n\x12ListActiveContacts\x12!.mac.v1.ListActiveContactsRequest\x1a\".mac.v1.ListActiveContactsResponse\x12:\n\x0bWatchEvents\x12\x1a.mac.v1.WatchEventsRequest\x1a\r.mac.v1.Event0\x01\x12\x34\n\x05Merge\x12\x14.mac.v1.MergeRequest\x1a\x15.mac.v1.MergeResponse\x12@\n\tSetExempt\x12\x18.mac.v1.SetExemptRequest\x1a\x19.mac.v1.SetExemptResponseBQ\n\x15\x64\x65v.macsidecar.mac.v1P\x01Z6github.com/mac-sidecar/mac-sidecar/gen/go/mac/v1;macv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12mac/v1/admin.proto\x12\x06mac.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15mac/v1/enforcer.proto\"g\n\x0cMergeRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07sources\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\x12\x1f\n\x06target\x18\x03 \x01(\x0b\x32\x0f.mac.v1.Contact\"e\n\rMergeResponse\x12\x13\n\x0b\x63ontact_key\x18\x01 \x01(\t\x12\x0e\n\x06\x66olded\x18\x02 \x01(\x05\x12\x11\n\tuncounted\x18\x03 \x01(\x05\x12\x1c\n\x05usage\x18\x04 \x01(\x0b\x32\r.mac.v1.Usage\"[\n\x10SetExemptRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\x12\x0e\n\x06\x65xempt\x18\x03 \x01(\x08\")\n\x11SetExemptResponse\x12\x14\n\x0c\x63ontact_keys\x18\x01 \x03(\t\"\xba\x03\n\x16SetSubscriptionRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x11\n\x04plan\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05packs\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x19\n\x0c\x63ustom_limit\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12\x15\n\x08timezone\x18\x05 \x01(\tH\x03\x88\x01\x01\x12-\n\tstarts_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x10platform_version\x18\x07 \x01(\tH\x04\x88\x01\x01\x12\x18\n\x0bshadow_mode\x18\x08 \x01(\x08H\x05\x88\x01\x01\x12\x1b\n\x0e\x64\x65\x66\x61ult_region\x18\t \x01(\tH\x06\x88\x01\x01\x12\x12\n\nthresholds\x18\n \x03(\x05\x12/\n\x0bupdate_mask\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x07\n\x05_planB\x08\n\x06_packsB\x0f\n\r_custom_limitB\x0b\n\t_timezoneB\x13\n\x11_platform_versionB\x0e\n\x0c_shadow_modeB\x11\n\x0f_default_region\".\n\x16GetSubscriptionRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\"\xc8\x03\n\x0cSubscription\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\r\n\x05packs\x18\x03 \x01(\x05\x12\x14\n\x0c\x63ustom_limit\x18\x04 \x01(\x03\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12-\n\tstarts_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10platform_version\x18\x07 \x01(\t\x12\x13\n\x0bshadow_mode\x18\x08 \x01(\x08\x12\x17\n\x0f\x65\x66\x66\x65\x63tive_limit\x18\t \x01(\x03\x12\x12\n\nis_default\x18\n \x01(\x08\x12\x12\n\ntrial_plan\x18\x0b \x01(\t\x12\x13\n\x0btrial_limit\x18\x0c \x01(\x03\x12\x31\n\rtrial_ends_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x0f \x01(\t\x12\x12\n\nthresholds\x18\x10 \x03(\x05\x12\x1a\n\x12\x64\x65\x66\x61ult_thresholds\x18\x11 \x01(\x08\"7\n\x0fGetUsageRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"<\n\x0bPeriodCount\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"\xc9\x01\n\x10GetUsageResponse\x12\x1c\n\x05usage\x18\x01 \x01(\x0b\x32\r.mac.v1.Usage\x12$\n\x07history\x18\x02 \x03(\x0b\x32\x13.mac.v1.PeriodCount\x12\x10\n\x08recorded\x18\x03 \x01(\x08\x12&\n\x08\x63hannels\x18\x04 \x03(\x0b\x32\x14.mac.v1.ChannelCount\x12\x1e\n\x04\x64\x61ys\x18\x05 \x03(\x0b\x32\x10.mac.v1.DayCount\x12\x17\n\x0f\x66orecast_active\x18\x06 \x01(\x03\"/\n\x0c\x43hannelCount\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x03\"*\n\x08\x44\x61yCount\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x10\n\x08\x61\x64mitted\x18\x02 \x01(\x03\"h\n\x19ListActiveContactsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\"j\n\x1aListActiveContactsResponse\x12\x14\n\x0c\x63ontact_keys\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x0e\n\x06period\x18\x04 \x01(\t\"<\n\x12WatchEventsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\t\"\xda\x02\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12 \n\x04type\x18\x03 \x01(\x0e\x32\x12.mac.v1.Event.Type\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x19\n\x11threshold_percent\x18\x05 \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x03\x12\r\n\x05limit\x18\x07 \x01(\x03\x12&\n\x02\x61t\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9a\x01\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TYPE_THRESHOLD_CROSSED\x10\x01\x12\x16\n\x12TYPE_LIMIT_REACHED\x10\x02\x12\x16\n\x12TYPE_TRIAL_STARTED\x10\x03\x12\x14\n\x10TYPE_TRIAL_ENDED\x10\x04\x12\x1a\n\x16TYPE_IDENTITY_CONFLICT\x10\x05\x32\xe9\x03\n\x05\x41\x64min\x12G\n\x0fSetSubscription\x12\x1e.mac.v1.SetSubscriptionRequest\x1a\x14.mac.v1.Subscription\x12G\n\x0fGetSubscription\x12\x1e.mac.v1.GetSubscriptionRequest\x1a\x14.mac.v1.Subscription\x12=\n\x08GetUsage\x12\x17.mac.v1.GetUsageRequest\x1a\x18.mac.v1.GetUsageResponse\x12[\n\x12ListActiveContacts\x12!.mac.v1.ListActiveContactsRequest\x1a\".mac.v1.ListActiveContactsResponse\x12:\n\x0bWatchEvents\x12\x1a.mac.v1.WatchEventsRequest\x1a\r.mac.v1.Event0\x01\x12\x34\n\x05Merge\x12\x14.mac.v1.MergeRequest\x1a\x15.mac.v1.MergeResponse\x12@\n\tSetExempt\x12\x18.mac.v1.SetExemptRequest\x1a\x19.mac.v1.SetExemptResponseBQ\n\x15\x64\x65v.macsidecar.mac.v1P\x01Z6github.com/mac-sidecar/mac-sidecar/gen/go/mac/v1;macv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,36 +35,40 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mac.v1.admin_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\025dev.macsidecar.mac.v1P\001Z6github.com/mac-sidecar/mac-sidecar/gen/go/mac/v1;macv1'
-  _globals['_MERGEREQUEST']._serialized_start=86
-  _globals['_MERGEREQUEST']._serialized_end=189
-  _globals['_MERGERESPONSE']._serialized_start=191
-  _globals['_MERGERESPONSE']._serialized_end=292
-  _globals['_SETEXEMPTREQUEST']._serialized_start=294
-  _globals['_SETEXEMPTREQUEST']._serialized_end=385
-  _globals['_SETEXEMPTRESPONSE']._serialized_start=387
-  _globals['_SETEXEMPTRESPONSE']._serialized_end=428
-  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_start=431
-  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_end=664
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=666
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=712
-  _globals['_SUBSCRIPTION']._serialized_start=715
-  _globals['_SUBSCRIPTION']._serialized_end=1123
-  _globals['_GETUSAGEREQUEST']._serialized_start=1125
-  _globals['_GETUSAGEREQUEST']._serialized_end=1180
-  _globals['_PERIODCOUNT']._serialized_start=1182
-  _globals['_PERIODCOUNT']._serialized_end=1242
-  _globals['_GETUSAGERESPONSE']._serialized_start=1244
-  _globals['_GETUSAGERESPONSE']._serialized_end=1348
-  _globals['_LISTACTIVECONTACTSREQUEST']._serialized_start=1350
-  _globals['_LISTACTIVECONTACTSREQUEST']._serialized_end=1454
-  _globals['_LISTACTIVECONTACTSRESPONSE']._serialized_start=1456
-  _globals['_LISTACTIVECONTACTSRESPONSE']._serialized_end=1562
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=1564
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=1624
-  _globals['_EVENT']._serialized_start=1627
-  _globals['_EVENT']._serialized_end=1973
-  _globals['_EVENT_TYPE']._serialized_start=1819
-  _globals['_EVENT_TYPE']._serialized_end=1973
-  _globals['_ADMIN']._serialized_start=1976
-  _globals['_ADMIN']._serialized_end=2465
+  _globals['_MERGEREQUEST']._serialized_start=120
+  _globals['_MERGEREQUEST']._serialized_end=223
+  _globals['_MERGERESPONSE']._serialized_start=225
+  _globals['_MERGERESPONSE']._serialized_end=326
+  _globals['_SETEXEMPTREQUEST']._serialized_start=328
+  _globals['_SETEXEMPTREQUEST']._serialized_end=419
+  _globals['_SETEXEMPTRESPONSE']._serialized_start=421
+  _globals['_SETEXEMPTRESPONSE']._serialized_end=462
+  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_start=465
+  _globals['_SETSUBSCRIPTIONREQUEST']._serialized_end=907
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=909
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=955
+  _globals['_SUBSCRIPTION']._serialized_start=958
+  _globals['_SUBSCRIPTION']._serialized_end=1414
+  _globals['_GETUSAGEREQUEST']._serialized_start=1416
+  _globals['_GETUSAGEREQUEST']._serialized_end=1471
+  _globals['_PERIODCOUNT']._serialized_start=1473
+  _globals['_PERIODCOUNT']._serialized_end=1533
+  _globals['_GETUSAGERESPONSE']._serialized_start=1536
+  _globals['_GETUSAGERESPONSE']._serialized_end=1737
+  _globals['_CHANNELCOUNT']._serialized_start=1739
+  _globals['_CHANNELCOUNT']._serialized_end=1786
+  _globals['_DAYCOUNT']._serialized_start=1788
+  _globals['_DAYCOUNT']._serialized_end=1830
+  _globals['_LISTACTIVECONTACTSREQUEST']._serialized_start=1832
+  _globals['_LISTACTIVECONTACTSREQUEST']._serialized_end=1936
+  _globals['_LISTACTIVECONTACTSRESPONSE']._serialized_start=1938
+  _globals['_LISTACTIVECONTACTSRESPONSE']._serialized_end=2044
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=2046
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=2106
+  _globals['_EVENT']._serialized_start=2109
+  _globals['_EVENT']._serialized_end=2455
+  _globals['_EVENT_TYPE']._serialized_start=2301
+  _globals['_EVENT_TYPE']._serialized_end=2455
+  _globals['_ADMIN']._serialized_start=2458
+  _globals['_ADMIN']._serialized_end=2947
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from sidecar.gen.mac.v1 import enforcer_pb2 as _enforcer_pb2
 from google.protobuf.internal import containers as _containers
@@ -50,7 +51,7 @@ class SetExemptResponse(_message.Message):
     def __init__(self, contact_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetSubscriptionRequest(_message.Message):
-    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "default_region")
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "default_region", "thresholds", "update_mask")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PACKS_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +61,8 @@ class SetSubscriptionRequest(_message.Message):
     PLATFORM_VERSION_FIELD_NUMBER: _ClassVar[int]
     SHADOW_MODE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_REGION_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     plan: str
     packs: int
@@ -69,7 +72,9 @@ class SetSubscriptionRequest(_message.Message):
     platform_version: str
     shadow_mode: bool
     default_region: str
-    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., default_region: _Optional[str] = ...) -> None: ...
+    thresholds: _containers.RepeatedScalarFieldContainer[int]
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class GetSubscriptionRequest(_message.Message):
     __slots__ = ("workspace_id",)
@@ -78,7 +83,7 @@ class GetSubscriptionRequest(_message.Message):
     def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
 
 class Subscription(_message.Message):
-    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at", "default_region")
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at", "default_region", "thresholds", "default_thresholds")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PACKS_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +99,8 @@ class Subscription(_message.Message):
     TRIAL_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_REGION_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     plan: str
     packs: int
@@ -109,7 +116,9 @@ class Subscription(_message.Message):
     trial_ends_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     default_region: str
-    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_region: _Optional[str] = ...) -> None: ...
+    thresholds: _containers.RepeatedScalarFieldContainer[int]
+    default_thresholds: bool
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., default_thresholds: _Optional[bool] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("workspace_id", "period")
@@ -130,14 +139,36 @@ class PeriodCount(_message.Message):
     def __init__(self, period: _Optional[str] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
-    __slots__ = ("usage", "history", "recorded")
+    __slots__ = ("usage", "history", "recorded", "channels", "days", "forecast_active")
     USAGE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     RECORDED_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     usage: _enforcer_pb2.Usage
     history: _containers.RepeatedCompositeFieldContainer[PeriodCount]
     recorded: bool
-    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ..., recorded: _Optional[bool] = ...) -> None: ...
+    channels: _containers.RepeatedCompositeFieldContainer[ChannelCount]
+    days: _containers.RepeatedCompositeFieldContainer[DayCount]
+    forecast_active: int
+    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ..., recorded: _Optional[bool] = ..., channels: _Optional[_Iterable[_Union[ChannelCount, _Mapping]]] = ..., days: _Optional[_Iterable[_Union[DayCount, _Mapping]]] = ..., forecast_active: _Optional[int] = ...) -> None: ...
+
+class ChannelCount(_message.Message):
+    __slots__ = ("channel", "active")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    active: int
+    def __init__(self, channel: _Optional[str] = ..., active: _Optional[int] = ...) -> None: ...
+
+class DayCount(_message.Message):
+    __slots__ = ("date", "admitted")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    admitted: int
+    def __init__(self, date: _Optional[str] = ..., admitted: _Optional[int] = ...) -> None: ...
 
 class ListActiveContactsRequest(_message.Message):
     __slots__ = ("workspace_id", "period", "page_token", "page_size")

@@ -79,9 +79,11 @@ class AdminServicer:
     """
 
     def SetSubscription(self, request, context):
-        """SetSubscription replaces a workspace's subscription and answers it as stored.
+        """SetSubscription changes the fields of a workspace's subscription that the request names
+        and answers the whole subscription as stored.
         FAILED_PRECONDITION when it is outside its plan's bounds ("pro allows 0 to 5 MAC packs
-        (got 6)"); INVALID_ARGUMENT for an unknown plan, time zone or region.
+        (got 6)") and for a first change without a plan; INVALID_ARGUMENT for an unknown plan,
+        time zone, region or update_mask path.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -105,6 +105,32 @@ class ActivateBatchRequest(_message.Message):
     contacts: _containers.RepeatedCompositeFieldContainer[Contact]
     def __init__(self, workspace_id: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ...) -> None: ...
 
+class CheckBatchRequest(_message.Message):
+    __slots__ = ("workspace_id", "contacts")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    contacts: _containers.RepeatedCompositeFieldContainer[Contact]
+    def __init__(self, workspace_id: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ...) -> None: ...
+
+class CheckBatchResponse(_message.Message):
+    __slots__ = ("decisions", "admitted", "already_active", "uncounted", "denied", "fits", "usage")
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    UNCOUNTED_FIELD_NUMBER: _ClassVar[int]
+    DENIED_FIELD_NUMBER: _ClassVar[int]
+    FITS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    decisions: _containers.RepeatedCompositeFieldContainer[Decision]
+    admitted: int
+    already_active: int
+    uncounted: int
+    denied: int
+    fits: bool
+    usage: Usage
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., admitted: _Optional[int] = ..., already_active: _Optional[int] = ..., uncounted: _Optional[int] = ..., denied: _Optional[int] = ..., fits: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
+
 class ActivateBatchResponse(_message.Message):
     __slots__ = ("decisions", "usage")
     DECISIONS_FIELD_NUMBER: _ClassVar[int]

@@ -51,6 +51,11 @@ class EnforcerStub:
                 request_serializer=mac_dot_v1_dot_enforcer__pb2.ActivateBatchRequest.SerializeToString,
                 response_deserializer=mac_dot_v1_dot_enforcer__pb2.ActivateBatchResponse.FromString,
                 _registered_method=True)
+        self.CheckBatch = channel.unary_unary(
+                '/mac.v1.Enforcer/CheckBatch',
+                request_serializer=mac_dot_v1_dot_enforcer__pb2.CheckBatchRequest.SerializeToString,
+                response_deserializer=mac_dot_v1_dot_enforcer__pb2.CheckBatchResponse.FromString,
+                _registered_method=True)
 
 
 class EnforcerServicer:
@@ -84,6 +89,15 @@ class EnforcerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckBatch(self, request, context):
+        """CheckBatch answers what ActivateBatch would answer for the same contacts now, and
+        changes nothing: would this campaign fit, how many would be admitted, how many denied.
+        The same bounds and errors as ActivateBatch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnforcerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -101,6 +115,11 @@ def add_EnforcerServicer_to_server(servicer, server):
                     servicer.ActivateBatch,
                     request_deserializer=mac_dot_v1_dot_enforcer__pb2.ActivateBatchRequest.FromString,
                     response_serializer=mac_dot_v1_dot_enforcer__pb2.ActivateBatchResponse.SerializeToString,
+            ),
+            'CheckBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckBatch,
+                    request_deserializer=mac_dot_v1_dot_enforcer__pb2.CheckBatchRequest.FromString,
+                    response_serializer=mac_dot_v1_dot_enforcer__pb2.CheckBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +205,33 @@ class Enforcer:
             '/mac.v1.Enforcer/ActivateBatch',
             mac_dot_v1_dot_enforcer__pb2.ActivateBatchRequest.SerializeToString,
             mac_dot_v1_dot_enforcer__pb2.ActivateBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mac.v1.Enforcer/CheckBatch',
+            mac_dot_v1_dot_enforcer__pb2.CheckBatchRequest.SerializeToString,
+            mac_dot_v1_dot_enforcer__pb2.CheckBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

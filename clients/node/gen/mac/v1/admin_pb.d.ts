@@ -14,7 +14,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Contact, Usage } from "./enforcer_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file mac/v1/admin.proto.
@@ -151,7 +151,11 @@ export declare type SetExemptResponse = Message<"mac.v1.SetExemptResponse"> & {
 export declare const SetExemptResponseSchema: GenMessage<SetExemptResponse>;
 
 /**
- * SetSubscriptionRequest is a workspace's whole subscription.
+ * SetSubscriptionRequest changes a workspace's subscription (AIP-134). Without update_mask
+ * it changes the fields the request sets (every field has presence; thresholds when not
+ * empty) and keeps the rest. With update_mask it changes exactly the fields the mask names:
+ * a named field the request leaves unset is cleared to its default; "*" replaces the whole
+ * subscription. The first change of a workspace names a plan.
  *
  * @generated from message mac.v1.SetSubscriptionRequest
  */
@@ -166,34 +170,35 @@ export declare type SetSubscriptionRequest = Message<"mac.v1.SetSubscriptionRequ
   /**
    * A plan of the catalog: starter, pro, enterprise (or those of MAC_PLAN_CATALOG).
    *
-   * @generated from field: string plan = 2;
+   * @generated from field: optional string plan = 2;
    */
-  plan: string;
+  plan?: string | undefined;
 
   /**
    * MAC packs of the plan's pack size (3,000 contacts by default), within the plan's bounds.
    *
-   * @generated from field: int32 packs = 3;
+   * @generated from field: optional int32 packs = 3;
    */
-  packs: number;
+  packs?: number | undefined;
 
   /**
    * Enterprise only: the base limit instead of the plan's included MACs (0 = included).
    *
-   * @generated from field: int64 custom_limit = 4;
+   * @generated from field: optional int64 custom_limit = 4;
    */
-  customLimit: bigint;
+  customLimit?: bigint | undefined;
 
   /**
-   * IANA time zone of the billing month, like "Europe/Berlin"; default UTC.
+   * IANA time zone of the billing month, like "Europe/Berlin"; cleared, UTC.
    *
-   * @generated from field: string timezone = 5;
+   * @generated from field: optional string timezone = 5;
    */
-  timezone: string;
+  timezone?: string | undefined;
 
   /**
    * When the subscription starts; a start inside a month ends that month's period there and
-   * starts a fresh one. Unset keeps the current start; 1970-01-01T00:00:00Z clears it.
+   * starts a fresh one. Unset keeps the current start; 1970-01-01T00:00:00Z clears it, as
+   * does naming it in update_mask without a value.
    *
    * @generated from field: google.protobuf.Timestamp starts_at = 6;
    */
@@ -202,24 +207,39 @@ export declare type SetSubscriptionRequest = Message<"mac.v1.SetSubscriptionRequ
   /**
    * The platform release, like "7.3.0"; its major number counts fair-usage trials.
    *
-   * @generated from field: string platform_version = 7;
+   * @generated from field: optional string platform_version = 7;
    */
-  platformVersion: string;
+  platformVersion?: string | undefined;
 
   /**
    * Decide and count as usual, but never deny.
    *
-   * @generated from field: bool shadow_mode = 8;
+   * @generated from field: optional bool shadow_mode = 8;
    */
-  shadowMode: boolean;
+  shadowMode?: boolean | undefined;
 
   /**
    * ISO 3166 region (like "DE" or "BR") in which phone numbers without a country code are
    * read; empty refuses them.
    *
-   * @generated from field: string default_region = 9;
+   * @generated from field: optional string default_region = 9;
    */
-  defaultRegion: string;
+  defaultRegion?: string | undefined;
+
+  /**
+   * Usage percentages (1 to 1000) that record a THRESHOLD_CROSSED event, instead of the
+   * service's MAC_THRESHOLDS; cleared (named in update_mask, left empty), MAC_THRESHOLDS.
+   *
+   * @generated from field: repeated int32 thresholds = 10;
+   */
+  thresholds: number[];
+
+  /**
+   * The fields to change (names of this message's fields, like "packs"); "*" for all.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 11;
+   */
+  updateMask?: FieldMask | undefined;
 };
 
 /**
@@ -358,6 +378,20 @@ export declare type Subscription = Message<"mac.v1.Subscription"> & {
    * @generated from field: string default_region = 15;
    */
   defaultRegion: string;
+
+  /**
+   * The usage percentages that record THRESHOLD_CROSSED for this workspace.
+   *
+   * @generated from field: repeated int32 thresholds = 16;
+   */
+  thresholds: number[];
+
+  /**
+   * True when the thresholds are the service's MAC_THRESHOLDS, not the workspace's own.
+   *
+   * @generated from field: bool default_thresholds = 17;
+   */
+  defaultThresholds: boolean;
 };
 
 /**
@@ -455,6 +489,32 @@ export declare type GetUsageResponse = Message<"mac.v1.GetUsageResponse"> & {
    * @generated from field: bool recorded = 3;
    */
   recorded: boolean;
+
+  /**
+   * The period's contacts by the channel they were first counted on, most first; contacts
+   * without channel context (and those counted before channels were recorded) under
+   * "unspecified". Empty once the period is older than the retention window.
+   *
+   * @generated from field: repeated mac.v1.ChannelCount channels = 4;
+   */
+  channels: ChannelCount[];
+
+  /**
+   * New contacts counted on each day of the period that had any, oldest first, by the date
+   * in the workspace's time zone.
+   *
+   * @generated from field: repeated mac.v1.DayCount days = 5;
+   */
+  days: DayCount[];
+
+  /**
+   * The period's active contacts projected to its end at its pace so far:
+   * active x (period length / time elapsed), counting at least one hour elapsed. For a past
+   * period, its final count.
+   *
+   * @generated from field: int64 forecast_active = 6;
+   */
+  forecastActive: bigint;
 };
 
 /**
@@ -462,6 +522,60 @@ export declare type GetUsageResponse = Message<"mac.v1.GetUsageResponse"> & {
  * Use `create(GetUsageResponseSchema)` to create a new message.
  */
 export declare const GetUsageResponseSchema: GenMessage<GetUsageResponse>;
+
+/**
+ * ChannelCount is the number of a period's contacts first counted on one channel.
+ *
+ * @generated from message mac.v1.ChannelCount
+ */
+export declare type ChannelCount = Message<"mac.v1.ChannelCount"> & {
+  /**
+   * The channel, like "whatsapp"; "unspecified" for contacts without channel context.
+   *
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * Contacts first counted on it.
+   *
+   * @generated from field: int64 active = 2;
+   */
+  active: bigint;
+};
+
+/**
+ * Describes the message mac.v1.ChannelCount.
+ * Use `create(ChannelCountSchema)` to create a new message.
+ */
+export declare const ChannelCountSchema: GenMessage<ChannelCount>;
+
+/**
+ * DayCount is the number of new contacts counted on one day.
+ *
+ * @generated from message mac.v1.DayCount
+ */
+export declare type DayCount = Message<"mac.v1.DayCount"> & {
+  /**
+   * The date, YYYY-MM-DD, in the workspace's time zone.
+   *
+   * @generated from field: string date = 1;
+   */
+  date: string;
+
+  /**
+   * New contacts counted on it.
+   *
+   * @generated from field: int64 admitted = 2;
+   */
+  admitted: bigint;
+};
+
+/**
+ * Describes the message mac.v1.DayCount.
+ * Use `create(DayCountSchema)` to create a new message.
+ */
+export declare const DayCountSchema: GenMessage<DayCount>;
 
 /**
  * ListActiveContactsRequest pages through a period's counted contacts.
@@ -705,9 +819,11 @@ export declare const Event_TypeSchema: GenEnum<Event_Type>;
  */
 export declare const Admin: GenService<{
   /**
-   * SetSubscription replaces a workspace's subscription and answers it as stored.
+   * SetSubscription changes the fields of a workspace's subscription that the request names
+   * and answers the whole subscription as stored.
    * FAILED_PRECONDITION when it is outside its plan's bounds ("pro allows 0 to 5 MAC packs
-   * (got 6)"); INVALID_ARGUMENT for an unknown plan, time zone or region.
+   * (got 6)") and for a first change without a plan; INVALID_ARGUMENT for an unknown plan,
+   * time zone, region or update_mask path.
    *
    * @generated from rpc mac.v1.Admin.SetSubscription
    */

@@ -298,6 +298,96 @@ export declare type ActivateBatchRequest = Message<"mac.v1.ActivateBatchRequest"
 export declare const ActivateBatchRequestSchema: GenMessage<ActivateBatchRequest>;
 
 /**
+ * CheckBatchRequest asks what a batch would do.
+ *
+ * @generated from message mac.v1.CheckBatchRequest
+ */
+export declare type CheckBatchRequest = Message<"mac.v1.CheckBatchRequest"> & {
+  /**
+   * The workspace: 1-64 of A-Z a-z 0-9 . _ -
+   *
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+
+  /**
+   * 1 to MAC_BATCH_MAX contacts, decided in this order.
+   *
+   * @generated from field: repeated mac.v1.Contact contacts = 2;
+   */
+  contacts: Contact[];
+};
+
+/**
+ * Describes the message mac.v1.CheckBatchRequest.
+ * Use `create(CheckBatchRequestSchema)` to create a new message.
+ */
+export declare const CheckBatchRequestSchema: GenMessage<CheckBatchRequest>;
+
+/**
+ * CheckBatchResponse is what ActivateBatch would answer, with its totals.
+ *
+ * @generated from message mac.v1.CheckBatchResponse
+ */
+export declare type CheckBatchResponse = Message<"mac.v1.CheckBatchResponse"> & {
+  /**
+   * One decision per contact, in request order, as ActivateBatch would answer it
+   * (REASON_WITHIN_LIMIT for a contact it would count); their usage field is unset.
+   *
+   * @generated from field: repeated mac.v1.Decision decisions = 1;
+   */
+  decisions: Decision[];
+
+  /**
+   * Contacts it would count: new contacts within the limit, or by starting a trial.
+   *
+   * @generated from field: int32 admitted = 2;
+   */
+  admitted: number;
+
+  /**
+   * Contacts already counted this period (or earlier in the batch).
+   *
+   * @generated from field: int32 already_active = 3;
+   */
+  alreadyActive: number;
+
+  /**
+   * Contacts it would allow without counting them: exempt, or over the limit in shadow mode.
+   *
+   * @generated from field: int32 uncounted = 4;
+   */
+  uncounted: number;
+
+  /**
+   * Contacts it would deny.
+   *
+   * @generated from field: int32 denied = 5;
+   */
+  denied: number;
+
+  /**
+   * True when it would deny none.
+   *
+   * @generated from field: bool fits = 6;
+   */
+  fits: boolean;
+
+  /**
+   * Usage as it stands (the batch changes nothing); unset when Redis was unreachable.
+   *
+   * @generated from field: mac.v1.Usage usage = 7;
+   */
+  usage?: Usage | undefined;
+};
+
+/**
+ * Describes the message mac.v1.CheckBatchResponse.
+ * Use `create(CheckBatchResponseSchema)` to create a new message.
+ */
+export declare const CheckBatchResponseSchema: GenMessage<CheckBatchResponse>;
+
+/**
  * ActivateBatchResponse answers every contact of a batch.
  *
  * @generated from message mac.v1.ActivateBatchResponse
@@ -434,6 +524,18 @@ export declare const Enforcer: GenService<{
     methodKind: "unary";
     input: typeof ActivateBatchRequestSchema;
     output: typeof ActivateBatchResponseSchema;
+  },
+  /**
+   * CheckBatch answers what ActivateBatch would answer for the same contacts now, and
+   * changes nothing: would this campaign fit, how many would be admitted, how many denied.
+   * The same bounds and errors as ActivateBatch.
+   *
+   * @generated from rpc mac.v1.Enforcer.CheckBatch
+   */
+  checkBatch: {
+    methodKind: "unary";
+    input: typeof CheckBatchRequestSchema;
+    output: typeof CheckBatchResponseSchema;
   },
 }>;
 
