@@ -1,12 +1,15 @@
 """Prometheus metrics: every metric of the service is defined here, once.
 
-Labels stay bounded: RPC method, gRPC code, decision reason, Redis operation. A workspace is a
-label only on the opt-in per-workspace gauges, whose number is capped; a contact never is.
+Labels stay bounded: RPC method, gRPC code, decision reason, Redis operation, webhook failure
+reason. A workspace is a label only on the opt-in per-workspace gauges, whose number is capped;
+a contact never is.
 Every gauge says how to combine processes, for prometheus-client's multiprocess mode
 (``sidecar serve --workers N``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
@@ -92,6 +95,8 @@ EVENTS_RECORDED = Counter(
 BUILD_INFO = Gauge("mac_build_info", "The sidecar's version", ["version"], multiprocess_mode="max")
 BUILD_INFO.labels(__version__).set(1)
 
+# Channel names come from callers: a workspace's channel series are capped.
+CHANNELS_PER_WORKSPACE = 16
 WORKSPACE_ACTIVE = Gauge(
     "mac_workspace_active_contacts",
     "Contacts counted this period, per workspace (opt-in: MAC_METRICS_WORKSPACES)",
@@ -110,6 +115,46 @@ WORKSPACE_UTILISATION = Gauge(
     ["workspace"],
     multiprocess_mode="livemostrecent",
 )
+WORKSPACE_FORECAST = Gauge(
+    "mac_workspace_forecast_active_contacts",
+    "Contacts projected at the period's end at its pace so far, per workspace "
+    "(opt-in: MAC_METRICS_WORKSPACES)",
+    ["workspace"],
+    multiprocess_mode="livemostrecent",
+)
+WORKSPACE_CHANNEL_ACTIVE = Gauge(
+    "mac_workspace_channel_active_contacts",
+    "Contacts counted this period by the channel they were first counted on, per workspace "
+    f"(opt-in: MAC_METRICS_WORKSPACES; at most {CHANNELS_PER_WORKSPACE} channels each)",
+    ["workspace", "channel"],
+    multiprocess_mode="livemostrecent",
+)
+
+
+# --- Webhooks (MAC_WEBHOOK_URL): docs/webhooks.md ------------------------------------------
+# Every process that delivers exports the same oldest age (it looks at every workspace), so
+# worker processes combine by their maximum.
+WEBHOOK_FAILURE_REASONS = ("status", "timeout", "connection")
+WEBHOOK_DELIVERIES = Counter(
+    "mac_webhook_deliveries_total",
+    "Events delivered to MAC_WEBHOOK_URL (answered with a 2xx)",
+)
+WEBHOOK_FAILED_ATTEMPTS = Counter(
+    "mac_webhook_failed_attempts_total",
+    "Webhook requests that did not deliver their event, by reason (status: a non-2xx answer; "
+    "timeout: none within MAC_WEBHOOK_TIMEOUT_MS; connection: refused, reset, DNS or TLS)",
+    ["reason"],
+)
+WEBHOOK_SKIPPED = Counter(
+    "mac_webhook_skipped_total",
+    "Events trimmed from their workspace's stream (MAC_EVENTS_MAX) before they were delivered",
+)
+WEBHOOK_OLDEST_UNDELIVERED = Gauge(
+    "mac_webhook_oldest_undelivered_seconds",
+    "Age of the oldest event not yet delivered, over every workspace; 0 when none",
+    multiprocess_mode="livemax",
+)
+# ---------------------------------------------------------------------------------------------
 
 
 class WorkspaceGauges:
@@ -124,9 +169,18 @@ class WorkspaceGauges:
         self.capacity = capacity
         self._tracked: dict[str, float] = {}
         self._lowest: tuple[float, str] | None = None
+        self._channels: dict[str, set[str]] = {}
 
-    def observe(self, workspace: str, active: int, limit: int) -> None:
-        """Record a workspace's usage after a decision."""
+    def observe(
+        self,
+        workspace: str,
+        active: int,
+        limit: int,
+        forecast: int,
+        channels: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        """Record a workspace's usage after a decision, its forecast, and the new counts of
+        the channels the decision changed."""
         if self.capacity <= 0:
             return
         ratio = active / limit if limit > 0 else 1.0
@@ -137,8 +191,15 @@ class WorkspaceGauges:
                 return
             evicted = self._lowest[1]
             del self._tracked[evicted]
-            for gauge in (WORKSPACE_ACTIVE, WORKSPACE_LIMIT, WORKSPACE_UTILISATION):
+            for gauge in (
+                WORKSPACE_ACTIVE,
+                WORKSPACE_LIMIT,
+                WORKSPACE_UTILISATION,
+                WORKSPACE_FORECAST,
+            ):
                 gauge.remove(evicted)
+            for channel in self._channels.pop(evicted, ()):
+                WORKSPACE_CHANNEL_ACTIVE.remove(evicted, channel)
             self._lowest = None
         elif ratio < self._tracked.get(workspace, ratio) or (
             self._lowest is not None and workspace == self._lowest[1]
@@ -148,3 +209,10 @@ class WorkspaceGauges:
         WORKSPACE_ACTIVE.labels(workspace).set(active)
         WORKSPACE_LIMIT.labels(workspace).set(limit)
         WORKSPACE_UTILISATION.labels(workspace).set(ratio)
+        WORKSPACE_FORECAST.labels(workspace).set(forecast)
+        if channels:
+            known = self._channels.setdefault(workspace, set())
+            for channel, count in channels:
+                if channel in known or len(known) < CHANNELS_PER_WORKSPACE:
+                    known.add(channel)
+                    WORKSPACE_CHANNEL_ACTIVE.labels(workspace, channel).set(count)

@@ -15,6 +15,12 @@ from sidecar.gen.mac.v1 import enforcer_pb2 as enforcer_pb
 
 
 def contacts_export(ns: argparse.Namespace) -> int:
+    if ns.json:  # JSON of an export is one object per line
+        if ns.format == "csv":
+            print("error: --json writes JSON lines, not --format csv", file=sys.stderr)
+            return 2
+        ns.format = "jsonl"
+    ns.format = ns.format or "csv"
     out: TextIO = open(ns.output, "w", newline="") if ns.output else sys.stdout  # noqa: SIM115
     show_progress = sys.stderr.isatty()
     seen: set[str] = set()
@@ -102,8 +108,8 @@ def contacts_merge(ns: argparse.Namespace) -> int:
     with client(ns) as mac:
         reply = mac.merge(ns.workspace, ns.sources, ns.into)
     text = (
-        f"merged {reply.folded} identit{'y' if reply.folded == 1 else 'ies'} into "
-        f"{reply.contact_key}; {reply.uncounted} uncounted, "
+        f"merged {reply.folded:,} identit{'y' if reply.folded == 1 else 'ies'} into "
+        f"{reply.contact_key}; {reply.uncounted:,} uncounted, "
         f"{reply.usage.active:,} of {reply.usage.limit:,} active in {reply.usage.period}"
     )
     print_message(ns, reply, text)
@@ -126,7 +132,9 @@ def add_commands(commands: Any) -> None:
     export = cactions.add_parser("export", help="write a period's counted contact keys")
     export.add_argument("workspace")
     export.add_argument("--period", default="", help="YYYY-MM; default the current period")
-    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument(
+        "--format", choices=("csv", "jsonl"), default=None, help="csv (default) or jsonl"
+    )
     export.add_argument("--output", "-o", default="", help="a file instead of stdout")
     export.add_argument("--page-size", type=int, default=1000, help="keys per call")
     admin_options(export)

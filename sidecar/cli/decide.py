@@ -1,13 +1,16 @@
-"""``sidecar check`` and ``sidecar activate``: one decision from a running sidecar."""
+"""``sidecar check`` and ``sidecar activate``: one decision from a running sidecar; and
+``sidecar check-batch``: would a campaign fit."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from sidecar.cli.connection import client, enforcer_options
-from sidecar.cli.formatting import decision_text, to_json
+from sidecar.cli.contacts import parse_contact
+from sidecar.cli.formatting import bar, decision_text, to_json
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 
 EXIT_DENIED = 1
@@ -31,6 +34,52 @@ def _command(method: str) -> Callable[[argparse.Namespace], int]:
     return command
 
 
+def _read_contacts(ns: argparse.Namespace) -> list[pb.Contact] | None:
+    found = list(ns.contacts)
+    if ns.file:
+        try:
+            with open(ns.file) if ns.file != "-" else sys.stdin as lines:
+                for number, line in enumerate(lines, 1):
+                    if line.strip() and not line.lstrip().startswith("#"):
+                        try:
+                            found.append(parse_contact(line.strip()))
+                        except argparse.ArgumentTypeError as exc:
+                            print(f"error: {ns.file}:{number}: {exc}", file=sys.stderr)
+                            return None
+        except OSError as exc:
+            print(f"error: cannot read {ns.file}: {exc.strerror}", file=sys.stderr)
+            return None
+    if not found:
+        print("error: no contacts: give them as arguments or with --file", file=sys.stderr)
+        return None
+    return found
+
+
+def check_batch(ns: argparse.Namespace) -> int:
+    contacts = _read_contacts(ns)
+    if contacts is None:
+        return 2
+    with client(ns) as mac:
+        reply = mac.check_batch(ns.workspace, contacts)
+    if ns.json:
+        print(to_json(reply))
+    else:
+        u = reply.usage
+        verdict = "fits" if reply.fits else f"does NOT fit: {reply.denied:,} would be denied"
+        print(f"{len(contacts):,} contacts: {verdict}")
+        print(f"  would count      {reply.admitted:,}")
+        print(f"  already active   {reply.already_active:,}")
+        print(f"  not counted      {reply.uncounted:,}  (exempt, or shadow mode)")
+        print(f"  denied           {reply.denied:,}")
+        if reply.HasField("usage"):
+            after = u.active + reply.admitted
+            print(
+                f"  usage now        {u.active:,} of {u.limit:,}; after it "
+                f"{after:,} {bar(after, u.limit)}"
+            )
+    return 0 if reply.fits else EXIT_DENIED
+
+
 def _contact_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workspace", help="workspace id")
     parser.add_argument("--id", default="", help="the platform's contact id")
@@ -50,3 +99,15 @@ def add_commands(commands: Any) -> None:
         _contact_arguments(parser)
         enforcer_options(parser)
         parser.set_defaults(handler=_command(method))
+    text = "what ActivateBatch would do for a campaign's contacts, changing nothing"
+    batch = commands.add_parser(
+        "check-batch",
+        help=text + " (exit 1 when some would be denied)",
+        description=text + ". Contacts as FIELD=VALUE[,FIELD=VALUE], e.g. "
+        "email=ana@example.com,phone=+4915112345678; exit 1 when some would be denied.",
+    )
+    batch.add_argument("workspace", help="workspace id")
+    batch.add_argument("contacts", type=parse_contact, nargs="*", help="contacts to check")
+    batch.add_argument("--file", "-f", default="", help="one contact per line ('-': stdin)")
+    enforcer_options(batch, timeout=30.0)
+    batch.set_defaults(handler=check_batch)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from google.protobuf import json_format
-
 from sidecar.cli.connection import admin_options, client
-from sidecar.cli.formatting import when
+from sidecar.cli.formatting import to_json, when
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 
 
@@ -16,7 +14,7 @@ def events_tail(ns: argparse.Namespace) -> int:
     with client(ns) as mac:
         for event in mac.watch_events(ns.workspace or "", ns.after, ns.seconds):
             if ns.json:
-                print(json_format.MessageToJson(event, indent=None), flush=True)
+                print(to_json(event, indent=None), flush=True)
                 continue
             kind = admin_pb.Event.Type.Name(event.type).removeprefix("TYPE_")
             detail = f" {event.threshold_percent}%" if event.threshold_percent else ""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+import json
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
@@ -35,9 +37,47 @@ def bar(active: int, limit: int, width: int = 20) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {share:4.0%}"
 
 
-def to_json(message: Message) -> str:
-    """A message as indented JSON with every field shown."""
-    return json_format.MessageToJson(message, always_print_fields_with_no_presence=True)
+_INT64 = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+
+
+def _numbers(message: Message, data: dict[str, Any]) -> dict[str, Any]:
+    # proto3 JSON writes 64-bit integers as strings; a shell's jq wants numbers
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in data:
+            continue
+        value = getattr(message, field.name)
+        repeated = field.is_repeated
+        if field.type in _INT64:
+            data[field.name] = [int(v) for v in value] if repeated else int(value)
+        elif (
+            field.message_type is not None and field.message_type.file.package != "google.protobuf"
+        ):
+            if repeated:
+                for item, part in zip(value, data[field.name], strict=True):
+                    _numbers(item, part)
+            else:
+                _numbers(value, data[field.name])
+    return data
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    """A message as the proto's field names (snake_case) with every field shown, numbers as
+    numbers, times as RFC 3339 text, enums by name."""
+    data = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return _numbers(message, data)
+
+
+def to_json(message: Message, indent: int | None = 2) -> str:
+    """A message as JSON (``as_dict``), indented, or on one line with ``indent=None``."""
+    return json.dumps(as_dict(message), indent=indent, ensure_ascii=False)
 
 
 def print_message(ns: argparse.Namespace, message: Message, text: str) -> None:
@@ -58,7 +98,7 @@ def decision_text(decision: pb.Decision) -> str:
     if decision.HasField("usage"):
         u = decision.usage
         lines.append(
-            f"  usage        {u.active} of {u.limit} active, {u.remaining} remaining  "
+            f"  usage        {u.active:,} of {u.limit:,} active, {u.remaining:,} remaining  "
             f"{bar(u.active, u.limit)}"
         )
         lines.append(f"  period       {u.period}  ({when(u.period_start)} to {when(u.period_end)})")
@@ -70,7 +110,7 @@ def decision_text(decision: pb.Decision) -> str:
 
 def subscription_text(sub: admin_pb.Subscription) -> str:
     """A subscription as an aligned block."""
-    packs = f" ({sub.packs} MAC pack{'s' if sub.packs != 1 else ''})" if sub.packs else ""
+    packs = f" ({sub.packs:,} MAC pack{'s' if sub.packs != 1 else ''})" if sub.packs else ""
     lines = [
         f"workspace     {sub.workspace_id}"
         + ("   (no subscription: default plan)" if sub.is_default else ""),
@@ -95,3 +135,51 @@ def subscription_text(sub: admin_pb.Subscription) -> str:
     if sub.HasField("trial_ends_at"):
         lines.append(f"trial ends    {when(sub.trial_ends_at)}")
     return "\n".join(lines)
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int]) -> str:
+    """Values as one line of block characters, the largest a full block (0 a space)."""
+    top = max(values, default=0)
+    if top <= 0:
+        return " " * len(values)
+    return "".join(
+        " " if v <= 0 else _SPARKS[min(len(_SPARKS) - 1, (v * len(_SPARKS) - 1) // top)]
+        for v in values
+    )
+
+
+def breakdown_text(reply: admin_pb.GetUsageResponse) -> list[str]:
+    """The forecast, the channels table and the days' sparkline of a usage reply."""
+    u = reply.usage
+    lines: list[str] = []
+    if reply.forecast_active and reply.forecast_active != u.active:
+        share = f" ({reply.forecast_active / u.limit:.0%} of the limit)" if u.limit else ""
+        lines.append(
+            f"forecast    {reply.forecast_active:,} by the period's end at this pace{share}"
+        )
+    if reply.channels:
+        width = max(len("channel"), *(len(c.channel) for c in reply.channels))
+        total = sum(c.active for c in reply.channels) or 1
+        lines += ["", f"{'channel':<{width}}  {'active':>9}"]
+        lines += [
+            f"{c.channel:<{width}}  {c.active:>9,}  {c.active / total:4.0%}" for c in reply.channels
+        ]
+    if reply.days:
+        counts = {d.date: d.admitted for d in reply.days}
+        first, last = (
+            date.fromisoformat(reply.days[0].date),
+            date.fromisoformat(reply.days[-1].date),
+        )
+        span = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        values = [counts.get(d.isoformat(), 0) for d in span]
+        peak = max(reply.days, key=lambda d: d.admitted)
+        lines += [
+            "",
+            f"new contacts by day, {first.isoformat()} to {last.isoformat()}: "
+            f"{sum(values):,}, most {peak.admitted:,} on {peak.date}",
+            sparkline(values),
+        ]
+    return lines

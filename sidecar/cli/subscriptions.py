@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sidecar.cli.connection import admin_options, client
-from sidecar.cli.formatting import bar, print_message, subscription_text, when
+from sidecar.cli.formatting import bar, breakdown_text, print_message, subscription_text, when
 
 # --clear takes these: every field but the plan, by its flag's name
 _CLEARABLE = {
@@ -84,6 +84,7 @@ def usage(ns: argparse.Namespace) -> int:
     ]
     if u.HasField("trial_ends_at"):
         lines.append(f"fair-usage trial until {when(u.trial_ends_at)}")
+    lines += breakdown_text(reply)
     if reply.history:
         lines += ["", "period      active      limit"]
         lines += [f"{p.period}  {p.active:>9,}  {p.limit:>9,}" for p in reply.history]

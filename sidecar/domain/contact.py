@@ -65,6 +65,7 @@ class KeyedContact:
 
     primaries: tuple[bytes, ...]
     visitor: bytes = b""
+    channel: str = ""  # the channel of the conversation, lower-cased ("" when not given)
 
     @property
     def first(self) -> bytes:
@@ -174,7 +175,8 @@ class ContactKeyer:
                 visitor = self.key(identifier)
             else:
                 primaries.append(self.key(identifier))
-        return KeyedContact(tuple(primaries), visitor)
+        channel = contact.channel.strip().lower() if contact.channel else ""
+        return KeyedContact(tuple(primaries), visitor, channel)
 
 
 def key_text(key: bytes) -> str:

@@ -3,8 +3,8 @@ and the few facts around it (the policy without a subscription, events, merges).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import IntEnum
 
 from sidecar.domain.period import BillingPeriod
@@ -32,11 +32,50 @@ class Usage:
     limit: int
     plan: str
     trial_ends_at: datetime | None = None
+    # the channels the decision changed, with their new counts
+    channels: tuple[tuple[str, int], ...] = ()
 
     @property
     def remaining(self) -> int:
         """How many more new contacts the limit allows, never below zero."""
         return max(self.limit - self.active, 0)
+
+
+UNSPECIFIED_CHANNEL = "unspecified"
+# Elapsed time below which a forecast would only echo noise: the pace is taken over at least
+# this much of the period.
+FORECAST_MIN_ELAPSED = timedelta(hours=1)
+
+
+def forecast_active(active: int, period: BillingPeriod, now: datetime) -> int:
+    """The period's active contacts projected to its end at its pace so far:
+    ``active x period length / elapsed`` (elapsed at least ``FORECAST_MIN_ELAPSED``); the
+    count itself once the period is over."""
+    if now >= period.end:
+        return active
+    length = period.end - period.start
+    elapsed = min(max(now - period.start, FORECAST_MIN_ELAPSED), length)
+    return round(active * (length / elapsed))
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """A period's usage as the operators read it: the figures, how they break down by the
+    channel contacts were first counted on and by day, the projection of the period's end,
+    and the history of past periods (newest first).
+
+    :param recorded: whether anything was recorded of the period (always, for the current
+        one); a past period of which nothing was recorded answers zeros.
+    :param channels: ``(channel, active)``, most first.
+    :param days: ``(YYYY-MM-DD, admitted)`` in the workspace's time zone, oldest first.
+    """
+
+    usage: Usage
+    history: list[PeriodCount]
+    recorded: bool
+    channels: list[tuple[str, int]] = field(default_factory=list)
+    days: list[tuple[str, int]] = field(default_factory=list)
+    forecast_active: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ class DecideRequest:
     :param now_ms: the decision's instant (unix ms).
     :param expire_at_ms: when the period's member set expires (unix ms).
     :param dry_run: decide only (Check, current usage); count and record nothing.
+    :param day: the date of ``now_ms`` in the workspace's time zone (YYYY-MM-DD), under
+        which admissions are counted by day.
     """
 
     workspace_id: str
@@ -39,6 +41,7 @@ class DecideRequest:
     subscription_version: str
     contacts: Sequence[KeyedContact]
     dry_run: bool = False
+    day: str = ""
 
 
 @dataclass(slots=True)
@@ -64,6 +67,7 @@ class DecideReply:
     per contact in request order.
 
     :param trial_until_ms: the running trial's end (unix ms), 0 for none.
+    :param channels: the channels whose count the decisions changed, with their new count.
     """
 
     active: int
@@ -71,6 +75,7 @@ class DecideReply:
     plan: str
     trial_until_ms: int
     outcomes: list[ContactOutcome]
+    channels: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +160,11 @@ class OperatorStore(Protocol):
         ...
 
     async def subscription(self, workspace_id: str) -> StoredSubscription: ...
+
+    async def breakdown(self, workspace_id: str, period_key: str) -> dict[str, int]:
+        """A period's breakdown: ``ch:<channel>`` -> contacts first counted on it,
+        ``d:<YYYY-MM-DD>`` -> new contacts counted that day."""
+        ...
 
     async def history(self, workspace_id: str) -> list[PeriodCount]:
         """Every period's count that is kept, in no particular order."""

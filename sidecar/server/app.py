@@ -168,6 +168,7 @@ class Sidecar:
             self.workspace_gauges,
             log_requests=settings.log_level == "debug",
             gate=self.gate,
+            clock=self.clock,
         )
         token = AdminToken(settings.admin_token, settings.admin_token_file)
         admin = AdminService(

@@ -35,7 +35,7 @@ CODES: dict[int, tuple[Reason, bool]] = {
 FLAG_CONFLICT = 1
 FLAG_VISITOR_MERGED = 2
 STALE = -1  # decide.lua's first reply element when the subscription version moved on
-_DECIDE_HEAD = 5  # active, limit, trial_until_ms, plan, events_written
+_DECIDE_HEAD = 6  # active, limit, trial_until_ms, plan, events_written, channels changed
 _PER_CONTACT = 3  # code, identity, flags
 
 # set_subscription.lua writes these fields, and the version.
@@ -60,12 +60,13 @@ SUBSCRIPTION_FIELDS = (
 
 def encode_contacts(contacts: Sequence[KeyedContact]) -> list[Any]:
     """Contacts as the scripts read them (``lib/identity.lua``, ``read_contacts``): each as
-    n, n primary keys, the visitor key or ''."""
+    n, n primary keys, the visitor key or '', the channel or ''."""
     out: list[Any] = []
     for contact in contacts:
         out.append(len(contact.primaries))
         out.extend(contact.primaries)
         out.append(contact.visitor)
+        out.append(contact.channel)
     return out
 
 
@@ -94,6 +95,7 @@ def decide_args(request: DecideRequest) -> list[Any]:
         *_policy_args(request.policy),
         request.workspace_id,
         request.subscription_version,
+        request.day,
         *encode_contacts(request.contacts),
     ]
 
@@ -115,7 +117,8 @@ def decide_reply(reply: list[Any]) -> DecideReply:
             )
         )
     outcomes = []
-    for i in range(_DECIDE_HEAD, len(reply), _PER_CONTACT):
+    tail = len(reply) - 2 * reply[5]  # the channels changed follow the contacts
+    for i in range(_DECIDE_HEAD, tail, _PER_CONTACT):
         reason, shadowed = CODES[reply[i]]
         flags = reply[i + 2]
         outcomes.append(
@@ -133,6 +136,7 @@ def decide_reply(reply: list[Any]) -> DecideReply:
         plan=reply[3].decode(),
         trial_until_ms=reply[2],
         outcomes=outcomes,
+        channels=tuple((reply[i].decode(), reply[i + 1]) for i in range(tail, len(reply), 2)),
     )
 
 

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 
 PREFIX = "mac"
 
-# SET of workspace ids that may have events; the one key outside any workspace's slot, read
-# only by WatchEvents for all workspaces and written before a workspace's first decision.
+# SET of workspace ids that may have events, outside any workspace's slot: read by WatchEvents
+# for all workspaces and by the webhook deliverers, written before a workspace's first decision.
 REGISTRY = f"{PREFIX}:workspaces"
+# STRING: when webhooks were first turned on (unix ms, Redis's clock), the other key outside any
+# workspace's slot; events recorded from then on are delivered. Written once (SET NX), read by
+# every deliverer at start, always alone (one key, one slot).
+WEBHOOKS_SINCE = f"{PREFIX}:webhooks:since"
+# The consumer group of the webhook deliverers on every workspace's events stream.
+WEBHOOK_GROUP = "webhooks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,11 @@ class WorkspaceKeys:
     def flags(self, period_key: str) -> str:
         """HASH of the notifications already recorded in a period; expires with its members."""
         return f"{self._base}:flags:{period_key}"
+
+    def usage(self, period_key: str) -> str:
+        """HASH of a period's breakdown: ``ch:<channel>`` -> contacts first counted on it,
+        ``d:<YYYY-MM-DD>`` -> new contacts counted that day; expires with its members."""
+        return f"{self._base}:usage:{period_key}"
 
     @property
     def counts(self) -> str:
@@ -64,3 +75,9 @@ class WorkspaceKeys:
     def events(self) -> str:
         """STREAM of notification events, trimmed to about ``MAC_EVENTS_MAX`` entries."""
         return f"{self._base}:events"
+
+    @property
+    def webhook_lease(self) -> str:
+        """STRING: the name of the webhook consumer delivering this workspace's events now;
+        expires unless renewed."""
+        return f"{self._base}:webhook:lease"

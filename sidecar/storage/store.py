@@ -153,6 +153,7 @@ class RedisStore:
                 keys.events,
                 keys.links,
                 keys.exempt,
+                keys.usage(period_key),
             )
         return found
 
@@ -228,6 +229,11 @@ class RedisStore:
         until = await self._on_pool("subscription", "HGET", keys.trial, "until")
         resolved = codec.subscription(workspace_id, codec.decode_hash(raw))
         return StoredSubscription(resolved, int(until or 0))
+
+    async def breakdown(self, workspace_id: str, period_key: str) -> dict[str, int]:
+        """A period's usage hash: ``ch:<channel>`` and ``d:<date>`` counts."""
+        raw = await self._on_pool("usage", "HGETALL", WorkspaceKeys(workspace_id).usage(period_key))
+        return {k: int(v) for k, v in codec.decode_hash(raw).items()}
 
     async def history(self, workspace_id: str) -> list[PeriodCount]:
         """The counts hash as one count per period."""

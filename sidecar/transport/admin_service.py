@@ -97,7 +97,7 @@ class AdminService(UnaryRunner):
             context,
             request.workspace_id,
             lambda: self._admin.usage(request.workspace_id, request.period),
-            lambda found: wire.usage_response(*found),
+            wire.usage_response,
         )
 
     async def ListActiveContacts(

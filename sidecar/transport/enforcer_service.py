@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar import metrics
-from sidecar.domain.decision import BatchResult, Decision
+from sidecar.domain.clock import Clock, SystemClock
+from sidecar.domain.decision import BatchResult, Decision, forecast_active
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.transport import wire
 from sidecar.transport.runner import Gate, MethodMetrics, UnaryRunner
@@ -18,6 +19,7 @@ class EnforcerService(UnaryRunner):
 
     :param workspace_gauges: where per-workspace usage is exported (opt-in, bounded).
     :param log_requests: log every decision at debug level (not only denials).
+    :param clock: the time the per-workspace forecast is computed at.
     """
 
     def __init__(
@@ -26,10 +28,12 @@ class EnforcerService(UnaryRunner):
         workspace_gauges: metrics.WorkspaceGauges,
         log_requests: bool = False,
         gate: Gate | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(gate)
         self._enforcer = enforcer
         self._gauges = workspace_gauges
+        self._clock = clock or SystemClock()
         self._log_requests = log_requests
 
     def after(self, method: MethodMetrics, workspace: str, result: Any, seconds: float) -> None:
@@ -43,8 +47,9 @@ class EnforcerService(UnaryRunner):
         for decision in decisions:
             method.decided(decision)
             denied += not decision.allowed
-        if usage is not None:
-            self._gauges.observe(workspace, usage.active, usage.limit)
+        if usage is not None and self._gauges.capacity > 0:
+            forecast = forecast_active(usage.active, usage.period, self._clock.now())
+            self._gauges.observe(workspace, usage.active, usage.limit, forecast, usage.channels)
         if not denied and not self._log_requests:
             return
         latency_ms = round(seconds * 1000, 3)

@@ -13,9 +13,9 @@ from sidecar.domain.decision import (
     Decision,
     Event,
     Merged,
-    PeriodCount,
     Reason,
     Usage,
+    UsageReport,
 )
 from sidecar.domain.errors import InvalidArgument, quoted
 from sidecar.domain.period import BillingPeriod
@@ -179,16 +179,18 @@ def _field_value(request: admin_pb.SetSubscriptionRequest, name: str) -> Any:
     return getattr(request, name)
 
 
-def usage_response(
-    usage: Usage, history: list[PeriodCount], recorded: bool
-) -> admin_pb.GetUsageResponse:
+def usage_response(report: UsageReport) -> admin_pb.GetUsageResponse:
     """``mac.v1.GetUsageResponse``."""
     return admin_pb.GetUsageResponse(
-        usage=usage_message(usage),
-        recorded=recorded,
+        usage=usage_message(report.usage),
+        recorded=report.recorded,
         history=[
-            admin_pb.PeriodCount(period=p.name, active=p.active, limit=p.limit) for p in history
+            admin_pb.PeriodCount(period=p.name, active=p.active, limit=p.limit)
+            for p in report.history
         ],
+        channels=[admin_pb.ChannelCount(channel=c, active=n) for c, n in report.channels],
+        days=[admin_pb.DayCount(date=d, admitted=n) for d, n in report.days],
+        forecast_active=report.forecast_active,
     )
 
 

@@ -11,7 +11,12 @@ from sidecar.domain.addresses import validate_region
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import key_text, validate_workspace_id
-from sidecar.domain.decision import PeriodCount, Usage
+from sidecar.domain.decision import (
+    UNSPECIFIED_CHANNEL,
+    Usage,
+    UsageReport,
+    forecast_active,
+)
 from sidecar.domain.errors import Aborted, FailedPrecondition, InvalidArgument
 from sidecar.domain.period import BillingPeriod, months_after, period_named
 from sidecar.domain.ports import OperatorStore
@@ -137,12 +142,10 @@ class Admin:
             raise InvalidArgument("period", f"{name} has not started yet")
         return dataclasses.replace(current, period=period, zone=sub.zone)
 
-    async def usage(
-        self, workspace_id: str, period: str = ""
-    ) -> tuple[Usage, list[PeriodCount], bool]:
-        """A period's usage (default the current one), every past period's count, newest
-        first, and whether anything was recorded of the period (always, for the current one;
-        a past period of which nothing was recorded answers zeros)."""
+    async def usage(self, workspace_id: str, period: str = "") -> UsageReport:
+        """A period's usage (default the current one) with its breakdown by channel and day
+        and its forecast, and every past period's count, newest first. A past period of
+        which nothing was recorded answers zeros and ``recorded=False``."""
         validate_workspace_id(workspace_id)
         wanted = (await self._period(workspace_id, period)).period
         current = await self._enforcer.usage(workspace_id)
@@ -153,11 +156,22 @@ class Admin:
             reverse=True,
         )
         if wanted.key == current.period.key:
-            return current, history, True
-        found = counts.get(wanted.key)
-        if found is None:
-            return Usage(wanted, 0, 0, ""), history, False
-        return Usage(wanted, found.active, found.limit, ""), history, True
+            usage = current
+        elif (found := counts.get(wanted.key)) is not None:
+            usage = Usage(wanted, found.active, found.limit, "")
+        else:
+            return UsageReport(Usage(wanted, 0, 0, ""), history, recorded=False)
+        channels, days = _breakdown(
+            await self._store.breakdown(workspace_id, wanted.key), usage.active
+        )
+        return UsageReport(
+            usage,
+            history,
+            recorded=True,
+            channels=channels,
+            days=days,
+            forecast_active=forecast_active(usage.active, wanted, self._clock.now()),
+        )
 
     async def list_contacts(
         self, workspace_id: str, period: str, page_token: str, page_size: int
@@ -188,3 +202,17 @@ class Admin:
                 break
         token = str(cursor) if cursor else ""
         return ContactPage([key_text(k) for k in keys], token, total, wanted.name)
+
+
+def _breakdown(
+    fields: dict[str, int], active: int
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Channels (most first) and days (oldest first) of a period's usage hash. Contacts the
+    channels do not account for (counted before channels were recorded) are unspecified."""
+    by_channel = {k[3:]: max(v, 0) for k, v in fields.items() if k.startswith("ch:")}
+    missing = active - sum(by_channel.values())
+    if missing > 0:
+        by_channel[UNSPECIFIED_CHANNEL] = by_channel.get(UNSPECIFIED_CHANNEL, 0) + missing
+    channels = sorted(((c, n) for c, n in by_channel.items() if n), key=lambda x: (-x[1], x[0]))
+    days = sorted((k[2:], v) for k, v in fields.items() if k.startswith("d:"))
+    return channels, days

@@ -165,6 +165,7 @@ class Enforcer:
                         subscription_version=current.version,
                         contacts=contacts,
                         dry_run=dry_run,
+                        day=current.day,
                     )
                 )
             except StaleSubscription as stale:
@@ -174,7 +175,9 @@ class Enforcer:
                     contacts = rekey(region)
                 continue
             trial_end = from_ms(reply.trial_until_ms) if reply.trial_until_ms else None
-            usage = Usage(current.period, reply.active, reply.limit, reply.plan, trial_end)
+            usage = Usage(
+                current.period, reply.active, reply.limit, reply.plan, trial_end, reply.channels
+            )
             return reply, usage
         raise StorageError("the subscription changed during the decision", transient=True)
 

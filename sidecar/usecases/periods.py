@@ -9,7 +9,7 @@ that must follow the subscription ``refresh`` it first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sidecar.domain.basis import SubscriptionBasis
@@ -29,12 +29,22 @@ class CurrentPeriod:
     :param expire_at_ms: when the period's member set expires (unix ms): the end of the
         retention window.
     :param version: the subscription version the period was computed from.
+    :param day: the date in the period's time zone (YYYY-MM-DD).
     """
 
     period: BillingPeriod
     expire_at_ms: int
     version: str
     zone: ZoneInfo
+    day: str = ""
+
+
+def _day_at(now: datetime, zone: ZoneInfo) -> tuple[str, datetime, datetime]:
+    """The date at ``now`` in ``zone``, and the instants its day starts and ends."""
+    date = now.astimezone(zone).date()
+    start = datetime.combine(date, time(), zone)
+    end = datetime.combine(date + timedelta(days=1), time(), zone)
+    return date.isoformat(), start, end
 
 
 class Periods:
@@ -52,6 +62,7 @@ class Periods:
         self._require = require_subscription
         self._bases: dict[str, SubscriptionBasis] = {}
         self._periods: dict[tuple[str, int], tuple[BillingPeriod, int, ZoneInfo]] = {}
+        self._days: dict[str, tuple[str, datetime, datetime]] = {}
 
     def current(self, workspace_id: str, now: datetime) -> CurrentPeriod:
         """The workspace's period at ``now`` as last seen (cached until the period ends)."""
@@ -66,7 +77,12 @@ class Periods:
             if len(self._periods) > _CACHE_MAX:
                 self._periods.clear()
             found = self._periods[cache_key] = (period, expire, zone)
-        return CurrentPeriod(found[0], found[1], basis.version, found[2])
+        day = self._days.get(basis.timezone)
+        if day is None or not day[1] <= now < day[2]:
+            if len(self._days) > _CACHE_MAX:
+                self._days.clear()
+            day = self._days[basis.timezone] = _day_at(now, found[2])
+        return CurrentPeriod(found[0], found[1], basis.version, found[2], day[0])
 
     def basis(self, workspace_id: str) -> SubscriptionBasis:
         """The workspace's subscription basis as last seen (no subscription: UTC, no region)."""

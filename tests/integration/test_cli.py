@@ -7,10 +7,12 @@ import csv
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import redis
 
+from sidecar.domain.clock import ManualClock
 from sidecar.domain.contact import ContactFields
 from sidecar.server.app import Sidecar
 from tests.support.constants import ADMIN_TOKEN
@@ -45,7 +47,8 @@ async def test_activate_and_check_print_the_decision(sidecar_app: Sidecar) -> No
     assert code == 0
     decision = json.loads(out)
     assert decision["reason"] == "REASON_ALREADY_ACTIVE"
-    assert decision["usage"]["active"] == "1"
+    assert decision["usage"]["active"] == 1
+    assert decision["contact_key"]  # the proto's field names
 
 
 async def test_denied_exits_1(make_sidecar: SidecarFactory) -> None:
@@ -132,7 +135,9 @@ async def test_subscription_set_and_get(sidecar_app: Sidecar) -> None:
     assert "limit         6,100" in out
     code, out, _ = await cli("subscription", "get", "acme", "--json", *conn)
     assert code == 0
-    assert json.loads(out)["effectiveLimit"] == "6100"
+    sub = json.loads(out)
+    assert (sub["effective_limit"], sub["custom_limit"], sub["packs"]) == (6100, 0, 2)
+    assert sub["updated_at"].endswith("Z")
 
 
 async def test_subscription_set_changes_only_the_flags_given(sidecar_app: Sidecar) -> None:
@@ -188,19 +193,37 @@ async def test_subscription_errors_are_one_line(sidecar_app: Sidecar) -> None:
     assert "--addr must be host:port" in err
 
 
-async def test_usage_table_and_json(sidecar_app: Sidecar) -> None:
+async def test_usage_table_and_json(sidecar_app: Sidecar, clock: ManualClock) -> None:
     conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
     for n in range(2):
         await cli("activate", "acme", "--id", f"c{n}", conn[0])
     await sidecar_app.enforcer.activate_batch(
-        "acme", [ContactFields(id=f"crm-{n}") for n in range(25)]
+        "acme", [ContactFields(id=f"crm-{n}", channel="sms") for n in range(20)]
+    )
+    clock.advance(timedelta(days=2))
+    await sidecar_app.enforcer.activate_batch(
+        "acme", [ContactFields(id=f"wa-{n}", channel="whatsapp") for n in range(5)]
     )
     code, out, _ = await cli("usage", "acme", *conn)
     assert code == 0
     assert "27 of 100 active, 73 remaining" in out
     assert "[#####...............]  27%" in out
+    # 27 by 17 Nov 12:00, 16.5 of 30 days: 49 at the end
+    assert "forecast    49 by the period's end at this pace (49% of the limit)" in out
+    assert "sms                 20   74%" in out
+    assert "whatsapp             5   19%" in out
+    assert "unspecified          2    7%" in out
+    assert "new contacts by day, 2026-11-15 to 2026-11-17: 27, most 22 on 2026-11-15" in out
+    assert "█ ▂" in out
     code, out, _ = await cli("usage", "acme", "--json", *conn)
-    assert json.loads(out)["usage"]["active"] == "27"
+    reply = json.loads(out)
+    assert reply["usage"]["active"] == 27
+    assert reply["forecast_active"] == 49
+    assert reply["channels"][0] == {"channel": "sms", "active": 20}
+    assert reply["days"] == [
+        {"date": "2026-11-15", "admitted": 22},
+        {"date": "2026-11-17", "admitted": 5},
+    ]
 
 
 async def test_contacts_export_csv(sidecar_app: Sidecar, tmp_path: Path) -> None:
@@ -228,6 +251,12 @@ async def test_contacts_export_csv(sidecar_app: Sidecar, tmp_path: Path) -> None
     assert {r[2] for r in rows[1:]} == {d.contact_key for d in batch.decisions}
     assert {r[1] for r in rows[1:]} == {"2026-11"}
     assert len(rows) == 51
+    code, out, err = await cli("contacts", "export", "acme", "--json", *conn)
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert {line["contact_key"] for line in lines} == {d.contact_key for d in batch.decisions}
+    code, _, err = await cli("contacts", "export", "acme", "--json", "--format", "csv", *conn)
+    assert (code, err.strip()) == (2, "error: --json writes JSON lines, not --format csv")
 
 
 async def test_events_tail(sidecar_app: Sidecar) -> None:
@@ -241,6 +270,13 @@ async def test_events_tail(sidecar_app: Sidecar) -> None:
     assert len(lines) == 2
     assert "acme  THRESHOLD_CROSSED 80%  2026-11  80 of 100" in lines[0]
     assert "THRESHOLD_CROSSED 100%" in lines[1]
+    code, out, _ = await cli("events", "tail", "acme", "--seconds", "1", "--json", *conn)
+    first = json.loads(out.splitlines()[0])
+    assert (first["type"], first["threshold_percent"], first["active"]) == (
+        "TYPE_THRESHOLD_CROSSED",
+        80,
+        80,
+    )
 
 
 async def test_contacts_key_merge_and_exempt(sidecar_app: Sidecar, tmp_path: Path) -> None:
@@ -280,3 +316,31 @@ async def test_contacts_key_merge_and_exempt(sidecar_app: Sidecar, tmp_path: Pat
     code, _, err = await cli("contacts", "exempt", "acme", "mail=x", *conn)
     assert code == 2
     assert "expected FIELD=VALUE" in err
+
+
+async def test_check_batch_says_whether_a_campaign_fits(
+    sidecar_app: Sidecar, tmp_path: Path
+) -> None:
+    addr = f"--addr=127.0.0.1:{sidecar_app.port}"
+    await sidecar_app.enforcer.activate_batch(
+        "acme", [ContactFields(id=f"crm-{n}") for n in range(99)]
+    )
+    campaign = tmp_path / "campaign.txt"
+    campaign.write_text("# next week's campaign\nid=crm-1\nemail=new1@example.com\n\n")
+    code, out, _ = await cli("check-batch", "acme", "id=x2", "--file", str(campaign), addr)
+    assert code == 1
+    assert "3 contacts: does NOT fit: 1 would be denied" in out
+    assert "would count      1" in out
+    assert "already active   1" in out
+    assert "usage now        99 of 100; after it 100" in out
+    code, out, _ = await cli("check-batch", "acme", "id=crm-1", "id=new", addr, "--json")
+    assert code == 0
+    reply = json.loads(out)
+    assert (reply["fits"], reply["admitted"], reply["already_active"]) == (True, 1, 1)
+    assert (await sidecar_app.enforcer.usage("acme")).active == 99
+    campaign.write_text("id=ok\nnickname=ana\n")
+    code, _, err = await cli("check-batch", "acme", "--file", str(campaign), addr)
+    assert code == 2
+    assert err.startswith(f"error: {campaign}:2: ")
+    code, _, err = await cli("check-batch", "acme", addr)
+    assert (code, err.strip()) == (2, "error: no contacts: give them as arguments or with --file")

@@ -68,6 +68,10 @@ async def test_metrics_count_requests_decisions_and_redis(make_sidecar: SidecarF
     assert sample(text, denied) - sample(before, denied, 0) == 2
     assert sample(text, 'mac_workspace_active_contacts{workspace="observed"}') == 3
     assert sample(text, 'mac_workspace_utilisation_ratio{workspace="observed"}') == 1
+    # 3 counted by 15 Nov 12:00 (14.5 of November's 30 days): 3 x 30 / 14.5
+    assert sample(text, 'mac_workspace_forecast_active_contacts{workspace="observed"}') == 6
+    channel = 'mac_workspace_channel_active_contacts{channel="unspecified",workspace="observed"}'
+    assert sample(text, channel) == 3
     assert sample(text, "mac_redis_up") == 1
     assert sample(text, 'mac_redis_round_trips_total{operation="decide"}') >= 5
     assert 'mac_request_duration_seconds_bucket{le="5e-05",method="Activate"}' in text

@@ -487,7 +487,7 @@ async def test_the_cli_talks_tls_and_mtls(
         MAC_CLI_TLS_SERVER_NAME="localhost",
     )
     assert (code, err) == (0, "")
-    assert json.loads(out)["usage"]["active"] == "1"
+    assert json.loads(out)["usage"]["active"] == 1
 
     # without a client certificate, or plaintext (--no-tls wins over the variables): refused
     for refused_args, env in (

@@ -14,6 +14,8 @@
 -- KEYS[7]  links hash                     (HASH identifier key -> identity key; an identity
 --                                          that has links maps to itself)
 -- KEYS[8]  exempt set                     (SET of identity and identifier keys)
+-- KEYS[9]  usage hash of the period       (HASH ch:<channel> -> contacts first counted on it,
+--                                          d:<YYYY-MM-DD> -> new contacts counted that day)
 -- ARGV[1]  period key
 -- ARGV[2]  period name, for events (2026-11)
 -- ARGV[3]  now, unix ms
@@ -28,12 +30,14 @@
 -- ARGV[12] events stream max length (approximate)
 -- ARGV[13] workspace id, for events
 -- ARGV[14] subscription version the period was computed with ('' = no subscription)
--- ARGV[15..] contacts, each as: n, then n primary identifier keys in precedence order
---           (id, email, phone), then the visitor key or ''
+-- ARGV[15] today in the workspace's time zone, YYYY-MM-DD (the day admissions count under)
+-- ARGV[16..] contacts, each as: n, then n primary identifier keys in precedence order
+--           (id, email, phone), then the visitor key or '', then the channel or ''
 --
--- Returns { active, limit, trial_until_ms, plan, events_written, then per contact: code,
--- identity key, flags } (a dry run answers the usage as it stands). CODE and FLAG below say
--- what the numbers mean; storage/codec.py reads them by the same names.
+-- Returns { active, limit, trial_until_ms, plan, events_written, channels_changed, then per
+-- contact: code, identity key, flags, then per channel changed: name, its new count } (a dry
+-- run answers the usage as it stands). CODE and FLAG below say what the numbers mean;
+-- storage/codec.py reads them by the same names.
 -- When the subscription's version is not ARGV[14], nothing is decided and the reply is
 -- { -1, timezone, starts_at_ms, version, default_region }: the caller computes the period (and
 -- the keys of national phone numbers) again and retries.
@@ -60,9 +64,9 @@ local FLAG = {
 }
 local STALE = -1
 
-local members, counts, sub_key, trial_key, flags, events, links, exempt =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local period_key, period_name = ARGV[1], ARGV[2]
+local members, counts, sub_key, trial_key, flags, events, links, exempt, usage_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local period_key, period_name, today = ARGV[1], ARGV[2], ARGV[15]
 local now, expire_at = tonumber(ARGV[3]), ARGV[4]
 local dry = ARGV[5] == '1'
 local maxlen, workspace = ARGV[12], ARGV[13]
@@ -135,6 +139,24 @@ local function is_member(key)
   return seen[key] or redis.call('SISMEMBER', members, key) == 1
 end
 
+-- The usage breakdown: contacts by the channel they were first counted on, admissions by
+-- day. `channels` keeps each changed channel's new count, in the order first changed.
+local channels, changed = {}, {}
+local function count_channel(channel, by)
+  local name = channel ~= '' and channel or 'unspecified'
+  if channels[name] == nil then
+    changed[#changed + 1] = name
+  end
+  channels[name] = redis.call('HINCRBY', usage_key, 'ch:' .. name, by)
+end
+
+local function count_admission(channel)
+  count_channel(channel, 1)
+  if redis.call('HINCRBY', usage_key, 'd:' .. today, 1) == 1 then
+    redis.call('PEXPIREAT', usage_key, expire_at) -- at least once a day: it always has one
+  end
+end
+
 if not run.trial_on and trial_until > 0 and trial.ended ~= '1' and not dry then
   redis.call('HSET', trial_key, 'ended', '1')
   emit(run, 'TRIAL_ENDED', run.active, run.limit, trial_until, 0)
@@ -142,7 +164,7 @@ end
 
 -- Resolve one contact (lib/identity.lua), then link what is new to its identity and fold in
 -- a visitor seen before it was identified. Returns identity, conflict, visitor merged.
-local function resolve(state, prim, visitor)
+local function resolve(state, prim, visitor, channel)
   if #prim == 1 and not visitor then
     -- what resolve_identity answers for one identifier, without its tables: the common case
     return (root_of(links, prim[1], not dry)), false, false
@@ -175,6 +197,7 @@ local function resolve(state, prim, visitor)
     if not dry then
       redis.call('SREM', members, r.vroot)
       state.removed = true
+      count_channel(channel, -1) -- a visitor is first counted on its own channel
     end
     state.active = state.active - 1
   end
@@ -220,7 +243,7 @@ end
 
 -- Start the fair-usage trial of the next plan for the first new contact over the limit, once
 -- per platform major release. Returns whether it started.
-local function start_trial(state, identity)
+local function start_trial(state, identity, channel)
   local granted = 'granted:' .. terms.trial_plan .. ':' .. terms.major
   if state.trial_on or terms.trial_plan == '' or terms.trial_limit <= state.active
       or redis.call('HEXISTS', trial_key, granted) == 1 then
@@ -238,13 +261,14 @@ local function start_trial(state, identity)
       granted, now)
     emit(state, 'TRIAL_STARTED', state.active - 1, state.limit, now, 0)
     redis.call('SADD', members, identity)
+    count_admission(channel)
     record_crossed(state)
   end
   return true
 end
 
 -- The code of one resolved contact.
-local function decide(state, identity, merged, prim, visitor)
+local function decide(state, identity, merged, prim, visitor, channel)
   if is_exempt(identity, prim, visitor) then
     return CODE.EXEMPT -- never counted: a visitor it turns out to be is not counted either
   end
@@ -256,6 +280,7 @@ local function decide(state, identity, merged, prim, visitor)
         seen[identity] = true
       else
         redis.call('SADD', members, identity)
+        count_channel(channel, 1) -- counted again under the identity: the visitor's channel
       end
     end
     return CODE.ALREADY_ACTIVE
@@ -264,6 +289,7 @@ local function decide(state, identity, merged, prim, visitor)
     -- below the limit SADD alone tells new from already counted
     if redis.call('SADD', members, identity) == 1 then
       state.active = state.active + 1
+      count_admission(channel)
       record_crossed(state)
       return CODE.ADMITTED
     end
@@ -277,7 +303,7 @@ local function decide(state, identity, merged, prim, visitor)
     seen[identity] = true
     return CODE.WITHIN_LIMIT
   end
-  if start_trial(state, identity) then
+  if start_trial(state, identity, channel) then
     return CODE.TRIAL_STARTED
   end
   if not dry and once(state, 'lr:' .. state.limit) then
@@ -286,10 +312,10 @@ local function decide(state, identity, merged, prim, visitor)
   return terms.shadow and CODE.SHADOW_ALLOWED or CODE.LIMIT_REACHED
 end
 
-local out = { 0, 0, 0, terms.plan, 0 }
-for _, contact in ipairs(read_contacts(15)) do
-  local identity, conflict, merged = resolve(run, contact[1], contact[2])
-  out[#out + 1] = decide(run, identity, merged, contact[1], contact[2])
+local out = { 0, 0, 0, terms.plan, 0, 0 }
+for _, contact in ipairs(read_contacts(16)) do
+  local identity, conflict, merged = resolve(run, contact[1], contact[2], contact[3])
+  out[#out + 1] = decide(run, identity, merged, contact[1], contact[2], contact[3])
   out[#out + 1] = identity
   out[#out + 1] = (conflict and FLAG.CONFLICT or 0) + (merged and FLAG.VISITOR_MERGED or 0)
 end
@@ -312,4 +338,9 @@ else
   out[3] = run.trial_on and run.trial_until or 0
 end
 out[5] = run.written
+out[6] = #changed
+for _, name in ipairs(changed) do
+  out[#out + 1] = name
+  out[#out + 1] = channels[name]
+end
 return out

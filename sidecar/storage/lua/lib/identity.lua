@@ -71,7 +71,8 @@ local function resolve_identity(links, members, prim, visitor, write)
 end
 
 -- The contacts encoded in ARGV from index `first`: each as n, n primary identifier keys in
--- precedence order, then the visitor key or ''. Returns a list of { primaries, visitor|false }.
+-- precedence order, the visitor key or '', then the channel or ''. Returns a list of
+-- { primaries, visitor|false, channel }.
 local function read_contacts(first)
   local found = {}
   local i = first
@@ -82,8 +83,8 @@ local function read_contacts(first)
       prim[j] = ARGV[i + j]
     end
     local visitor = ARGV[i + n + 1]
-    found[#found + 1] = { prim, visitor ~= '' and visitor or false }
-    i = i + n + 2
+    found[#found + 1] = { prim, visitor ~= '' and visitor or false, ARGV[i + n + 2] }
+    i = i + n + 3
   end
   return found
 end
