@@ -28,6 +28,12 @@ METRICS = {
     "mac_workspace_active_contacts": "gauge",
     "mac_workspace_limit_contacts": "gauge",
     "mac_workspace_utilisation_ratio": "gauge",
+    "mac_workspace_forecast_active_contacts": "gauge",
+    "mac_workspace_channel_active_contacts": "gauge",
+    "mac_webhook_deliveries_total": "counter",
+    "mac_webhook_failed_attempts_total": "counter",
+    "mac_webhook_skipped_total": "counter",
+    "mac_webhook_oldest_undelivered_seconds": "gauge",
     "mac_build_info": "gauge",
 }
 # The series names a query may select: histograms only through their samples.
