@@ -94,10 +94,19 @@ timestamps = st.integers(min_value=-(2**40), max_value=2**40)
 
 def subscription_request(**fields: Any) -> admin_pb.SetSubscriptionRequest:
     seconds = fields.pop("starts_at")
-    request = admin_pb.SetSubscriptionRequest(**fields)
+    mask = fields.pop("mask")
+    request = admin_pb.SetSubscriptionRequest(
+        **{name: value for name, value in fields.items() if value is not None}
+    )
     if seconds is not None:
         request.starts_at.seconds = seconds
+    if mask is not None:
+        request.update_mask.paths.extend(mask)
     return request
+
+
+def maybe(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), values)
 
 
 REQUESTS = st.one_of(
@@ -118,18 +127,32 @@ REQUESTS = st.one_of(
         ),
     ),
     st.tuples(
+        st.just("Enforcer/CheckBatch"),
+        st.builds(
+            pb.CheckBatchRequest,
+            workspace_id=workspaces,
+            contacts=st.lists(contacts, max_size=8),
+        ),
+    ),
+    st.tuples(
         st.just("Admin/SetSubscription"),
         st.builds(
             subscription_request,
             workspace_id=workspaces,
-            plan=st.one_of(st.sampled_from(["starter", "pro", "enterprise"]), text),
-            packs=st.integers(min_value=-(2**31), max_value=2**31 - 1),
-            custom_limit=st.integers(min_value=-(2**63), max_value=2**63 - 1),
-            timezone=st.one_of(st.sampled_from(["Europe/Berlin", "localtime", "Factory"]), text),
+            plan=maybe(st.one_of(st.sampled_from(["starter", "pro", "enterprise"]), text)),
+            packs=maybe(st.integers(min_value=-(2**31), max_value=2**31 - 1)),
+            custom_limit=maybe(st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+            timezone=maybe(
+                st.one_of(st.sampled_from(["Europe/Berlin", "localtime", "Factory"]), text)
+            ),
             starts_at=st.one_of(st.none(), timestamps),
-            platform_version=text,
-            shadow_mode=st.booleans(),
-            default_region=st.one_of(st.sampled_from(["DE", "br"]), text),
+            platform_version=maybe(text),
+            shadow_mode=maybe(st.booleans()),
+            default_region=maybe(st.one_of(st.sampled_from(["DE", "br"]), text)),
+            thresholds=st.lists(st.integers(min_value=-(2**31), max_value=2**31 - 1), max_size=20),
+            mask=maybe(
+                st.lists(st.one_of(st.sampled_from(["*", "packs", "plan", "thresholds"]), text))
+            ),
         ),
     ),
     st.tuples(
@@ -188,7 +211,16 @@ def test_generated_requests_never_get_internal_or_unknown(
 
 @FUZZ
 @given(
-    st.sampled_from(["Enforcer/Check", "Enforcer/ActivateBatch", "Admin/Merge", "Admin/GetUsage"]),
+    st.sampled_from(
+        [
+            "Enforcer/Check",
+            "Enforcer/ActivateBatch",
+            "Enforcer/CheckBatch",
+            "Admin/Merge",
+            "Admin/GetUsage",
+            "Admin/SetSubscription",
+        ]
+    ),
     st.binary(max_size=200),
 )
 def test_undecodable_bytes_are_invalid_argument(target: Target, method: str, data: bytes) -> None:
