@@ -152,6 +152,32 @@ class Settings:
         minimum=10,
         maximum=10_000_000,
     )
+    webhook_url: str = _setting(
+        "MAC_WEBHOOK_URL",
+        "",
+        "URL every event is POSTed to as signed JSON (http:// or https://); empty: no webhooks",
+    )
+    webhook_secret: str = _setting(
+        "MAC_WEBHOOK_SECRET",
+        "",
+        "key of the webhooks' HMAC-SHA256 signatures (X-MAC-Signature); needed with "
+        "MAC_WEBHOOK_URL",
+        secret=True,
+    )
+    webhook_timeout_ms: int = _setting(
+        "MAC_WEBHOOK_TIMEOUT_MS",
+        5000,
+        "milliseconds one webhook request may take before it counts as failed",
+        minimum=100,
+        maximum=120_000,
+    )
+    webhook_max_backoff_ms: int = _setting(
+        "MAC_WEBHOOK_MAX_BACKOFF_MS",
+        60_000,
+        "the longest wait, in milliseconds, between two attempts to deliver an event",
+        minimum=10,
+        maximum=3_600_000,
+    )
     batch_max: int = _setting(
         "MAC_BATCH_MAX",
         10_000,
@@ -228,6 +254,7 @@ class Settings:
         _split_addr(self.grpc_addr, "MAC_GRPC_ADDR")
         if self.metrics_addr:
             _split_addr(self.metrics_addr, "MAC_METRICS_ADDR")
+        self._check_webhook()
 
     def _check_files(self) -> None:
         pairs = (
@@ -257,6 +284,21 @@ class Settings:
         if self.admin_token and self.admin_token_file:
             raise ConfigError("set MAC_ADMIN_TOKEN or MAC_ADMIN_TOKEN_FILE, not both")
 
+    def _check_webhook(self) -> None:
+        if not self.webhook_url:
+            return
+        parts = urlsplit(self.webhook_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                "MAC_WEBHOOK_URL must be an http:// or https:// URL with a host, "
+                f"not {redact_endpoint(self.webhook_url)!r}"
+            )
+        if not self.webhook_secret:
+            raise ConfigError(
+                "MAC_WEBHOOK_URL needs MAC_WEBHOOK_SECRET, the key its signatures are made with "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+
     @property
     def tls(self) -> bool:
         """Whether the gRPC listeners serve TLS."""
@@ -275,6 +317,8 @@ class Settings:
                 value = "<set>" if value else "<unset>"
             elif f.name == "redis_url":
                 value = redact_url(value)
+            elif f.name == "webhook_url":
+                value = redact_endpoint(value)
             out[f.name] = value
         return out
 
@@ -389,6 +433,17 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def redact_endpoint(url: str) -> str:
+    """Where ``url`` goes (scheme, host, port) without what may be a credential: a password,
+    and a path or query (webhook URLs often carry a token there) shown as ``***``."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return "***" if url else ""
+    host = parts.netloc.rsplit("@", 1)[-1]
+    hidden = "/***" if parts.path.strip("/") or parts.query or parts.fragment else parts.path
+    return f"{parts.scheme}://{host}{hidden}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

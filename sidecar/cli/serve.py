@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Coroutine
@@ -47,16 +48,32 @@ def serve(ns: argparse.Namespace) -> int:
     return 0
 
 
+# After a graceful stop, how long tasks still running get to end once cancelled.
+CANCEL_GRACE = 2.0
+
+
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop where it is built, else on asyncio's loop."""
+    """Run ``main`` on uvloop where it is built, else on asyncio's loop; then cancel what is
+    left and wait for it at most ``CANCEL_GRACE`` seconds (``asyncio.run`` would wait for ever
+    on a task that does not end when cancelled, and the process would never exit)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is not built for every platform
-        import asyncio
-
-        asyncio.run(main)
+        loop = asyncio.new_event_loop()
     else:
-        uvloop.run(main)
+        loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.wait(left, timeout=CANCEL_GRACE))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def add_command(commands: Any) -> None:

@@ -26,8 +26,9 @@ from sidecar.server.files import AdminToken
 from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
 from sidecar.server.tls import CertificateFiles, ServerTLS
+from sidecar.server.webhooks import WebhookDeliverer
 from sidecar.server.workers import WORKER_ENV
-from sidecar.settings import Settings, split_addr
+from sidecar.settings import Settings, redact_endpoint, split_addr
 from sidecar.storage.connections import WATCH_BLOCK_MS, RedisConnections
 from sidecar.storage.store import RedisStore
 from sidecar.transport.admin_service import AdminService
@@ -122,6 +123,8 @@ class Sidecar:
         self.server = self._grpc_server()
         self.admin_server = self._grpc_server() if settings.admin_addr else None
         self.workspace_gauges = metrics.WorkspaceGauges(settings.metrics_workspaces)
+        # its own Redis pool and the wall clock: webhooks never wait on the decision path
+        self.webhooks = WebhookDeliverer.from_settings(settings) if settings.webhook_url else None
         self.port = 0
         self.admin_port = 0
         self.metrics_port = 0
@@ -214,6 +217,8 @@ class Sidecar:
             self._probes = ProbeServer(self.settings.metrics_addr, REGISTRY, self.alive, self.ready)
             self.metrics_port = self._probes.start()
         await self.health.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         await self.server.start()
         if self.admin_server is not None:
             await self.admin_server.start()
@@ -227,6 +232,8 @@ class Sidecar:
         self.health.stop()
         await self.health_servicer.enter_graceful_shutdown()
         wait = self.settings.shutdown_grace if grace is None else grace
+        # webhook requests in flight get the same grace; what they leave stays pending
+        webhooks = asyncio.create_task(self.webhooks.stop(wait)) if self.webhooks else None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.gate.drained.wait(), wait)
         # The unary calls are done (or out of time); what is left are event streams, which
@@ -235,6 +242,8 @@ class Sidecar:
         await asyncio.gather(*(server.stop(0) for server in servers))
         if self._probes is not None:
             self._probes.stop()
+        if webhooks is not None:
+            await webhooks
         await self.connections.close()
 
 
@@ -259,6 +268,7 @@ async def run(settings: Settings) -> None:
         metrics=settings.metrics_addr or None,
         metrics_port=sidecar.metrics_port or None,
         redis_ok=sidecar.redis_ok,
+        webhooks=redact_endpoint(settings.webhook_url) or None,
     )
     if not (settings.admin_token or settings.admin_token_file):
         log.warning("the Admin service is open: set MAC_ADMIN_TOKEN outside development")

@@ -105,13 +105,13 @@ class RedisStore:
         try:
             return await self._send(operation, self._pipelined, command)
         except rex.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise wrap_error(exc) from exc
 
     async def _on_pool(self, operation: str, *command: Any, client: Redis | None = None) -> Any:
         try:
             return await self._send(operation, client or self._pool, command)
         except rex.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise wrap_error(exc) from exc
 
     async def _script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """``EVALSHA`` on the pipelined connection; on ``NOSCRIPT`` load it again, once."""
@@ -125,9 +125,9 @@ class RedisStore:
                 await self._send("script_load", self._pipelined, ("SCRIPT", "LOAD", script.source))
                 return await self._send(script.name, self._pipelined, command)
         except rex.ResponseError as exc:
-            raise _wrap(exc, script.explain(str(exc))) from exc
+            raise wrap_error(exc, script.explain(str(exc))) from exc
         except rex.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise wrap_error(exc) from exc
 
     async def _register(self, workspace_id: str) -> None:
         # Before a workspace's first decision in this process, so that WatchEvents for all
@@ -280,7 +280,9 @@ class RedisStore:
         ]
 
 
-def _wrap(exc: rex.RedisError, message: str | None = None) -> StorageError:
+def wrap_error(exc: rex.RedisError, message: str | None = None) -> StorageError:
+    """A redis-py error as the ``StorageError`` the use cases see, transient when retrying
+    later can succeed."""
     text = message if message is not None else str(exc)
     return StorageError(
         f"redis: {type(exc).__name__}: {text}", transient=isinstance(exc, _TRANSIENT)

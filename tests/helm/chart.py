@@ -78,11 +78,15 @@ def objects_of(manifests: dict[str, str]) -> list[Obj]:
 
 
 def render_raw(
-    values: dict[str, Any] | None = None, *, chart: Path = CHART, **options: Any
+    values: dict[str, Any] | None = None,
+    *,
+    chart: Path = CHART,
+    release: str = RELEASE,
+    **options: Any,
 ) -> dict[str, str]:
     """The chart's templates rendered by Helm, by template path (NOTES.txt too)."""
     with helm.Chart.load(chart) as loaded:
-        return loaded.render(values or {}, name=RELEASE, namespace=NAMESPACE, **options)
+        return loaded.render(values or {}, name=release, namespace=NAMESPACE, **options)
 
 
 def render(values: dict[str, Any] | None = None, **options: Any) -> list[Obj]:
@@ -101,9 +105,9 @@ def render_case(case: str) -> list[Obj]:
     return objects
 
 
-def notes(values: dict[str, Any]) -> str:
+def notes(values: dict[str, Any], *, release: str = RELEASE) -> str:
     """The NOTES.txt Helm prints after an install with ``values``."""
-    return render_raw(values)[f"{CHART.name}/templates/NOTES.txt"]
+    return render_raw(values, release=release)[f"{CHART.name}/templates/NOTES.txt"]
 
 
 def find(objects: list[Obj], kind: str, name: str | None = None) -> list[Obj]:

@@ -15,7 +15,6 @@ from tests.helm.chart import (
     check_custom_resource,
     lint,
     merge,
-    notes,
     render,
     render_case,
     validate_object,
@@ -23,8 +22,10 @@ from tests.helm.chart import (
 
 
 def test_the_ci_matrix_is_there() -> None:
+    assert case_values("default") == {}  # the chart with no values at all
     assert {
         "default",
+        "external-redis",
         "sidecar-mode",
         "bundled-redis",
         "full-features",
@@ -93,42 +94,58 @@ def test_native_sidecar_is_refused_before_kubernetes_1_29(
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({}, "exactly one Redis.*none is set"),
         (
-            {"redis": {"url": "redis://r:6379/0", "enabled": True}},
-            "redis.url, redis.enabled are all set",
+            {"redis": {"url": "redis://r:6379/0", "bundled": {"enabled": True}}},
+            "redis.bundled.enabled=true runs the bundled Redis, but redis.url names an external",
+        ),
+        (
+            {"redis": {"existingSecret": "s", "bundled": {"enabled": True}}},
+            "but redis.existingSecret names an external one too",
         ),
         (
             {"redis": {"url": "redis://r:6379/0", "existingSecret": "s"}},
-            "redis.url, redis.existingSecret are all set",
+            "redis.url and redis.existingSecret are both set",
         ),
+        (
+            {"redis": {"bundled": {"enabled": False}}},
+            "redis.bundled.enabled=false needs an external Redis",
+        ),
+        # the key of chart 0.1
+        ({"redis": {"enabled": True}}, r"redis.enabled is now redis.bundled.enabled"),
     ],
 )
-def test_redis_must_be_configured_exactly_once(values: dict[str, Any], message: str) -> None:
+def test_redis_is_configured_once(values: dict[str, Any], message: str) -> None:
     with pytest.raises(helm.HelmRenderError, match=message):
         render(values)
 
 
-def test_notes_say_how_to_call_the_service_and_read_usage() -> None:
-    text = notes(case_values("default"))
-    assert "rel-mac-sidecar.mac.svc:50051" in text
-    assert "grpcurl -plaintext 127.0.0.1:50051 grpc.health.v1.Health/Check" in text
-    assert "mac.v1.Enforcer/Activate" in text
-    assert "exec deploy/rel-mac-sidecar -- sidecar activate acme" in text
-    assert "get secret rel-mac-sidecar -o jsonpath='{.data.admin-token}'" in text
-    assert "sidecar usage acme --addr 127.0.0.1:50052" in text
-    assert "helm test rel" in text
-    assert "must never change" in text
-
-
-def test_notes_in_sidecar_mode_show_the_templates_to_include() -> None:
-    text = notes(case_values("sidecar-mode"))
-    assert 'include "mac-sidecar.containers" (index .Subcharts "mac-sidecar")' in text
-    assert 'include "mac-sidecar.volumes" (index .Subcharts "mac-sidecar")' in text
-    assert "127.0.0.1:50051" in text
-
-
-def test_notes_name_an_existing_admin_token_secret() -> None:
-    text = notes(case_values("existing-secrets"))
-    assert "get secret mac-admin -o jsonpath='{.data.token}'" in text
-    assert "comes from the Secret mac-identity" in text
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"webhook": {"secret": "s" * 32}}, "sign the webhooks of webhook.url"),
+        ({"webhook": {"existingSecret": "hooks"}}, "sign the webhooks of webhook.url"),
+        (
+            {"webhook": {"url": "https://h.example/", "secret": "x", "existingSecret": "hooks"}},
+            "webhook.secret and webhook.existingSecret are both set",
+        ),
+        (
+            {"webhook": {"existingSecretUrlKey": "url"}},
+            "webhook.existingSecretUrlKey is a key of webhook.existingSecret",
+        ),
+        (
+            {
+                "webhook": {
+                    "url": "https://h.example/",
+                    "existingSecret": "hooks",
+                    "existingSecretUrlKey": "url",
+                }
+            },
+            "webhook.url and webhook.existingSecretUrlKey are both set",
+        ),
+    ],
+)
+def test_webhook_values_that_do_not_fit_together_are_refused(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=message):
+        render(values)

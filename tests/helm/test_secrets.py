@@ -26,6 +26,7 @@ from tests.helm.chart import (
 from tests.helm.fake_api import fake_cluster
 
 DEFAULT = case_values("default")
+EXTERNAL = case_values("external-redis")
 ADMIN_TOKEN_FILE = "/etc/mac-sidecar/admin-token/admin-token"
 
 
@@ -37,7 +38,7 @@ def admin_token_volume(objects: list[Obj]) -> Obj | None:
 
 
 def test_secrets_are_generated_when_no_existing_secret_is_given() -> None:
-    objects = render(DEFAULT)
+    objects = render(EXTERNAL)
     secret = one(objects, "Secret")
     assert secret["metadata"]["name"] == FULLNAME
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -45,7 +46,7 @@ def test_secrets_are_generated_when_no_existing_secret_is_given() -> None:
     assert set(data) == {"identity-secret", "admin-token", "redis-url"}
     assert re.fullmatch(r"[A-Za-z0-9]{64}", data["identity-secret"])
     assert len(data["admin-token"]) >= 32
-    assert data["redis-url"] == DEFAULT["redis"]["url"]
+    assert data["redis-url"] == EXTERNAL["redis"]["url"]
     env = container_env(objects, sidecar_container(objects))
     assert env["MAC_IDENTITY_SECRET"] == {"secret": (FULLNAME, "identity-secret")}
     assert env["MAC_ADMIN_TOKEN_FILE"] == {"value": ADMIN_TOKEN_FILE}
@@ -61,6 +62,7 @@ def test_each_install_generates_its_own_secrets() -> None:
     first, second = (secret_data(one(render(DEFAULT), "Secret")) for _ in range(2))
     assert first["identity-secret"] != second["identity-secret"]
     assert first["admin-token"] != second["admin-token"]
+    assert first["redis-password"] != second["redis-password"]
 
 
 def test_no_secret_is_rendered_when_every_secret_exists() -> None:
@@ -70,10 +72,12 @@ def test_no_secret_is_rendered_when_every_secret_exists() -> None:
     assert env["MAC_IDENTITY_SECRET"] == {"secret": ("mac-identity", "secret")}
     assert env["MAC_ADMIN_TOKEN"] == {"secret": ("mac-admin", "token")}
     assert env["MAC_REDIS_URL"] == {"secret": ("mac-redis", "url")}
+    assert env["MAC_WEBHOOK_URL"] == {"secret": ("mac-webhook", "url")}
+    assert env["MAC_WEBHOOK_SECRET"] == {"secret": ("mac-webhook", "signing-secret")}
 
 
 def test_only_the_missing_secrets_are_generated() -> None:
-    values = merge(DEFAULT, {"identitySecret": {"existingSecret": "mine"}})
+    values = merge(EXTERNAL, {"identitySecret": {"existingSecret": "mine"}})
     objects = render(values)
     assert set(secret_data(one(objects, "Secret"))) == {"admin-token", "redis-url"}
     env = container_env(objects, sidecar_container(objects))
@@ -148,25 +152,59 @@ def test_the_admin_token_can_still_be_a_variable() -> None:
     assert admin_token_volume(objects) is None
 
 
-def test_bundled_redis_gets_a_password_and_aof_on_a_volume() -> None:
-    objects = render_case("bundled-redis")
+def test_the_bundled_redis_password_is_generated_into_the_secret() -> None:
+    for objects in (render(DEFAULT), render_case("bundled-redis")):
+        data = secret_data(one(objects, "Secret"))
+        password = data["redis-password"]
+        assert re.fullmatch(r"[A-Za-z0-9]{40}", password)
+        assert data["redis-auth.conf"] == f"requirepass {password}\n"
+        assert data["redis-url"] == f"redis://:{password}@{FULLNAME}-redis:6379/0"
+        env = container_env(objects, sidecar_container(objects))
+        assert env["MAC_REDIS_URL"] == {"secret": (FULLNAME, "redis-url")}
+        # in no ConfigMap
+        for config_map in find(objects, "ConfigMap"):
+            assert password not in str(config_map["data"]), config_map["metadata"]["name"]
+
+
+def test_an_external_redis_needs_no_password_of_the_chart() -> None:
+    data = secret_data(one(render(EXTERNAL), "Secret"))
+    assert not {"redis-password", "redis-auth.conf"} & set(data)
+
+
+def test_webhook_url_and_generated_signing_secret_are_in_the_secret() -> None:
+    objects = render_case("full-features")
     data = secret_data(one(objects, "Secret"))
-    password = data["redis-password"]
-    assert re.fullmatch(r"[A-Za-z0-9]{40}", password)
-    assert data["redis-url"] == f"redis://:{password}@{FULLNAME}-redis:6379/0"
-    statefulset = one(objects, "StatefulSet", f"{FULLNAME}-redis")
-    (redis,) = statefulset["spec"]["template"]["spec"]["containers"]
-    assert redis["image"].startswith("docker.io/library/redis:")
-    args = redis["args"]
-    assert args[args.index("--appendonly") + 1] == "yes"
-    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
-    assert args[args.index("--dir") + 1] == "/data"
-    assert {"name": "data", "mountPath": "/data"} in redis["volumeMounts"]
-    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
-    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
-    assert claim["spec"]["storageClassName"] == "standard"
-    service = one(objects, "Service", f"{FULLNAME}-redis")
-    assert service["spec"]["ports"][0]["port"] == 6379
+    url = case_values("full-features")["webhook"]["url"]
+    assert data["webhook-url"] == url
+    assert re.fullmatch(r"[A-Za-z0-9]{48}", data["webhook-secret"])
+    env = container_env(objects, sidecar_container(objects))
+    assert env["MAC_WEBHOOK_URL"] == {"secret": (FULLNAME, "webhook-url")}
+    assert env["MAC_WEBHOOK_SECRET"] == {"secret": (FULLNAME, "webhook-secret")}
+    for config_map in find(objects, "ConfigMap"):
+        text = str(config_map["data"])
+        assert url not in text
+        assert data["webhook-secret"] not in text
+
+
+def test_a_given_webhook_secret_or_one_of_yours() -> None:
+    url = "https://hooks.example.com/mac"
+    given = render(merge(EXTERNAL, {"webhook": {"url": url, "secret": "x" * 40}}))
+    assert secret_data(one(given, "Secret"))["webhook-secret"] == "x" * 40
+    yours = render(merge(EXTERNAL, {"webhook": {"url": url, "existingSecret": "hooks"}}))
+    data = secret_data(one(yours, "Secret"))
+    assert data["webhook-url"] == url
+    assert "webhook-secret" not in data
+    env = container_env(yours, sidecar_container(yours))
+    assert env["MAC_WEBHOOK_SECRET"] == {"secret": ("hooks", "webhook-secret")}
+    assert env["MAC_WEBHOOK_URL"] == {"secret": (FULLNAME, "webhook-url")}
+
+
+def test_no_webhook_settings_without_a_url() -> None:
+    objects = render(DEFAULT)
+    env = container_env(objects, sidecar_container(objects))
+    assert "MAC_WEBHOOK_URL" not in env
+    assert "MAC_WEBHOOK_SECRET" not in env
+    assert not {"webhook-url", "webhook-secret"} & set(secret_data(one(objects, "Secret")))
 
 
 def _installed_secret(values: dict[str, Any]) -> Obj:
@@ -174,7 +212,7 @@ def _installed_secret(values: dict[str, Any]) -> Obj:
     return one(objects_of(render_raw(values)), "Secret")
 
 
-@pytest.mark.parametrize("case", ["default", "bundled-redis"])
+@pytest.mark.parametrize("case", ["default", "external-redis", "bundled-redis", "full-features"])
 def test_upgrades_keep_the_generated_secrets(case: str) -> None:
     values = case_values(case)
     installed = _installed_secret(values)
@@ -199,3 +237,15 @@ def test_an_upgrade_against_a_cluster_without_the_secret_fails() -> None:
         pytest.raises(helm.HelmRenderError, match="Restore the Secret"),
     ):
         cluster.render(DEFAULT, is_install=False, is_upgrade=True)
+
+
+def test_an_upgrade_from_the_bundled_redis_of_chart_0_1_keeps_its_password() -> None:
+    # chart 0.1 kept the password (and the URL) but had no redis-auth.conf
+    installed = _installed_secret(DEFAULT)
+    password = secret_data(installed)["redis-password"]
+    del installed["data"]["redis-auth.conf"]
+    with fake_cluster([installed]) as cluster:
+        upgraded = secret_data(one(objects_of(cluster.render(DEFAULT, is_upgrade=True)), "Secret"))
+    assert upgraded["redis-password"] == password
+    assert upgraded["redis-auth.conf"] == f"requirepass {password}\n"
+    assert upgraded["redis-url"] == f"redis://:{password}@{FULLNAME}-redis:6379/0"

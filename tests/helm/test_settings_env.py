@@ -21,11 +21,13 @@ from tests.helm.chart import (
     Obj,
     case_values,
     container_env,
+    find,
     merge,
     one,
     render,
     render_case,
     rendered_mac_names,
+    secret_data,
     sidecar_containers,
 )
 
@@ -81,14 +83,27 @@ def test_values_config_defaults_are_the_sidecars() -> None:
         assert value == expected, f"config.{key} is {value!r}, the sidecar's default {expected!r}"
 
 
+# What the user's Secrets hold, for the variables they give.
+_THEIR_SECRETS = {
+    "MAC_REDIS_URL": "redis://redis:6379/0",
+    "MAC_WEBHOOK_URL": "https://hooks.example.internal/mac",
+}
+
+
 def _environment(objects: list[Obj], container: Obj, tmp_path: Path) -> dict[str, str]:
-    """The container's environment as the sidecar would see it, secrets filled in."""
+    """The container's environment as the sidecar would see it, secrets filled in: from the
+    chart's Secret as rendered, or the user's as they would be."""
     environ: dict[str, str] = {}
     for name, source in container_env(objects, container).items():
         if "value" in source:
             environ[name] = str(source["value"])
         elif "secret" in source:
-            environ[name] = "redis://redis:6379/0" if name == "MAC_REDIS_URL" else "s" * 32
+            secret, key = source["secret"]
+            ours = find(objects, "Secret", secret)
+            if ours:
+                environ[name] = secret_data(ours[0])[key]
+            else:
+                environ[name] = _THEIR_SECRETS.get(name, "s" * 32)
     for name in ("MAC_PLAN_CATALOG", "MAC_IDENTITY_SECRET_FILE"):
         if name in environ:  # a mounted file: give the test its content
             local = tmp_path / Path(environ[name]).name
@@ -126,6 +141,18 @@ def test_full_features_values_reach_the_settings(tmp_path: Path) -> None:
     assert settings.redis_timeout == 0.25
     assert settings.shutdown_grace == 10.0
     assert settings.log_level == "info"  # extraEnv wins over config.logLevel
+    assert settings.webhook_url == "https://billing.example.internal/mac/events"
+    assert len(settings.webhook_secret) == 48  # generated into the chart's Secret
+    assert settings.webhook_timeout_ms == 3000
+    assert settings.webhook_max_backoff_ms == 120_000
+
+
+def test_the_bundled_redis_url_reaches_the_settings(tmp_path: Path) -> None:
+    objects = render_case("default")
+    (container,) = sidecar_containers(objects)
+    settings = Settings.from_env(_environment(objects, container, tmp_path))
+    assert settings.redis_url.startswith("redis://:")
+    assert settings.redis_url.endswith(f"@{FULLNAME}-redis:6379/0")
 
 
 def test_metrics_off_empties_the_metrics_address() -> None:

@@ -19,7 +19,7 @@ PASSTHROUGH = (
     "podSecurityContext",
     "securityContext",
     "updateStrategy",
-    "redis.resources",
+    "redis.bundled.resources",
     "topologySpreadConstraints",
 )
 _KEY = re.compile(r"^( *)([A-Za-z0-9_.\-/\"]+):( |$)")

@@ -103,7 +103,8 @@ def test_admin_has_its_own_port_unless_set_to_zero() -> None:
     objects = render(DEFAULT)
     ports = {p["name"]: p["containerPort"] for p in sidecar_container(objects)["ports"]}
     assert ports == {"mac-grpc": 50051, "mac-admin": 50052, "mac-metrics": 9464}
-    service_ports = {p["name"]: p["port"] for p in one(objects, "Service")["spec"]["ports"]}
+    service = one(objects, "Service", FULLNAME)
+    service_ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
     assert service_ports == ports
     beside = render(merge(DEFAULT, {"admin": {"port": 0}}))
     assert "mac-admin" not in {p["name"] for p in sidecar_container(beside)["ports"]}
@@ -117,7 +118,10 @@ def test_deployment_and_service_select_the_sidecar_pods_only() -> None:
     assert deployment["spec"]["selector"]["matchLabels"] == SELECTOR
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert SELECTOR.items() <= labels.items()
-    assert one(objects, "Service")["spec"]["selector"] == SELECTOR
+    assert one(objects, "Service", FULLNAME)["spec"]["selector"] == SELECTOR
+    # the bundled Redis's Service selects its own pod only
+    redis_selector = one(objects, "Service", f"{FULLNAME}-redis")["spec"]["selector"]
+    assert redis_selector == {**SELECTOR, "app.kubernetes.io/component": "redis"}
     test_pod = one(objects, "Pod")
     assert test_pod["metadata"]["labels"]["app.kubernetes.io/component"] == "test"
 
@@ -219,7 +223,8 @@ def test_bundled_redis_is_reachable_from_the_sidecars_only() -> None:
 
 
 def test_bundled_redis_in_sidecar_mode_is_reachable_from_the_routing_pods_only() -> None:
-    values = merge(case_values("sidecar-mode"), {"redis": {"url": "", "enabled": True}})
+    bundled = {"redis": {"url": "", "bundled": {"enabled": True}}}
+    values = merge(case_values("sidecar-mode"), bundled)
     policy = one(render(values), "NetworkPolicy", f"{FULLNAME}-redis")
     routing = {"matchLabels": {"app.kubernetes.io/name": "routing-service"}}
     assert _rules_by_port(policy) == {6379: [{"podSelector": routing}]}

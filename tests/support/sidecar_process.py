@@ -73,6 +73,11 @@ class SidecarProcess:
         self.proc.terminate()
         try:
             code = self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            # kill it first: its stderr reader would hold the pipe's lock and block the close
+            self.proc.kill()
+            self.proc.wait()
+            raise
         finally:
             if self._reader is not None:
                 self._reader.join(5)

@@ -77,7 +77,8 @@ app.kubernetes.io/component: redis
 {{- end }}
 {{- end }}
 
-{{/* The Secret the chart generates or fills (admin token, identity secret, Redis URL). */}}
+{{/* The Secret the chart generates or fills (admin token, identity secret, Redis URL, the
+bundled Redis's password, the webhook signing secret). */}}
 {{- define "mac-sidecar.secretName" -}}
 {{- include "mac-sidecar.fullname" . }}
 {{- end }}
@@ -140,19 +141,165 @@ tls.certManager.dnsNames. */}}
 {{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretKey }}{{ else }}redis-url{{ end }}
 {{- end }}
 
+{{/* Whether the bundled Redis runs: "true" or "". redis.bundled.enabled null (the default):
+unless redis.url or redis.existingSecret names an external Redis. */}}
+{{- define "mac-sidecar.bundledRedis" -}}
+{{- $enabled := .Values.redis.bundled.enabled }}
+{{- if kindIs "bool" $enabled }}
+{{- if $enabled }}true{{ end }}
+{{- else if not (or .Values.redis.url .Values.redis.existingSecret) }}true
+{{- end }}
+{{- end }}
+
+{{/* A Kubernetes quantity of bytes ("1Gi", "768Mi", "1.5G", 1073741824) as a whole number. */}}
+{{- define "mac-sidecar.bytes" -}}
+{{- if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) }}
+{{- int64 . }}
+{{- else }}
+{{- $quantity := toString . }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $quantity }}
+{{- $suffix := trimPrefix $number $quantity }}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- if or (not $number) (not (hasKey $units $suffix)) }}
+{{- fail (printf "mac-sidecar: %q is not a quantity of bytes the chart understands (a number with k, M, G, T, Ki, Mi, Gi or Ti)" $quantity) }}
+{{- end }}
+{{- mulf (float64 $number) (index $units $suffix) | int64 }}
+{{- end }}
+{{- end }}
+
+{{/* Bytes as the shortest exact Kubernetes quantity ("768Mi"), for people to read. */}}
+{{- define "mac-sidecar.quantity" -}}
+{{- $bytes := int64 . }}
+{{- $out := printf "%d" $bytes }}
+{{- range list (list "Ki" 1024) (list "Mi" 1048576) (list "Gi" 1073741824) }}
+{{- $size := int64 (index . 1) }}
+{{- if and (ge $bytes $size) (eq (mod $bytes $size) 0) }}
+{{- $out = printf "%d%s" (div $bytes $size) (index . 0) }}
+{{- end }}
+{{- end }}
+{{- $out }}
+{{- end }}
+
+{{/* The bundled Redis's memory limit, for people to read ("1Gi"); "" without one. */}}
+{{- define "mac-sidecar.redisMemoryLimit" -}}
+{{- with dig "limits" "memory" "" (.Values.redis.bundled.resources | default dict) }}
+{{- if kindIs "string" . }}{{ . }}{{ else }}{{ include "mac-sidecar.quantity" (include "mac-sidecar.bytes" .) }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* The bundled Redis's maxmemory in bytes: redis.bundled.maxmemory, or maxmemoryPercent of
+its memory limit; always below that limit. */}}
+{{- define "mac-sidecar.redisMaxmemory" -}}
+{{- $bundled := .Values.redis.bundled }}
+{{- $limit := dig "limits" "memory" "" ($bundled.resources | default dict) }}
+{{- $limitBytes := int64 0 }}
+{{- if $limit }}
+{{- $limitBytes = include "mac-sidecar.bytes" $limit | int64 }}
+{{- end }}
+{{- if $bundled.maxmemory }}
+{{- $maxmemory := include "mac-sidecar.bytes" $bundled.maxmemory | int64 }}
+{{- if and $limitBytes (ge $maxmemory $limitBytes) }}
+{{- fail (printf "mac-sidecar: redis.bundled.maxmemory (%s) must be below redis.bundled.resources.limits.memory (%s): Redis needs memory beyond its data (AOF rewrites, client buffers), or the kernel kills it before noeviction refuses a write" (toString $bundled.maxmemory) (toString $limit)) }}
+{{- end }}
+{{- $maxmemory }}
+{{- else if $limitBytes }}
+{{- div (mul $limitBytes (int $bundled.maxmemoryPercent)) 100 }}
+{{- else }}
+{{- fail "mac-sidecar: the bundled Redis needs redis.bundled.resources.limits.memory (maxmemory is then redis.bundled.maxmemoryPercent of it) or redis.bundled.maxmemory: without maxmemory, noeviction never refuses a write and a full Redis is killed instead" }}
+{{- end }}
+{{- end }}
+
+{{/* The bundled Redis's redis.conf. The password is not in it: it includes auth.conf, from the
+chart's Secret. */}}
+{{- define "mac-sidecar.redisConf" -}}
+{{- $bundled := .Values.redis.bundled -}}
+# The bundled Redis of {{ include "mac-sidecar.fullname" . }}; its password is in auth.conf (from the Secret
+# {{ include "mac-sidecar.secretName" . }}), included last.
+port 6379
+bind * -::*
+dir /data
+appendonly yes
+appendfsync everysec
+{{- if $bundled.maxmemory }}
+# redis.bundled.maxmemory ({{ $bundled.maxmemory }}){{ with include "mac-sidecar.redisMemoryLimit" . }}, below the container's memory limit ({{ . }}){{ end }}
+{{- else }}
+# {{ int $bundled.maxmemoryPercent }}% of the container's memory limit ({{ include "mac-sidecar.redisMemoryLimit" . }})
+{{- end }}
+maxmemory {{ include "mac-sidecar.redisMaxmemory" . }}
+maxmemory-policy noeviction
+include /etc/redis/auth.conf
+{{- end }}
+
+{{/* Whether webhooks are on ("true" or ""): a URL in webhook.url or in the user's Secret. */}}
+{{- define "mac-sidecar.webhooks" -}}
+{{- if or .Values.webhook.url (and .Values.webhook.existingSecret .Values.webhook.existingSecretUrlKey) }}true{{ end }}
+{{- end }}
+
+{{/* The webhook signing secret (and the URL): the user's Secret, or the chart's. */}}
+{{- define "mac-sidecar.webhookSecretName" -}}
+{{- .Values.webhook.existingSecret | default (include "mac-sidecar.secretName" .) }}
+{{- end }}
+
+{{- define "mac-sidecar.webhookSecretKey" -}}
+{{- if .Values.webhook.existingSecret }}{{ .Values.webhook.existingSecretKey }}{{ else }}webhook-secret{{ end }}
+{{- end }}
+
+{{- define "mac-sidecar.webhookUrlSecretName" -}}
+{{- if .Values.webhook.url }}{{ include "mac-sidecar.secretName" . }}{{ else }}{{ .Values.webhook.existingSecret }}{{ end }}
+{{- end }}
+
+{{- define "mac-sidecar.webhookUrlSecretKey" -}}
+{{- if .Values.webhook.url }}webhook-url{{ else }}{{ .Values.webhook.existingSecretUrlKey }}{{ end }}
+{{- end }}
+
+{{/* Where webhooks go, as the sidecar logs it: scheme and host, a path or query as "/***"
+(they may carry a token). */}}
+{{- define "mac-sidecar.webhookEndpoint" -}}
+{{- if .Values.webhook.url }}
+{{- $url := urlParse .Values.webhook.url }}
+{{- printf "%s://%s%s" $url.scheme $url.host (ternary "/***" $url.path (or (ne (trimAll "/" $url.path) "") (ne $url.query "") (ne $url.fragment ""))) }}
+{{- else }}
+{{- printf "the URL in the Secret %s (key %s)" .Values.webhook.existingSecret .Values.webhook.existingSecretUrlKey }}
+{{- end }}
+{{- end }}
+
 {{/* Whether the chart's own Secret has anything to hold: "true" or "". */}}
 {{- define "mac-sidecar.ownSecret" -}}
-{{- if or (not .Values.identitySecret.existingSecret) (and .Values.adminToken.enabled (not .Values.adminToken.existingSecret)) .Values.redis.url .Values.redis.enabled }}true{{ end }}
+{{- if or (not .Values.identitySecret.existingSecret) (and .Values.adminToken.enabled (not .Values.adminToken.existingSecret)) .Values.redis.url (include "mac-sidecar.bundledRedis" .) .Values.webhook.url }}true{{ end }}
 {{- end }}
 
 {{/* The checks of the values that the schema cannot express; every rendering runs them. */}}
 {{- define "mac-sidecar.validate" -}}
-{{- $sources := list }}
-{{- if .Values.redis.url }}{{ $sources = append $sources "redis.url" }}{{ end }}
-{{- if .Values.redis.existingSecret }}{{ $sources = append $sources "redis.existingSecret" }}{{ end }}
-{{- if .Values.redis.enabled }}{{ $sources = append $sources "redis.enabled" }}{{ end }}
-{{- if ne (len $sources) 1 }}
-{{- fail (printf "mac-sidecar: configure exactly one Redis: redis.url (a redis://, rediss:// or unix:// URL), redis.existingSecret (a Secret holding the URL) or redis.enabled=true (a small bundled Redis for trials); %s" (ternary "none is set" (printf "%s are all set, keep one" (join ", " $sources)) (empty $sources))) }}
+{{- $redis := .Values.redis }}
+{{- if hasKey $redis "enabled" }}
+{{- fail "mac-sidecar: redis.enabled is now redis.bundled.enabled, and the bundled Redis's settings (image, extraArgs, persistence, resources, nodeSelector, tolerations, affinity) moved under redis.bundled too. The bundled Redis runs by default unless redis.url or redis.existingSecret names an external one" }}
+{{- end }}
+{{- $external := list }}
+{{- if $redis.url }}{{ $external = append $external "redis.url" }}{{ end }}
+{{- if $redis.existingSecret }}{{ $external = append $external "redis.existingSecret" }}{{ end }}
+{{- $bundled := $redis.bundled.enabled }}
+{{- if gt (len $external) 1 }}
+{{- fail "mac-sidecar: redis.url and redis.existingSecret are both set: name the external Redis once, by its URL or by a Secret holding it" }}
+{{- else if and $external (kindIs "bool" $bundled) $bundled }}
+{{- fail (printf "mac-sidecar: redis.bundled.enabled=true runs the bundled Redis, but %s names an external one too: keep one. Leave redis.bundled.enabled unset and naming an external Redis switches the bundled one off" (first $external)) }}
+{{- else if and (not $external) (kindIs "bool" $bundled) (not $bundled) }}
+{{- fail "mac-sidecar: redis.bundled.enabled=false needs an external Redis: redis.url (a redis://, rediss:// or unix:// URL) or redis.existingSecret (a Secret holding the URL)" }}
+{{- end }}
+{{- if include "mac-sidecar.bundledRedis" . }}
+{{- $_ := include "mac-sidecar.redisMaxmemory" . }}
+{{- end }}
+{{- $webhook := .Values.webhook }}
+{{- if and $webhook.secret $webhook.existingSecret }}
+{{- fail "mac-sidecar: webhook.secret and webhook.existingSecret are both set: give the signing secret once" }}
+{{- end }}
+{{- if and $webhook.existingSecretUrlKey (not $webhook.existingSecret) }}
+{{- fail "mac-sidecar: webhook.existingSecretUrlKey is a key of webhook.existingSecret, which is not set" }}
+{{- end }}
+{{- if and $webhook.url $webhook.existingSecretUrlKey }}
+{{- fail "mac-sidecar: webhook.url and webhook.existingSecretUrlKey are both set: give the receiver's URL once" }}
+{{- end }}
+{{- if and (not (include "mac-sidecar.webhooks" .)) (or $webhook.secret $webhook.existingSecret) }}
+{{- fail "mac-sidecar: webhook.secret and webhook.existingSecret sign the webhooks of webhook.url (or of the URL at webhook.existingSecretUrlKey), which is not set" }}
 {{- end }}
 {{- if and (eq .Values.mode "sidecar") .Values.sidecar.native (not (semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version)) }}
 {{- fail (printf "mac-sidecar: sidecar.native needs Kubernetes 1.29 or newer (init containers with restartPolicy: Always); this cluster is %s" .Capabilities.KubeVersion.Version) }}
@@ -260,7 +407,7 @@ MAC_CLI_TLS_KEY: "/etc/mac-sidecar/tls/tls.key"
 its pod template in sidecar mode. */}}
 {{- define "mac-sidecar.podAnnotations" -}}
 checksum/mac-sidecar-config: {{ include "mac-sidecar.settings" . | sha256sum }}
-checksum/mac-sidecar-secret: {{ list .Values.redis.url .Values.redis.existingSecret .Values.redis.existingSecretKey .Values.identitySecret .Values.adminToken | toJson | sha256sum }}
+checksum/mac-sidecar-secret: {{ list .Values.redis.url .Values.redis.existingSecret .Values.redis.existingSecretKey (include "mac-sidecar.bundledRedis" .) .Values.identitySecret .Values.adminToken .Values.webhook | toJson | sha256sum }}
 {{- if .Values.planCatalog }}
 checksum/mac-sidecar-plans: {{ .Values.planCatalog | toJson | sha256sum }}
 {{- end }}
@@ -342,6 +489,18 @@ env:
       secretKeyRef:
         name: {{ include "mac-sidecar.adminTokenSecretName" . }}
         key: {{ include "mac-sidecar.adminTokenSecretKey" . }}
+{{- end }}
+{{- if include "mac-sidecar.webhooks" . }}
+  - name: MAC_WEBHOOK_URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "mac-sidecar.webhookUrlSecretName" . }}
+        key: {{ include "mac-sidecar.webhookUrlSecretKey" . }}
+  - name: MAC_WEBHOOK_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "mac-sidecar.webhookSecretName" . }}
+        key: {{ include "mac-sidecar.webhookSecretKey" . }}
 {{- end }}
 {{- with .Values.extraEnv }}
 {{- toYaml . | nindent 2 }}

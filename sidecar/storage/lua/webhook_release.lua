@@ -1,0 +1,13 @@
+-- webhook_release.lua: give up a workspace's webhook lease, if it is still this consumer's.
+--
+-- KEYS[1]  webhook lease
+-- ARGV[1]  this consumer's name
+--
+-- Returns 1 when released, 0 when it was no longer this consumer's.
+--
+-- Why a script: compare and delete in one step, so a lease that expired and was taken by
+-- another consumer meanwhile is not deleted from under it.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
