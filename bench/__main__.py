@@ -15,6 +15,7 @@ from bench import procs
 from bench.echo import run_loop
 from bench.load import Result
 from bench.scenarios import memory_per_contact, progress, run_scenarios
+from bench.topologies import run_topologies
 from tests.support.redis_servers import RedisServer
 
 MEMORY_GOAL = 64.0
@@ -30,6 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--memory-contacts", type=int, default=100_000, help="contacts counted to measure memory"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--no-cluster",
+        dest="cluster",
+        action="store_false",
+        help="skip the scenarios on a local Redis Cluster (with and without WAIT)",
+    )
     ns = parser.parse_args(argv)
     if ns.seconds <= 0 or ns.warmup < 0 or ns.concurrency < 1 or ns.memory_contacts < 1:
         parser.error("--seconds, --concurrency, --memory-contacts must be > 0; --warmup >= 0")
@@ -61,6 +68,13 @@ async def measure(
             memory = await memory_per_contact(sidecar, client, ns.memory_contacts)
         finally:
             client.close()
+    if ns.cluster:
+        results += await run_topologies(
+            concurrency=ns.concurrency,
+            warmup=ns.warmup,
+            seconds=ns.seconds,
+            client_pid=pids["client"],
+        )
     return results, memory
 
 

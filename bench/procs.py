@@ -82,8 +82,9 @@ def _echoes(channel: grpc.Channel) -> bool:
     return echo(b"ping", timeout=1) == b"ping"
 
 
-def start_sidecar(redis_url: str) -> Server:
-    """The real sidecar, ``python -m sidecar serve``, once its health check says SERVING."""
+def start_sidecar(redis_url: str, **settings: str) -> Server:
+    """The real sidecar, ``python -m sidecar serve``, once its health check says SERVING;
+    ``settings`` are more ``MAC_*`` variables."""
     port = free_port()
     env = {
         **os.environ,
@@ -94,6 +95,7 @@ def start_sidecar(redis_url: str) -> Server:
         "MAC_DEFAULT_LIMIT": "10000000",
         "MAC_LOG_LEVEL": "warning",
         "MAC_LOG_FORMAT": "json",
+        **settings,
     }
     server = Server("sidecar", [sys.executable, "-m", "sidecar", "serve"], env, port)
     try:

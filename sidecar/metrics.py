@@ -89,6 +89,11 @@ REDIS_UP = Gauge(
     "1 while Redis answers the health probe, else 0",
     multiprocess_mode="livemin",
 )
+DECISIONS_UNKNOWN = Counter(
+    "mac_redis_unknown_outcomes_total",
+    "Decisions whose script call timed out: it may still have run, so contacts a caller saw "
+    "fail may be counted (their next call answers ALREADY_ACTIVE)",
+)
 EVENTS_RECORDED = Counter(
     "mac_events_recorded_total", "Notification events recorded (thresholds, limits, trials)"
 )
@@ -153,6 +158,37 @@ WEBHOOK_OLDEST_UNDELIVERED = Gauge(
     "mac_webhook_oldest_undelivered_seconds",
     "Age of the oldest event not yet delivered, over every workspace; 0 when none",
     multiprocess_mode="livemax",
+)
+# ---------------------------------------------------------------------------------------------
+
+
+# --- Outages: the fail-open journal (MAC_JOURNAL_DIR): docs/outages.md ---------------------
+# Pending entries are each process's own (what it wrote or claimed for replay): processes add.
+JOURNAL_ENTRIES = Counter(
+    "mac_journal_entries_total",
+    "New contacts allowed while Redis was unreachable (MAC_FAILURE_MODE=allow), written to "
+    "the journal",
+)
+JOURNAL_SYNCS = Counter(
+    "mac_journal_syncs_total",
+    "Group writes of the journal, each one fsync for every entry queued in one event-loop turn",
+)
+JOURNAL_REPLAYED = Counter(
+    "mac_journal_replayed_total",
+    "Journal entries decided again by the decision script once Redis answered",
+)
+JOURNAL_OVERSHOOT = Counter(
+    "mac_journal_overshoot_total",
+    "Contacts an outage let in that the replay found over the limit: served, not counted",
+)
+JOURNAL_SKIPPED = Counter(
+    "mac_journal_skipped_lines_total",
+    "Journal lines skipped on replay as damaged (a last line torn by a crash mid-write)",
+)
+JOURNAL_PENDING = Gauge(
+    "mac_journal_pending_entries",
+    "Journal entries not replayed yet",
+    multiprocess_mode="livesum",
 )
 # ---------------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from sidecar.domain.errors import ConfigError
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 FAILURE_MODES = ("error", "allow", "deny")
+REDIS_TYPES = ("single", "cluster", "sentinel")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 
@@ -33,7 +34,75 @@ class Settings:
     redis_url: str = _setting(
         "MAC_REDIS_URL",
         "redis://127.0.0.1:6379/0",
-        "Redis to keep state in (redis:// or rediss://)",
+        "Redis to keep state in (redis://, rediss:// or unix://); for a cluster its seed nodes, "
+        "for sentinel the sentinels, comma separated",
+    )
+    redis_type: str = _setting(
+        "MAC_REDIS_TYPE",
+        "single",
+        "single (one Redis, or a proxy), cluster (Redis Cluster) or sentinel",
+        choices=REDIS_TYPES,
+    )
+    redis_username: str = _setting(
+        "MAC_REDIS_USERNAME",
+        "",
+        "user of the Redis servers (the cluster's nodes, sentinel's master) when not in the URL",
+    )
+    redis_password: str = _setting(
+        "MAC_REDIS_PASSWORD",
+        "",
+        "password of the Redis servers (the cluster's nodes, sentinel's master) when not in "
+        "the URL",
+        secret=True,
+    )
+    redis_sentinel_master: str = _setting(
+        "MAC_REDIS_SENTINEL_MASTER",
+        "",
+        "the name the sentinels monitor the master under (MAC_REDIS_TYPE=sentinel)",
+    )
+    redis_sentinel_username: str = _setting(
+        "MAC_REDIS_SENTINEL_USERNAME", "", "user of the sentinels themselves, when they need one"
+    )
+    redis_sentinel_password: str = _setting(
+        "MAC_REDIS_SENTINEL_PASSWORD",
+        "",
+        "password of the sentinels themselves, when they need one",
+        secret=True,
+    )
+    redis_wait_replicas: int = _setting(
+        "MAC_REDIS_WAIT_REPLICAS",
+        0,
+        "replicas that must have an admission before it is answered (WAIT); 0: none",
+        minimum=0,
+        maximum=16,
+    )
+    redis_wait_timeout_ms: int = _setting(
+        "MAC_REDIS_WAIT_TIMEOUT_MS",
+        100,
+        "how long an admission waits for MAC_REDIS_WAIT_REPLICAS; fewer in time: UNAVAILABLE",
+        minimum=1,
+        maximum=10_000,
+    )
+    journal_dir: str = _setting(
+        "MAC_JOURNAL_DIR",
+        "",
+        "directory of the journal of contacts allowed while Redis was unreachable "
+        "(MAC_FAILURE_MODE=allow), replayed when it answers again",
+    )
+    journal_max_entries: int = _setting(
+        "MAC_JOURNAL_MAX_ENTRIES",
+        100_000,
+        "contacts the journal holds; when full, new contacts are decided as in deny mode",
+        minimum=1,
+        maximum=10_000_000,
+    )
+    known_contacts_max: int = _setting(
+        "MAC_KNOWN_CONTACTS_MAX",
+        100_000,
+        "contacts this process remembers as counted this period, served as active while Redis "
+        "is unreachable (0: none)",
+        minimum=0,
+        maximum=10_000_000,
     )
     grpc_addr: str = _setting(
         "MAC_GRPC_ADDR", DEFAULT_GRPC_ADDR, "host:port the Enforcer (and Admin) services listen on"
@@ -246,15 +315,45 @@ class Settings:
                 choices = ", ".join(f.metadata["choices"])
                 raise ConfigError(f"{f.metadata['env']} must be one of {choices}, not {value!r}")
         self.threshold_list()
+        if self.failure_mode == "allow" and not self.journal_dir:
+            raise ConfigError(
+                "MAC_FAILURE_MODE=allow needs MAC_JOURNAL_DIR: the directory where contacts "
+                "allowed while Redis is unreachable are kept until they are counted"
+            )
         self._check_files()
         if self.admin_addr:
             _split_addr(self.admin_addr, "MAC_ADMIN_ADDR")
-        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError("MAC_REDIS_URL must start with redis://, rediss:// or unix://")
+        self._check_redis()
         _split_addr(self.grpc_addr, "MAC_GRPC_ADDR")
         if self.metrics_addr:
             _split_addr(self.metrics_addr, "MAC_METRICS_ADDR")
         self._check_webhook()
+
+    def redis_urls(self) -> list[str]:
+        """``MAC_REDIS_URL`` as its URLs: one for a single Redis, the seed nodes of a cluster,
+        the sentinels."""
+        return [url.strip() for url in self.redis_url.split(",") if url.strip()]
+
+    def _check_redis(self) -> None:
+        urls = self.redis_urls()
+        if not urls:
+            raise ConfigError("MAC_REDIS_URL is empty")
+        for url in urls:
+            if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+                raise ConfigError("MAC_REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.redis_type == "single" and len(urls) > 1:
+            raise ConfigError(
+                "MAC_REDIS_URL names several servers: set MAC_REDIS_TYPE=cluster or sentinel"
+            )
+        if self.redis_type != "single" and any(urlsplit(u).scheme == "unix" for u in urls):
+            raise ConfigError(f"MAC_REDIS_TYPE={self.redis_type} needs redis:// or rediss:// URLs")
+        if self.redis_wait_replicas and self.redis_wait_timeout_ms >= self.redis_timeout * 1000:
+            raise ConfigError(
+                "MAC_REDIS_WAIT_TIMEOUT_MS must be below MAC_REDIS_TIMEOUT: an admission waits "
+                "for its replicas within the time a Redis reply may take"
+            )
+        if self.redis_type == "sentinel" and not self.redis_sentinel_master:
+            raise ConfigError("MAC_REDIS_TYPE=sentinel needs MAC_REDIS_SENTINEL_MASTER")
 
     def _check_files(self) -> None:
         pairs = (
@@ -316,7 +415,7 @@ class Settings:
             if f.metadata["secret"]:
                 value = "<set>" if value else "<unset>"
             elif f.name == "redis_url":
-                value = redact_url(value)
+                value = ",".join(redact_url(url) for url in self.redis_urls())
             elif f.name == "webhook_url":
                 value = redact_endpoint(value)
             out[f.name] = value

@@ -32,6 +32,8 @@ done
 echo "redis on 127.0.0.1:$port, data in $data/redis"
 
 export MAC_REDIS_URL=${MAC_REDIS_URL:-redis://127.0.0.1:$port/0}
+# where MAC_FAILURE_MODE=allow journals contacts it lets in while Redis is away
+export MAC_JOURNAL_DIR=${MAC_JOURNAL_DIR:-$(pwd)/$data/journal}
 if [ -z "${MAC_IDENTITY_SECRET:-}" ]; then
   export MAC_IDENTITY_SECRET_FILE=${MAC_IDENTITY_SECRET_FILE:-$secret_file}
 fi

@@ -70,6 +70,8 @@ export interface Decision {
   identityConflict: boolean;
   shadowDenied: boolean;
   visitorMerged: boolean;
+  /** Answered during a Redis outage from the sidecar's record of contacts counted this period. */
+  fromLocalRecord: boolean;
   /** Usage after the decision; undefined inside a batch and when the backend was unavailable. */
   usage: Usage | undefined;
   /** True when this client decided (onUnavailable "allow" or "deny"), not the sidecar. */

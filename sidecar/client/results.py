@@ -47,6 +47,7 @@ class Decision:
     identity_conflict: bool = False
     shadow_denied: bool = False
     visitor_merged: bool = False
+    from_local_record: bool = False  # answered during a Redis outage from the sidecar's record
     from_client: bool = False
     message: pb.Decision | None = None
 
@@ -90,6 +91,7 @@ def decision_of(message: pb.Decision) -> Decision:
         identity_conflict=message.identity_conflict,
         shadow_denied=message.shadow_denied,
         visitor_merged=message.visitor_merged,
+        from_local_record=message.from_local_record,
         message=message,
     )
 

@@ -101,7 +101,9 @@ class Decision:
     """The answer for one contact.
 
     ``usage`` is ``None`` inside a batch (the batch carries one usage for all) and when the
-    backend was unavailable.
+    backend was unavailable. ``from_local_record``: the backend was unavailable and the
+    process's record of contacts counted this period answered (``ALREADY_ACTIVE`` or
+    ``EXEMPT``).
     """
 
     allowed: bool
@@ -111,6 +113,7 @@ class Decision:
     identity_conflict: bool = False
     shadow_denied: bool = False
     visitor_merged: bool = False
+    from_local_record: bool = False
 
 
 @dataclass(frozen=True, slots=True)

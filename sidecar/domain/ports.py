@@ -7,10 +7,11 @@ decision as ``StaleSubscription``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.contact import KeyedContact
@@ -175,6 +176,73 @@ class OperatorStore(Protocol):
     ) -> MemberPage: ...
 
 
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """A new contact allowed while storage was unreachable: what replaying it needs.
+
+    :param at_ms: the instant it was allowed (unix ms); it is counted in the period of that
+        instant.
+    :param contact: the keyed contact (never a raw email or phone number).
+    """
+
+    workspace_id: str
+    at_ms: int
+    contact: KeyedContact
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSegment:
+    """A sealed part of the journal, claimed by this process for replay: its name and its
+    readable entries in the order they were written."""
+
+    name: str
+    entries: list[JournalEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedWorkspace:
+    """What replaying one segment did to one workspace.
+
+    :param replayed: entries decided again.
+    :param counted: contacts the replay counted (the rest were already counted or exempt).
+    :param overshoot: contacts the outage let in that the replay found over the limit: served,
+        but not counted.
+    """
+
+    workspace_id: str
+    replayed: int
+    counted: int
+    overshoot: int
+
+
+class AdmissionJournal(Protocol):
+    """Where new contacts allowed during an outage wait, durably, until they are counted."""
+
+    def has_room(self) -> bool:
+        """Whether another entry fits under the journal's bound."""
+        ...
+
+    def append(self, entry: JournalEntry) -> asyncio.Future[bool]:
+        """Queue ``entry`` (it takes its room at once); the future resolves true once it is
+        on disk, false when it could not be written (full, or the disk failed): then the
+        contact must not be allowed. Entries queued in one event-loop turn share one write
+        and one fsync."""
+        ...
+
+    async def claim(self) -> list[JournalSegment]:
+        """Seal what this process wrote so far and claim every segment no live process
+        writes or replays, for replay."""
+        ...
+
+    async def settle(self, segment: JournalSegment, report: Sequence[ReplayedWorkspace]) -> None:
+        """Every entry of ``segment`` was decided: remove it, and publish ``report``."""
+        ...
+
+    def release(self, segment: JournalSegment, error: BaseException) -> None:
+        """The replay of ``segment`` failed (``error``): keep it for the next attempt."""
+        ...
+
+
 class EventStore(Protocol):
     """What watching events needs."""
 
@@ -184,4 +252,15 @@ class EventStore(Protocol):
 
     async def read_events(self, cursors: dict[str, str], block_ms: int, count: int) -> list[Event]:
         """Events after each workspace's cursor, waiting up to ``block_ms`` for one."""
+        ...
+
+
+@runtime_checkable
+class RecordedEventReads(Protocol):
+    """What a watch catching up from history needs beside ``EventStore``: a read that never
+    waits. A store without it is read with ``read_events`` and the shortest wait."""
+
+    async def read_recorded_events(self, cursors: dict[str, str], count: int) -> list[Event]:
+        """Events after each workspace's cursor, at most ``count`` of each, oldest first per
+        workspace, answered at once: none when every cursor is at its stream's end."""
         ...

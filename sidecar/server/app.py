@@ -30,6 +30,7 @@ from sidecar.server.webhooks import WebhookDeliverer
 from sidecar.server.workers import WORKER_ENV
 from sidecar.settings import Settings, redact_endpoint, split_addr
 from sidecar.storage.connections import WATCH_BLOCK_MS, RedisConnections
+from sidecar.storage.journal import FileJournal
 from sidecar.storage.store import RedisStore
 from sidecar.transport.admin_service import AdminService
 from sidecar.transport.enforcer_service import EnforcerService
@@ -40,7 +41,9 @@ from sidecar.usecases.contacts import ContactReader
 from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.events import EventWatch
 from sidecar.usecases.identities import Identities
+from sidecar.usecases.known import KnownContacts
 from sidecar.usecases.periods import Periods
+from sidecar.usecases.replay import JournalReplay
 
 log = get_logger("sidecar.server")
 
@@ -85,12 +88,22 @@ class Sidecar:
         self.tls = ServerTLS.from_settings(settings)
         catalog = plan_catalog(settings)
         self.connections = RedisConnections.from_settings(settings)
-        self.store = RedisStore(self.connections)
+        self.store = RedisStore(
+            self.connections,
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
+        )
         contacts = ContactReader(ContactKeyer(settings.secret_bytes()), settings.batch_max)
         periods = Periods(
             self.store,
             settings.retention_periods,
             require_subscription=settings.require_subscription,
+        )
+        # the outage journal: contacts allowed while Redis is away, counted once it is back
+        self.journal = (
+            FileJournal(settings.journal_dir, settings.journal_max_entries)
+            if settings.journal_dir
+            else None
         )
         self.enforcer = Enforcer(
             self.store,
@@ -99,6 +112,21 @@ class Sidecar:
             self.clock,
             policy(settings, catalog),
             failure_mode=settings.failure_mode,
+            known=KnownContacts(settings.known_contacts_max),
+            journal=self.journal,
+        )
+        self.replay = (
+            JournalReplay(
+                self.store,
+                self.journal,
+                periods,
+                policy(settings, catalog),
+                self.enforcer.known,
+                self.enforcer.outage,
+                ready=lambda: self.health.redis_ok,
+            )
+            if self.journal is not None
+            else None
         )
         self.identities = Identities(self.store, contacts, periods, self.enforcer, self.clock)
         self.admin = Admin(
@@ -217,6 +245,8 @@ class Sidecar:
             self._probes = ProbeServer(self.settings.metrics_addr, REGISTRY, self.alive, self.ready)
             self.metrics_port = self._probes.start()
         await self.health.start()
+        if self.replay is not None:
+            self.replay.start(self.settings.health_interval)
         if self.webhooks is not None:
             self.webhooks.start()
         await self.server.start()
@@ -244,6 +274,10 @@ class Sidecar:
             self._probes.stop()
         if webhooks is not None:
             await webhooks
+        if self.replay is not None:
+            await self.replay.stop()
+        if self.journal is not None:
+            self.journal.close()
         await self.connections.close()
 
 

@@ -37,6 +37,16 @@ FLAG_VISITOR_MERGED = 2
 STALE = -1  # decide.lua's first reply element when the subscription version moved on
 _DECIDE_HEAD = 6  # active, limit, trial_until_ms, plan, events_written, channels changed
 _PER_CONTACT = 3  # code, identity, flags
+_ADMITTING = (1, 4)  # ADMITTED, TRIAL_STARTED
+
+
+def admitted_any(reply: list[Any]) -> bool:
+    """Whether a ``decide.lua`` reply counted a new contact."""
+    if reply[0] == STALE:
+        return False
+    tail = len(reply) - 2 * reply[5]
+    return any(reply[i] in _ADMITTING for i in range(_DECIDE_HEAD, tail, _PER_CONTACT))
+
 
 # set_subscription.lua writes these fields, and the version.
 SUBSCRIPTION_FIELDS = (

@@ -15,12 +15,27 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import hiredis
 from redis import exceptions as rex
 from redis.asyncio.connection import SSLConnection, parse_url
+
+
+class NotReplicated(rex.ConnectionError):
+    """Fewer replicas than asked confirmed a write in time (``WAIT``): it is on the master, and
+    may be lost with it. Transient: a retry finds the write there."""
+
+
+class BusyError(rex.ResponseError):
+    """Redis runs a script that takes too long (``BUSY``); it answers again when it ends."""
+
+
+# A script that may write (it has no `no-writes` flag) and writes nothing: Redis refuses it,
+# before running it, where it refuses writes (OOM under maxmemory, READONLY on a replica).
+WRITE_PROBE = ("EVAL", "#!lua\nreturn 1", 0)
+
 
 # The error codes a reply on this connection can start with, as redis-py's exceptions; any
 # other error is a ResponseError. MOVED and ASK come from a Cluster node that does not own
@@ -39,6 +54,7 @@ _ERROR_CODES: dict[str, type[rex.RedisError]] = {
     "NOAUTH": rex.AuthenticationError,
     "WRONGPASS": rex.AuthenticationError,
     "NOPERM": rex.NoPermissionError,
+    "BUSY": BusyError,
 }
 
 
@@ -85,16 +101,29 @@ class MultiplexedConnection:
     :param url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` or
         ``unix:///path``.
     :param timeout: seconds a command may take, connecting included.
+    :param username: the user, when the URL names none.
+    :param password: the password, when the URL has none.
+    :param locate: where to connect, asked before every connect (the master a Sentinel
+        names); the URL's host and port otherwise.
     """
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        locate: Callable[[], Awaitable[tuple[str, int]]] | None = None,
+    ) -> None:
         params = parse_url(url)
         self._host: str = params.get("host", "localhost")
         self._port: int = int(params.get("port", 6379))
         self._path: str | None = params.get("path")
         self._db = int(params.get("db") or 0)
-        self._username: str | None = params.get("username")
-        self._password: str | None = params.get("password")
+        self._username: str | None = params.get("username") or username or None
+        self._password: str | None = params.get("password") or password or None
+        self._locate = locate
         self._ssl = (
             _ssl_context(params) if params.get("connection_class") is SSLConnection else None
         )
@@ -109,6 +138,7 @@ class MultiplexedConnection:
         self._ready = False
         self._failed_at = 0.0
         self._failure: rex.RedisError | None = None
+        self._generation = 0  # connections opened so far
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply.
@@ -119,6 +149,63 @@ class MultiplexedConnection:
         if not self._ready:
             await self._connect()
         return await self._send(args)
+
+    async def execute_many(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send ``commands`` one right after the other (nothing of another caller between
+        them: ``ASKING`` and its command, a script and its ``WAIT``) and return their replies.
+
+        :raise redis.exceptions.RedisError: the first command's error, if any failed.
+        """
+        if not self._ready:
+            await self._connect()
+        futures = [self._send(command) for command in commands]
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+
+    async def execute_each(self, *args: Any) -> list[Any]:
+        """``execute`` on every master: this one."""
+        return [await self.execute(*args)]
+
+    async def probe_writes(self) -> None:
+        """Raise when Redis refuses writes (``OOM``, ``READONLY``); writes nothing."""
+        await self.execute(*WRITE_PROBE)
+
+    async def execute_durably(
+        self,
+        command: tuple[Any, ...],
+        replicas: int,
+        timeout_ms: int,
+        wrote: Callable[[Any], bool],
+    ) -> Any:
+        """Send ``command``; when ``wrote(reply)``, wait until ``replicas`` replicas have it
+        (``WAIT`` on this same connection) before returning the reply.
+
+        :raise NotReplicated: fewer replicas confirmed it within ``timeout_ms``, or the
+            connection was lost before they could.
+        """
+        if not self._ready:
+            await self._connect()
+        generation = self._generation
+        reply = await self._send(command)
+        if not wrote(reply):
+            return reply
+        if self._generation != generation or not self._ready:
+            raise NotReplicated(f"the connection to {self._address} was lost before WAIT")
+        acked = await self._send(("WAIT", replicas, timeout_ms))
+        if acked < replicas:
+            raise NotReplicated(
+                f"{acked} of {replicas} replicas of {self._address} confirmed the write "
+                f"within {timeout_ms} ms"
+            )
+        return reply
+
+    @property
+    def address(self) -> str:
+        """Where it connects (the last address its locator gave)."""
+        return self._address
 
     def _send(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -139,6 +226,10 @@ class MultiplexedConnection:
         self._out.clear()
 
     async def _connect(self) -> None:
+        if self._lock.locked() and self._failure is not None:
+            # Redis was just lost and one caller is finding it again: the others fail at once
+            # instead of each waiting for that attempt (half-open)
+            raise type(self._failure)(str(self._failure))
         async with self._lock:
             if self._ready:
                 return
@@ -155,6 +246,12 @@ class MultiplexedConnection:
             self._failure = None
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._locate is not None:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    self._host, self._port = await self._locate()
+            except TimeoutError:
+                raise rex.TimeoutError("finding the master timed out") from None
         try:
             async with asyncio.timeout(self._timeout):
                 if self._path:
@@ -186,6 +283,7 @@ class MultiplexedConnection:
         except BaseException:
             self.close()  # a failed or cancelled handshake leaves no half-ready connection
             raise
+        self._generation += 1
         self._ready = True
 
     @property

@@ -3,13 +3,13 @@ as ``StorageError`` here."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from redis import exceptions as rex
-from redis.asyncio import Redis
 
 from sidecar import metrics
 from sidecar.domain.basis import SubscriptionBasis
@@ -26,12 +26,15 @@ from sidecar.domain.ports import (
 )
 from sidecar.domain.subscription import Resolved
 from sidecar.storage import codec, scripts
-from sidecar.storage.connections import RedisConnections
+from sidecar.storage.cluster import ClusterConnections
+from sidecar.storage.connections import Client, Pipelined, RedisConnections
 from sidecar.storage.keys import REGISTRY, WorkspaceKeys
-from sidecar.storage.multiplex import MultiplexedConnection
+from sidecar.storage.multiplex import BusyError, MultiplexedConnection
 from sidecar.storage.scripts import Script
 
-# Failures that a retry can outlive: the connection, a timeout, a failover or a reshard.
+# Redis saying "not now": the connection, a timeout, a failover, a reshard (MOVED and ASK
+# that could not be followed), writes refused for memory (OOM), a long script (BUSY), fewer
+# replicas than asked (WAIT). A retry can outlive each; none is the caller's fault.
 _TRANSIENT = (
     rex.ConnectionError,
     rex.TimeoutError,
@@ -39,7 +42,12 @@ _TRANSIENT = (
     rex.ReadOnlyError,
     rex.TryAgainError,
     rex.ClusterDownError,
+    rex.ClusterError,
     rex.MasterDownError,
+    rex.AskError,  # and MovedError, its subclass
+    rex.OutOfMemoryError,
+    rex.SlotNotCoveredError,
+    BusyError,
 )
 _CACHE_MAX = 100_000
 # Reads that wait on purpose (XREAD BLOCK): a round trip, but not a latency.
@@ -53,27 +61,35 @@ class RedisStore:
     the pool; event reads, which wait, over the blocking pool.
     """
 
-    def __init__(self, connections: RedisConnections) -> None:
+    def __init__(
+        self, connections: RedisConnections, *, wait_replicas: int = 0, wait_timeout_ms: int = 0
+    ) -> None:
         self._pool = connections.pool
         self._blocking = connections.blocking
         self._pipelined = connections.pipelined
+        self._cluster = connections.cluster
+        self._wait = (wait_replicas, wait_timeout_ms)
         self._registered: set[str] = set()
         self._timed: dict[str, tuple[Any, Any]] = {}
         self._decide_keys: dict[tuple[str, str], tuple[str, ...]] = {}
 
     async def load_scripts(self) -> None:
         """Register every script with Redis, so the first calls find them."""
-        for script in scripts.ALL:
-            await self._on_pool("script_load", "SCRIPT", "LOAD", script.source)
+        for script in scripts.ALL:  # on every master
+            await self._on_pipelined_each("script_load", "SCRIPT", "LOAD", script.source)
 
     async def ping(self) -> None:
         """Raise ``StorageError`` unless Redis answers on both the pipelined connection and
         the pool."""
-        await self._on_pipelined("ping", "PING")
+        await self._on_pipelined_each("ping", "PING")
         await self._on_pool("ping", "PING")
+        try:  # answering is not enough: decisions write
+            await self._send("probe_writes", self._pipelined, ("PROBE",))
+        except rex.RedisError as exc:
+            raise wrap_error(exc) from exc
 
     async def _send(
-        self, operation: str, connection: MultiplexedConnection | Redis, command: Sequence[Any]
+        self, operation: str, connection: Pipelined | Client, command: Sequence[Any]
     ) -> Any:
         """Send one command on ``connection``, timed and counted under ``operation``; Redis
         errors pass through unwrapped."""
@@ -85,11 +101,17 @@ class RedisStore:
             )
         started = time.perf_counter()
         try:
-            if isinstance(connection, MultiplexedConnection):
+            if isinstance(connection, MultiplexedConnection | ClusterConnections):
+                if command[0] == "PROBE":
+                    return await connection.probe_writes()
+                if command[0] == "EACH":
+                    return await connection.execute_each(*command[1:])
+                if command[0] == "DURABLY":
+                    return await connection.execute_durably(*command[1:])
                 return await connection.execute(*command)
             # redis-py's typed helpers are declared for sync and async clients at once;
             # execute_command keeps one plain, awaited path.
-            return await connection.execute_command(*command)  # type: ignore[no-untyped-call]
+            return await connection.execute_command(*command)  # type: ignore[no-untyped-call,unused-ignore]
         except rex.NoScriptError:
             raise
         except rex.RedisError as exc:
@@ -107,22 +129,40 @@ class RedisStore:
         except rex.RedisError as exc:
             raise wrap_error(exc) from exc
 
-    async def _on_pool(self, operation: str, *command: Any, client: Redis | None = None) -> Any:
+    async def _on_pipelined_each(self, operation: str, *command: Any) -> list[Any]:
+        """``command`` on every master's pipelined connection."""
+        try:
+            replies: list[Any] = await self._send(operation, self._pipelined, ("EACH", *command))
+        except rex.RedisError as exc:
+            raise wrap_error(exc) from exc
+        return replies
+
+    async def _on_pool(self, operation: str, *command: Any, client: Client | None = None) -> Any:
         try:
             return await self._send(operation, client or self._pool, command)
         except rex.RedisError as exc:
             raise wrap_error(exc) from exc
 
-    async def _script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """``EVALSHA`` on the pipelined connection; on ``NOSCRIPT`` load it again, once."""
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    async def _script(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], durable: bool = False
+    ) -> Any:
+        """``EVALSHA`` on the pipelined connection; on ``NOSCRIPT`` load it again, once.
+
+        :param durable: with ``MAC_REDIS_WAIT_REPLICAS``, a reply that admitted a contact is
+            returned only once that many replicas have it.
+        """
+        command: tuple[Any, ...] = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        if durable and self._wait[0]:
+            command = ("DURABLY", command, *self._wait, _admitted)
         try:
             try:
                 return await self._send(script.name, self._pipelined, command)
             except rex.NoScriptError:
                 # Redis restarted or SCRIPT FLUSH ran
                 metrics.SCRIPT_RELOADS.labels(script.name).inc()
-                await self._send("script_load", self._pipelined, ("SCRIPT", "LOAD", script.source))
+                await self._send(
+                    "script_load", self._pipelined, ("EACH", "SCRIPT", "LOAD", script.source)
+                )
                 return await self._send(script.name, self._pipelined, command)
         except rex.ResponseError as exc:
             raise wrap_error(exc, script.explain(str(exc))) from exc
@@ -161,11 +201,18 @@ class RedisStore:
         """Run ``decide.lua`` (see ``DecisionStore.decide``)."""
         if not request.dry_run:
             await self._register(request.workspace_id)
-        reply = await self._script(
-            scripts.DECIDE,
-            self._decide_script_keys(request.workspace_id, request.period.key),
-            codec.decide_args(request),
-        )
+        try:
+            reply = await self._script(
+                scripts.DECIDE,
+                self._decide_script_keys(request.workspace_id, request.period.key),
+                codec.decide_args(request),
+                durable=not request.dry_run,
+            )
+        except StorageError as exc:
+            if not request.dry_run and "TimeoutError" in str(exc):
+                # it may still run in Redis: the contacts may be counted after all
+                metrics.DECISIONS_UNKNOWN.inc()
+            raise
         written = codec.events_written(reply)
         if written:
             metrics.EVENTS_RECORDED.inc(written)
@@ -261,6 +308,8 @@ class RedisStore:
     ) -> list[Event]:
         """Events after each workspace's cursor (``XREAD``), waiting up to ``block_ms``."""
         streams = {WorkspaceKeys(ws).events: cursor for ws, cursor in cursors.items()}
+        if self._cluster:
+            return await self._read_events_apart(streams, block_ms, count)
         reply = await self._on_pool(
             "read_events",
             "XREAD",
@@ -279,6 +328,58 @@ class RedisStore:
             for entry_id, raw in entries
         ]
 
+    async def read_recorded_events(self, cursors: dict[str, str], count: int) -> list[Event]:
+        """Events after each workspace's cursor, at most ``count`` of each, oldest first per
+        workspace, answered at once: ``XREAD`` without ``BLOCK`` (``BLOCK 0`` would wait for
+        ever, ``BLOCK 1`` for Redis's next timer tick), none at every stream's end."""
+        if not cursors:
+            return []
+        streams = {WorkspaceKeys(ws).events: cursor for ws, cursor in cursors.items()}
+        if self._cluster:
+            return await self._read_events_apart(streams, 0, count)
+        reply = await self._on_pool(
+            "read_recorded_events", "XREAD", "COUNT", count, "STREAMS", *streams, *streams.values()
+        )
+        return [
+            codec.event(entry_id, raw)
+            for _stream, entries in reply or []
+            for entry_id, raw in entries
+        ]
+
+    async def _read_events_apart(
+        self, streams: dict[str, str], block_ms: int, count: int
+    ) -> list[Event]:
+        """``read_events`` on a cluster: one XREAD can only name streams of one slot, so each
+        stream is read on its own, without waiting, in one pipeline (a round trip per node);
+        when none had anything, wait ``block_ms`` and look once more."""
+        for attempt in range(2):
+            async with self._blocking.pipeline() as pipe:
+                for stream, cursor in streams.items():
+                    pipe.xread({stream: cursor}, count=count)
+                try:
+                    replies = await pipe.execute()
+                except rex.RedisError as exc:
+                    metrics.REDIS_ERRORS.labels(
+                        "read_events", "transient" if isinstance(exc, _TRANSIENT) else "permanent"
+                    ).inc()
+                    raise wrap_error(exc) from exc
+            metrics.REDIS_ROUND_TRIPS.labels("read_events").inc()
+            found = [
+                codec.event(entry_id, raw)
+                for reply in replies
+                for _stream, entries in reply or []
+                for entry_id, raw in entries
+            ]
+            if found or attempt or block_ms <= 0:
+                return sorted(found, key=lambda e: _event_order(e.id))
+            await asyncio.sleep(block_ms / 1000)
+        return []
+
+
+def _admitted(reply: Any) -> bool:
+    """Whether a ``decide.lua`` reply admitted a contact (a write replicas must have)."""
+    return codec.admitted_any(reply)
+
 
 def wrap_error(exc: rex.RedisError, message: str | None = None) -> StorageError:
     """A redis-py error as the ``StorageError`` the use cases see, transient when retrying
@@ -287,3 +388,8 @@ def wrap_error(exc: rex.RedisError, message: str | None = None) -> StorageError:
     return StorageError(
         f"redis: {type(exc).__name__}: {text}", transient=isinstance(exc, _TRANSIENT)
     )
+
+
+def _event_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as rex
-from redis.asyncio import Redis
 
 from sidecar import metrics
 from sidecar.domain.decision import Event
 from sidecar.domain.errors import StorageError
 from sidecar.settings import Settings
 from sidecar.storage import codec
-from sidecar.storage.connections import redis_client
+from sidecar.storage.connections import Client, redis_client
 from sidecar.storage.keys import REGISTRY, WEBHOOK_GROUP, WEBHOOKS_SINCE, WorkspaceKeys
 from sidecar.storage.scripts import Script
 from sidecar.storage.store import wrap_error
@@ -78,7 +77,7 @@ class WebhookStreams:
     :param consumer: this consumer's name in every workspace's group, unique to the process.
     """
 
-    def __init__(self, client: Redis, consumer: str) -> None:
+    def __init__(self, client: Client, consumer: str) -> None:
         self._client = client
         self.consumer = consumer
 
@@ -95,7 +94,7 @@ class WebhookStreams:
         """Send one command, counted under ``operation``; Redis errors pass through."""
         metrics.REDIS_ROUND_TRIPS.labels(operation).inc()
         # see RedisStore._send: one plain, awaited path for the async client
-        return await self._client.execute_command(*command)  # type: ignore[no-untyped-call]
+        return await self._client.execute_command(*command)  # type: ignore[no-untyped-call,unused-ignore]
 
     async def _run(self, operation: str, *command: Any) -> Any:
         try:

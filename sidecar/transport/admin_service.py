@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -143,7 +144,9 @@ class AdminService(UnaryRunner):
     ) -> AsyncIterator[admin_pb.Event]:
         """A stream counts once, when it ends: ``OK`` when the caller cancelled it or its
         deadline passed, else by the status it failed with. It is in flight meanwhile; its
-        duration is not a latency and is not observed."""
+        duration is not a latency and is not observed. Every stream of the process shares one
+        Redis reader (``EventWatch``); ``max_streams`` bounds memory and fan-out work, not
+        connections."""
         measured = self.method("WatchEvents")
         measured.in_flight.inc()
         self._streams += 1
@@ -156,8 +159,11 @@ class AdminService(UnaryRunner):
                     f"{self._max_streams} event streams are open (MAC_MAX_STREAMS); retry later"
                 )
             self._authorize(context)
-            async for event in self._events.watch(request.workspace_id, request.after_id):
-                yield wire.event_message(event)
+            # closed here, not whenever it is collected: it leaves the process's event hub
+            watch = self._events.watch(request.workspace_id, request.after_id)
+            async with contextlib.aclosing(watch) as events:
+                async for event in events:
+                    yield wire.event_message(event)
         except Exception as exc:
             failed = True
             await abort_with(context, "WatchEvents", exc, request.workspace_id)

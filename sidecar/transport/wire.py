@@ -78,6 +78,7 @@ def decision_message(decision: Decision) -> pb.Decision:
         identity_conflict=decision.identity_conflict,
         shadow_denied=decision.shadow_denied,
         visitor_merged=decision.visitor_merged,
+        from_local_record=decision.from_local_record,
     )
     if decision.usage is not None:
         message.usage.CopyFrom(usage_message(decision.usage))

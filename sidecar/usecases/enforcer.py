@@ -10,8 +10,10 @@ from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import ContactFields, KeyedContact, key_text, validate_workspace_id
 from sidecar.domain.decision import BatchResult, Decision, Policy, Reason, Usage
 from sidecar.domain.errors import InvalidArgument, StaleSubscription, StorageError
-from sidecar.domain.ports import DecideReply, DecideRequest, DecisionStore
+from sidecar.domain.ports import AdmissionJournal, DecideReply, DecideRequest, DecisionStore
 from sidecar.usecases.contacts import ContactReader, has_national_phone
+from sidecar.usecases.known import KnownContacts
+from sidecar.usecases.outage import OutageAnswers
 from sidecar.usecases.periods import Periods
 
 # a subscription changed this often during one decision is not worth chasing further
@@ -27,7 +29,11 @@ class Enforcer:
     :param clock: the injected time source.
     :param policy: what applies without a subscription, and which notifications to record.
     :param failure_mode: ``error`` raises ``StorageError`` when the store is unreachable;
-        ``allow`` and ``deny`` answer a ``BACKEND_UNAVAILABLE`` decision instead.
+        ``allow`` and ``deny`` answer a ``BACKEND_UNAVAILABLE`` decision instead (see
+        ``OutageAnswers``; ``allow`` needs ``journal``).
+    :param known: the record of contacts counted this period, filled by every decision and
+        answering for them while the store is unreachable (default: none kept).
+    :param journal: where ``allow`` writes the new contacts it lets in during an outage.
     """
 
     def __init__(
@@ -39,13 +45,16 @@ class Enforcer:
         policy: Policy,
         *,
         failure_mode: str = "error",
+        known: KnownContacts | None = None,
+        journal: AdmissionJournal | None = None,
     ) -> None:
         self._store = store
         self._contacts = contacts
         self._periods = periods
         self._clock = clock
         self._policy = policy
-        self._failure_mode = failure_mode
+        self.known = known if known is not None else KnownContacts(0)
+        self.outage = OutageAnswers(failure_mode, self.known, periods, clock, journal)
 
     async def check(self, workspace_id: str, contact: ContactFields) -> Decision:
         """What ``activate`` would answer; changes nothing."""
@@ -84,13 +93,15 @@ class Enforcer:
         try:
             keyed = await self._key(workspace_id, key, national)
         except StorageError as exc:
-            return BatchResult([self._unavailable(exc, None) for _ in contacts], None)
+            unkeyed: list[KeyedContact | None] = [None] * len(contacts)
+            return BatchResult(await self.outage.many(exc, workspace_id, unkeyed, dry_run), None)
         try:
             reply, usage = await self._decide(
                 workspace_id, keyed, key if national else None, dry_run
             )
         except StorageError as exc:
-            return BatchResult([self._unavailable(exc, k) for k in keyed], None)
+            return BatchResult(await self.outage.many(exc, workspace_id, keyed, dry_run), None)
+        self._remember(workspace_id, usage.period.key, keyed, reply, dry_run)
         return BatchResult(_decisions(reply, None), usage)
 
     async def usage(self, workspace_id: str) -> Usage:
@@ -109,14 +120,29 @@ class Enforcer:
         try:
             keyed = await self._key(workspace_id, key, national)
         except StorageError as exc:
-            return self._unavailable(exc, None)
+            return await self.outage.one(exc, workspace_id, None, dry_run)
         try:
             reply, usage = await self._decide(
                 workspace_id, keyed, key if national else None, dry_run
             )
         except StorageError as exc:
-            return self._unavailable(exc, keyed[0])
+            return await self.outage.one(exc, workspace_id, keyed[0], dry_run)
+        self._remember(workspace_id, usage.period.key, keyed, reply, dry_run)
         return _decisions(reply, usage)[0]
+
+    def _remember(
+        self,
+        workspace_id: str,
+        period_key: str,
+        contacts: list[KeyedContact],
+        reply: DecideReply,
+        dry_run: bool,
+    ) -> None:
+        """Keep the contacts the decision settled in the record of known contacts."""
+        known = self.known
+        if known.capacity:
+            for contact, outcome in zip(contacts, reply.outcomes, strict=True):
+                known.remember_outcome(workspace_id, period_key, contact, outcome, dry_run)
 
     async def _key(
         self, workspace_id: str, key: Callable[[str], list[KeyedContact]], national: bool
@@ -180,18 +206,6 @@ class Enforcer:
             )
             return reply, usage
         raise StorageError("the subscription changed during the decision", transient=True)
-
-    def _unavailable(self, exc: StorageError, contact: KeyedContact | None) -> Decision:
-        """The failure mode's answer; without a key when the contact could not be keyed (a
-        national phone number while the workspace's region could not be read)."""
-        if self._failure_mode == "error":
-            raise exc
-        return Decision(
-            allowed=self._failure_mode == "allow",
-            reason=Reason.BACKEND_UNAVAILABLE,
-            contact_key=key_text(contact.first) if contact is not None else "",
-            usage=None,
-        )
 
 
 def _decisions(reply: DecideReply, usage: Usage | None) -> list[Decision]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,39 @@ def test_full_features_values_reach_the_settings(tmp_path: Path) -> None:
     assert len(settings.webhook_secret) == 48  # generated into the chart's Secret
     assert settings.webhook_timeout_ms == 3000
     assert settings.webhook_max_backoff_ms == 120_000
+    assert (settings.redis_type, settings.redis_sentinel_master) == ("sentinel", "mymaster")
+    assert (settings.redis_username, settings.redis_sentinel_username) == ("mac", "sentinel-user")
+    assert settings.redis_password == "redis-acl-password"
+    assert settings.redis_sentinel_password == "sentinel-password"
+    assert (settings.redis_wait_replicas, settings.redis_wait_timeout_ms) == (1, 200)
+    assert settings.journal_dir == "/var/lib/mac-sidecar/journal"
+    assert (settings.journal_max_entries, settings.known_contacts_max) == (50_000, 200_000)
+    # the passwords come from the Secret, never the ConfigMap
+    env = container_env(objects, container)
+    for name in ("MAC_REDIS_PASSWORD", "MAC_REDIS_SENTINEL_PASSWORD"):
+        assert env[name] == {"secret": (FULLNAME, env[name]["secret"][1])}
+    configmap = one(objects, "ConfigMap", FULLNAME)["data"]
+    assert "redis-acl-password" not in json.dumps(configmap)
+    assert "sentinel-password" not in json.dumps(configmap)
+
+
+def test_existing_secrets_give_the_redis_passwords() -> None:
+    objects = render_case("existing-secrets")
+    env = container_env(objects, sidecar_containers(objects)[0])
+    assert env["MAC_REDIS_PASSWORD"] == {"secret": ("mac-redis", "password")}
+    assert env["MAC_REDIS_SENTINEL_PASSWORD"] == {"secret": ("mac-redis", "sentinel-password")}
+
+
+@pytest.mark.parametrize(
+    ("redis", "message"),
+    [
+        ({"type": "cluster"}, "redis.type cluster needs an external Redis"),
+        ({"type": "sentinel", "url": "redis://s1:26379"}, "needs redis.sentinel.masterName"),
+    ],
+)
+def test_topologies_the_chart_refuses(redis: dict[str, Any], message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        render(merge(case_values("default"), {"redis": redis}))
 
 
 def test_the_bundled_redis_url_reaches_the_settings(tmp_path: Path) -> None:

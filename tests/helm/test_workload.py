@@ -17,6 +17,7 @@ from tests.helm.chart import (
     TMP_MOUNT,
     Obj,
     case_values,
+    container_env,
     containers,
     find,
     merge,
@@ -29,6 +30,7 @@ from tests.helm.chart import (
 )
 
 DEFAULT = case_values("default")
+JOURNAL_MOUNT = {"name": "mac-sidecar-journal", "mountPath": "/var/lib/mac-sidecar/journal"}
 SELECTOR = {
     "app.kubernetes.io/name": "mac-sidecar",
     "app.kubernetes.io/instance": "rel",
@@ -55,17 +57,22 @@ def test_every_container_is_hardened(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_the_sidecar_gets_a_writable_tmp_and_nothing_else(case: str) -> None:
+def test_the_sidecar_gets_a_writable_tmp_and_journal_and_nothing_else(case: str) -> None:
     objects = render_case(case)
     for c in sidecar_containers(objects):
         mounts = c["volumeMounts"]
         assert mounts[0] == TMP_MOUNT
-        assert all(m.get("readOnly") is True for m in mounts[1:]), mounts
+        assert mounts[1] == JOURNAL_MOUNT
+        journal_dir = container_env(objects, c)["MAC_JOURNAL_DIR"]
+        assert journal_dir == {"value": JOURNAL_MOUNT["mountPath"]}
+        assert all(m.get("readOnly") is True for m in mounts[2:]), mounts
         assert all("subPath" not in m for m in mounts)  # a subPath would never see a rotation
     objects = render(DEFAULT)
     volumes = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
     assert volumes[0]["name"] == "mac-sidecar-tmp"
     assert "emptyDir" in volumes[0]
+    journal = next(v for v in volumes if v["name"] == "mac-sidecar-journal")
+    assert journal["emptyDir"] == {"sizeLimit": "256Mi"}  # the node's disk, bounded
 
 
 def test_probes_are_native_grpc_and_liveness_ignores_redis() -> None:

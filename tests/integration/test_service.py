@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import grpc
 import pytest
@@ -86,10 +87,13 @@ async def test_health_follows_redis_going_away_and_back(
 
 @pytest.mark.parametrize(("mode", "allowed"), [("allow", True), ("deny", False)])
 async def test_failure_mode_answers_backend_unavailable(
-    make_sidecar: SidecarFactory, mode: str, allowed: bool
+    make_sidecar: SidecarFactory, mode: str, allowed: bool, tmp_path: Path
 ) -> None:
     stub = await make_sidecar(
-        redis_url=f"redis://127.0.0.1:{free_port()}/0", failure_mode=mode, redis_timeout=0.2
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        failure_mode=mode,
+        redis_timeout=0.2,
+        journal_dir=str(tmp_path / "journal"),
     )
     decision = await stub.Activate(ANA)
     assert decision.reason == pb.REASON_BACKEND_UNAVAILABLE

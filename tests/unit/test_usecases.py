@@ -4,6 +4,7 @@ bounds, and what a merge is given."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from sidecar.domain.clock import ManualClock, to_ms
 from sidecar.domain.contact import ContactFields, ContactKeyer, Identifier, Kind, key_text
 from sidecar.domain.decision import Reason
 from sidecar.domain.errors import InvalidArgument, StorageError
+from sidecar.storage.journal import FileJournal
 from sidecar.usecases.contacts import ContactReader
 from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.identities import Identities
@@ -33,13 +35,22 @@ def ana_key() -> str:
 class World:
     """An enforcer and identities over one memory store, at a manual clock."""
 
-    def __init__(self, failure_mode: str = "error", batch_max: int = 10) -> None:
+    def __init__(
+        self, failure_mode: str = "error", batch_max: int = 10, journal_dir: Path | None = None
+    ) -> None:
         self.store = MemoryStore()
         self.clock = ManualClock(datetime(2026, 11, 15, 12, 0, tzinfo=UTC))
         contacts = ContactReader(KEYER, batch_max)
         self.periods = Periods(self.store, retention_periods=2)
+        journal = FileJournal(str(journal_dir), 1000) if journal_dir is not None else None
         self.enforcer = Enforcer(
-            self.store, contacts, self.periods, self.clock, POLICY, failure_mode=failure_mode
+            self.store,
+            contacts,
+            self.periods,
+            self.clock,
+            POLICY,
+            failure_mode=failure_mode,
+            journal=journal,
         )
         self.identities = Identities(self.store, contacts, self.periods, self.enforcer, self.clock)
 
@@ -86,8 +97,10 @@ async def test_failure_mode_error_raises_for_the_transport_to_map() -> None:
 
 
 @pytest.mark.parametrize(("mode", "allowed"), [("allow", True), ("deny", False)])
-async def test_failure_modes_answer_backend_unavailable(mode: str, allowed: bool) -> None:
-    world = World(mode)
+async def test_failure_modes_answer_backend_unavailable(
+    mode: str, allowed: bool, tmp_path: Path
+) -> None:
+    world = World(mode, journal_dir=tmp_path)
     world.store.down = True
     for decision in (
         await world.enforcer.activate("acme", ANA),
@@ -103,8 +116,8 @@ async def test_failure_modes_answer_backend_unavailable(mode: str, allowed: bool
     ] * 2
 
 
-async def test_usage_is_never_answered_by_a_failure_mode() -> None:
-    world = World("allow")
+async def test_usage_is_never_answered_by_a_failure_mode(tmp_path: Path) -> None:
+    world = World("allow", journal_dir=tmp_path)
     world.store.down = True
     with pytest.raises(StorageError):
         await world.enforcer.usage("acme")

@@ -78,6 +78,7 @@ export function decisionObject(decision) {
     identityConflict: decision.identityConflict,
     shadowDenied: decision.shadowDenied,
     visitorMerged: decision.visitorMerged,
+    fromLocalRecord: decision.fromLocalRecord,
     usage: usageObject(decision.usage),
     fromClient: false,
   };
@@ -92,6 +93,7 @@ export function fallbackDecision(allowed) {
     identityConflict: false,
     shadowDenied: false,
     visitorMerged: false,
+    fromLocalRecord: false,
     usage: undefined,
     fromClient: true,
   };

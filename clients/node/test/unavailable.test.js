@@ -19,6 +19,7 @@ const FALLBACK = {
   identityConflict: false,
   shadowDenied: false,
   visitorMerged: false,
+  fromLocalRecord: false,
   usage: undefined,
   fromClient: true,
 };

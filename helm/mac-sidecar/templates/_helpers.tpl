@@ -265,12 +265,31 @@ include /etc/redis/auth.conf
 
 {{/* Whether the chart's own Secret has anything to hold: "true" or "". */}}
 {{- define "mac-sidecar.ownSecret" -}}
-{{- if or (not .Values.identitySecret.existingSecret) (and .Values.adminToken.enabled (not .Values.adminToken.existingSecret)) .Values.redis.url (include "mac-sidecar.bundledRedis" .) .Values.webhook.url }}true{{ end }}
+{{- if or (not .Values.identitySecret.existingSecret) (and .Values.adminToken.enabled (not .Values.adminToken.existingSecret)) .Values.redis.url (include "mac-sidecar.bundledRedis" .) .Values.webhook.url (include "mac-sidecar.redisPasswordInSecret" .) (include "mac-sidecar.sentinelPasswordInSecret" .) }}true{{ end }}
+{{- end }}
+
+{{/* Whether the chart's Secret holds MAC_REDIS_PASSWORD / MAC_REDIS_SENTINEL_PASSWORD. */}}
+{{- define "mac-sidecar.redisPasswordInSecret" -}}
+{{- if and .Values.redis.password (not .Values.redis.existingPasswordSecret) }}true{{ end }}
+{{- end }}
+{{- define "mac-sidecar.sentinelPasswordInSecret" -}}
+{{- if and .Values.redis.sentinel.password (not .Values.redis.sentinel.existingPasswordSecret) }}true{{ end }}
+{{- end }}
+
+{{/* Where the journal volume is mounted (MAC_JOURNAL_DIR). */}}
+{{- define "mac-sidecar.journalDir" -}}
+/var/lib/mac-sidecar/journal
 {{- end }}
 
 {{/* The checks of the values that the schema cannot express; every rendering runs them. */}}
 {{- define "mac-sidecar.validate" -}}
 {{- $redis := .Values.redis }}
+{{- if and (ne $redis.type "single") (include "mac-sidecar.bundledRedis" .) }}
+{{- fail (printf "mac-sidecar: redis.type %s needs an external Redis (redis.url or redis.existingSecret listing its seed nodes or sentinels); the bundled Redis is a single server" $redis.type) }}
+{{- end }}
+{{- if and (eq $redis.type "sentinel") (not $redis.sentinel.masterName) }}
+{{- fail "mac-sidecar: redis.type sentinel needs redis.sentinel.masterName (MAC_REDIS_SENTINEL_MASTER)" }}
+{{- end }}
 {{- if hasKey $redis "enabled" }}
 {{- fail "mac-sidecar: redis.enabled is now redis.bundled.enabled, and the bundled Redis's settings (image, extraArgs, persistence, resources, nodeSelector, tolerations, affinity) moved under redis.bundled too. The bundled Redis runs by default unless redis.url or redis.existingSecret names an external one" }}
 {{- end }}
@@ -369,6 +388,19 @@ MAC_GRPC_ADDR: {{ printf "0.0.0.0:%d" (int .Values.grpc.port) | quote }}
 MAC_ADMIN_ADDR: {{ printf "0.0.0.0:%d" (int .Values.admin.port) | quote }}
 {{- end }}
 MAC_METRICS_ADDR: {{ ternary (printf "0.0.0.0:%d" (int .Values.metrics.port)) "" .Values.metrics.enabled | quote }}
+MAC_JOURNAL_DIR: {{ include "mac-sidecar.journalDir" . | quote }}
+MAC_REDIS_TYPE: {{ .Values.redis.type | quote }}
+{{- if .Values.redis.username }}
+MAC_REDIS_USERNAME: {{ .Values.redis.username | quote }}
+{{- end }}
+{{- if .Values.redis.sentinel.masterName }}
+MAC_REDIS_SENTINEL_MASTER: {{ .Values.redis.sentinel.masterName | quote }}
+{{- end }}
+{{- if .Values.redis.sentinel.username }}
+MAC_REDIS_SENTINEL_USERNAME: {{ .Values.redis.sentinel.username | quote }}
+{{- end }}
+MAC_REDIS_WAIT_REPLICAS: {{ int .Values.redis.wait.replicas | toString | quote }}
+MAC_REDIS_WAIT_TIMEOUT_MS: {{ int .Values.redis.wait.timeoutMs | toString | quote }}
 {{- if .Values.planCatalog }}
 MAC_PLAN_CATALOG: "/etc/mac-sidecar/plans/plans.json"
 {{- end }}
@@ -407,7 +439,7 @@ MAC_CLI_TLS_KEY: "/etc/mac-sidecar/tls/tls.key"
 its pod template in sidecar mode. */}}
 {{- define "mac-sidecar.podAnnotations" -}}
 checksum/mac-sidecar-config: {{ include "mac-sidecar.settings" . | sha256sum }}
-checksum/mac-sidecar-secret: {{ list .Values.redis.url .Values.redis.existingSecret .Values.redis.existingSecretKey (include "mac-sidecar.bundledRedis" .) .Values.identitySecret .Values.adminToken .Values.webhook | toJson | sha256sum }}
+checksum/mac-sidecar-secret: {{ list .Values.redis.url .Values.redis.existingSecret .Values.redis.existingSecretKey (include "mac-sidecar.bundledRedis" .) .Values.identitySecret .Values.adminToken .Values.webhook .Values.redis.password .Values.redis.existingPasswordSecret .Values.redis.sentinel | toJson | sha256sum }}
 {{- if .Values.planCatalog }}
 checksum/mac-sidecar-plans: {{ .Values.planCatalog | toJson | sha256sum }}
 {{- end }}
@@ -476,6 +508,20 @@ env:
       secretKeyRef:
         name: {{ include "mac-sidecar.redisUrlSecretName" . }}
         key: {{ include "mac-sidecar.redisUrlSecretKey" . }}
+{{- if or .Values.redis.existingPasswordSecret .Values.redis.password }}
+  - name: MAC_REDIS_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.redis.existingPasswordSecret | default (include "mac-sidecar.secretName" .) }}
+        key: {{ ternary .Values.redis.existingPasswordSecretKey "redis-auth-password" (not (empty .Values.redis.existingPasswordSecret)) }}
+{{- end }}
+{{- if or .Values.redis.sentinel.existingPasswordSecret .Values.redis.sentinel.password }}
+  - name: MAC_REDIS_SENTINEL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.redis.sentinel.existingPasswordSecret | default (include "mac-sidecar.secretName" .) }}
+        key: {{ ternary .Values.redis.sentinel.existingPasswordSecretKey "redis-sentinel-password" (not (empty .Values.redis.sentinel.existingPasswordSecret)) }}
+{{- end }}
 {{- if not .Values.identitySecret.asFile }}
   - name: MAC_IDENTITY_SECRET
     valueFrom:
@@ -533,6 +579,8 @@ terminationMessagePolicy: FallbackToLogsOnError
 volumeMounts:
   - name: mac-sidecar-tmp
     mountPath: /tmp
+  - name: mac-sidecar-journal
+    mountPath: {{ include "mac-sidecar.journalDir" . }}
 {{- if .Values.planCatalog }}
   - name: mac-sidecar-plans
     mountPath: /etc/mac-sidecar/plans
@@ -595,6 +643,12 @@ List items for a parent chart's pod spec, following sidecar.native:
   emptyDir:
     medium: Memory
     sizeLimit: {{ .Values.tmpSizeLimit }}
+- name: mac-sidecar-journal
+  emptyDir:
+    {{- with .Values.journal.medium }}
+    medium: {{ . }}
+    {{- end }}
+    sizeLimit: {{ .Values.journal.sizeLimit }}
 {{- if .Values.planCatalog }}
 - name: mac-sidecar-plans
   configMap:

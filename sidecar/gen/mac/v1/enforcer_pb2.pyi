@@ -64,7 +64,7 @@ class Usage(_message.Message):
     def __init__(self, period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ..., remaining: _Optional[int] = ..., plan: _Optional[str] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("allowed", "reason", "contact_key", "identity_conflict", "shadow_denied", "usage", "visitor_merged")
+    __slots__ = ("allowed", "reason", "contact_key", "identity_conflict", "shadow_denied", "usage", "visitor_merged", "from_local_record")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CONTACT_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class Decision(_message.Message):
     SHADOW_DENIED_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     VISITOR_MERGED_FIELD_NUMBER: _ClassVar[int]
+    FROM_LOCAL_RECORD_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     reason: Reason
     contact_key: str
@@ -79,7 +80,8 @@ class Decision(_message.Message):
     shadow_denied: bool
     usage: Usage
     visitor_merged: bool
-    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[Reason, str]] = ..., contact_key: _Optional[str] = ..., identity_conflict: _Optional[bool] = ..., shadow_denied: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., visitor_merged: _Optional[bool] = ...) -> None: ...
+    from_local_record: bool
+    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[Reason, str]] = ..., contact_key: _Optional[str] = ..., identity_conflict: _Optional[bool] = ..., shadow_denied: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., visitor_merged: _Optional[bool] = ..., from_local_record: _Optional[bool] = ...) -> None: ...
 
 class CheckRequest(_message.Message):
     __slots__ = ("workspace_id", "contact")

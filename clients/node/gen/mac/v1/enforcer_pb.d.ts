@@ -208,6 +208,15 @@ export declare type Decision = Message<"mac.v1.Decision"> & {
    * @generated from field: bool visitor_merged = 7;
    */
   visitorMerged: boolean;
+
+  /**
+   * Redis was unreachable and the sidecar's own record of the contacts it saw counted this
+   * period answered: the contact is allowed as REASON_ALREADY_ACTIVE (or REASON_EXEMPT),
+   * without usage.
+   *
+   * @generated from field: bool from_local_record = 8;
+   */
+  fromLocalRecord: boolean;
 };
 
 /**

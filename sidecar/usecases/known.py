@@ -1,0 +1,117 @@
+"""The contacts this process has seen counted in their workspace's current period: a bounded,
+least-recently-used record that answers for them while storage is unreachable."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from sidecar.domain.contact import KeyedContact
+from sidecar.domain.decision import Reason
+from sidecar.domain.ports import ContactOutcome
+
+# What a decision says about a contact that makes it safe to serve again without storage.
+_COUNTED = frozenset((Reason.ALREADY_ACTIVE, Reason.ADMITTED, Reason.TRIAL_STARTED, Reason.EXEMPT))
+# A dry run counts nobody: only what it found already settled is known.
+_SETTLED = frozenset((Reason.ALREADY_ACTIVE, Reason.EXEMPT))
+
+
+class Known(NamedTuple):
+    """What the record holds for a key: the period it is settled in, the reason to answer
+    (``ALREADY_ACTIVE`` or ``EXEMPT``) and the identity key it is counted under."""
+
+    period_key: str
+    reason: Reason
+    identity: bytes
+
+
+class KnownContacts:
+    """Identity and identifier keys per (workspace, period key), at most ``capacity`` in all.
+
+    One ordered dict holds every entry, keyed by ``(workspace_id, key)`` with a ``Known`` as
+    its value: a lookup is one dict probe, a hit moves the entry
+    to the recent end, and an insertion beyond ``capacity`` drops the least recently used
+    entry. An entry of an earlier period is never answered; it is dropped when it is looked
+    up, or when it reaches the old end. ``capacity`` 0 keeps nothing.
+
+    :param capacity: the most keys kept (``MAC_KNOWN_CONTACTS_MAX``).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, bytes], Known] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def remember(self, workspace_id: str, key: bytes, known: Known) -> None:
+        """Record that ``key`` is settled in ``known.period_key``."""
+        if not self.capacity:
+            return
+        entry = (workspace_id, key)
+        entries = self._entries
+        if entry in entries:
+            entries.move_to_end(entry)
+        elif len(entries) >= self.capacity:
+            entries.popitem(last=False)
+        entries[entry] = known
+
+    def remember_outcome(
+        self,
+        workspace_id: str,
+        period_key: str,
+        contact: KeyedContact,
+        outcome: ContactOutcome,
+        dry_run: bool,
+    ) -> None:
+        """Record a decided contact under its identity key and the keys it arrived with, when
+        the decision says it is counted in the period (or exempt).
+
+        A request whose identifiers belonged to two identities is recorded under its identity
+        and its highest-precedence key only: its other keys lead to another identity, which
+        may not be counted.
+        """
+        if not self.capacity or outcome.shadowed:
+            return
+        reason = outcome.reason
+        if reason not in (_SETTLED if dry_run else _COUNTED):
+            return
+        if reason is not Reason.EXEMPT:
+            reason = Reason.ALREADY_ACTIVE
+        known = Known(period_key, reason, outcome.identity)
+        self.remember(workspace_id, outcome.identity, known)
+        keys: Iterable[bytes]
+        if outcome.conflict:
+            keys = (contact.first,)
+        else:
+            keys = (*contact.primaries, contact.visitor) if contact.visitor else contact.primaries
+        for key in keys:
+            if key != outcome.identity:
+                self.remember(workspace_id, key, known)
+
+    def lookup(self, workspace_id: str, period_key: str, key: bytes) -> Known | None:
+        """What the record knows of ``key`` in the period, or ``None``."""
+        entry = (workspace_id, key)
+        found = self._entries.get(entry)
+        if found is None:
+            return None
+        if found.period_key != period_key:
+            del self._entries[entry]
+            return None
+        self._entries.move_to_end(entry)
+        return found
+
+    def lookup_contact(
+        self, workspace_id: str, period_key: str, contact: KeyedContact
+    ) -> Known | None:
+        """``lookup`` of the first of the contact's keys that the record knows."""
+        if not self._entries:
+            return None
+        for key in contact.primaries:
+            found = self.lookup(workspace_id, period_key, key)
+            if found is not None:
+                return found
+        if contact.visitor:
+            return self.lookup(workspace_id, period_key, contact.visitor)
+        return None
