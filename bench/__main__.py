@@ -14,12 +14,11 @@ import grpc
 from bench import procs
 from bench.echo import run_loop
 from bench.load import Result
-from bench.scenarios import memory_per_contact, progress, run_scenarios
+from bench.scenarios import echo_call, memory_per_contact, progress, run_scenarios
 from bench.topologies import run_topologies
 from tests.support.redis_servers import RedisServer
 
 MEMORY_GOAL = 64.0
-CPU_COLUMNS = ("server", "redis", "client")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,11 +48,14 @@ async def measure(
     sidecar_addr: str,
     redis: RedisServer,
     pids: dict[str, int],
+    socket: str = "",
 ) -> tuple[list[Result], dict[str, float]]:
-    """Run every scenario, then the memory measurement, from this (the client) process."""
+    """Run every scenario, then the memory measurement, from this (the client) process;
+    ``socket`` is the sidecar's Unix domain socket."""
     async with (
         grpc.aio.insecure_channel(echo_addr) as echo,
         grpc.aio.insecure_channel(sidecar_addr) as sidecar,
+        grpc.aio.insecure_channel(f"unix:{socket}") as uds,
     ):
         results = await run_scenarios(
             echo,
@@ -62,20 +64,26 @@ async def measure(
             warmup=ns.warmup,
             seconds=ns.seconds,
             pids=pids,
+            uds=uds if socket else None,
         )
         client = redis.client()
         try:
             memory = await memory_per_contact(sidecar, client, ns.memory_contacts)
         finally:
             client.close()
-    if ns.cluster:
-        results += await run_topologies(
-            concurrency=ns.concurrency,
-            warmup=ns.warmup,
-            seconds=ns.seconds,
-            client_pid=pids["client"],
-        )
+        if ns.cluster:
+            results += await run_topologies(
+                echo_call(echo),
+                concurrency=ns.concurrency,
+                warmup=ns.warmup,
+                seconds=ns.seconds,
+                pids=pids,
+            )
     return results, memory
+
+
+def _us(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}"
 
 
 def _ms(value: float) -> str:
@@ -84,26 +92,32 @@ def _ms(value: float) -> str:
 
 def table(ns: argparse.Namespace, results: list[Result], memory: dict[str, float]) -> str:
     """The results as an aligned text table, with the memory line below."""
-    echo = results[0].calls_per_second
-    head = ["scenario", "calls/s", "contacts/s", "p50 ms", "p99 ms", "vs echo"]
-    head += [f"cpu {name}" for name in CPU_COLUMNS]
+    head = ["scenario", "round", "calls/s", "contacts/s", "p50 ms", "p99 ms", "p99 vs echo"]
+    head += ["server µs/call", "echo µs/call", "efficiency", "cpu redis"]
     rows = [head]
     for r in results:
+        echo = r.baseline
         rows.append(
             [
                 r.name,
+                str(r.round),
                 f"{r.calls_per_second:,.0f}",
-                "-" if r is results[0] else f"{r.contacts_per_second:,.0f}",
+                f"{r.contacts_per_second:,.0f}",
                 _ms(r.percentile_ms(0.50)),
                 _ms(r.percentile_ms(0.99)),
-                f"{r.calls_per_second / echo:.1%}" if echo else "-",
-                *(f"{r.cpu[c]:.0%}" if c in r.cpu else "-" for c in CPU_COLUMNS),
+                f"{r.percentile_ms(0.99) / echo.percentile_ms(0.99):.2f}x" if echo else "-",
+                _us(r.server_us_per_call),
+                _us(echo.server_us_per_call) if echo else "-",
+                f"{r.efficiency:.2f}x" if echo else "-",
+                f"{r.cpu['redis']:.0%}" if "redis" in r.cpu else "-",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = [
-        f"{ns.concurrency} calls in flight, {ns.seconds:g} s measured per scenario after "
-        f"{ns.warmup:g} s warm-up; {os.cpu_count()} CPUs; cpu = share of one core",
+        f"{ns.concurrency} calls in flight, {ns.seconds:g} s measured per run after "
+        f"{ns.warmup:g} s warm-up; {os.cpu_count()} CPUs. Each scenario runs right after an "
+        "echo run; efficiency = echo's server CPU per call / the sidecar's (per message for "
+        "the stream); cpu redis = share of one core",
         "",
     ]
     for i, row in enumerate(rows):
@@ -128,8 +142,11 @@ def table(ns: argparse.Namespace, results: list[Result], memory: dict[str, float
     return "\n".join(lines)
 
 
+def _rounded(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
+
 def as_json(ns: argparse.Namespace, results: list[Result], memory: dict[str, float]) -> str:
-    echo = results[0].calls_per_second
     scenarios = [
         {
             "name": r.name,
@@ -139,7 +156,12 @@ def as_json(ns: argparse.Namespace, results: list[Result], memory: dict[str, flo
             "contacts_per_second": round(r.contacts_per_second, 1),
             "p50_ms": round(r.percentile_ms(0.50), 3),
             "p99_ms": round(r.percentile_ms(0.99), 3),
-            "vs_echo": round(r.calls_per_second / echo, 4) if echo else None,
+            "round": r.round,
+            "server_us_per_call": _rounded(r.server_us_per_call),
+            "echo_server_us_per_call": _rounded(r.baseline.server_us_per_call)
+            if r.baseline
+            else None,
+            "efficiency": _rounded(r.efficiency),
             "cpu": {k: round(v, 3) for k, v in r.cpu.items()},
             "errors": r.errors,
             "first_error": r.first_error,
@@ -170,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             redis = RedisServer()
             stack.callback(redis.close)
             redis.start()
-            sidecar = procs.start_sidecar(redis.url)
+            socket = procs.socket_path()
+            sidecar = procs.start_sidecar(redis.url, MAC_GRPC_UDS=socket)
             stack.callback(sidecar.close)
             stack.callback(_sidecar_log, sidecar)
             echo = procs.start_echo()
@@ -183,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 "redis": redis_pid,
                 "client": os.getpid(),
             }
-            results, memory = run_loop(measure(ns, echo.addr, sidecar.addr, redis, pids))
+            results, memory = run_loop(measure(ns, echo.addr, sidecar.addr, redis, pids, socket))
             status = sidecar.stop()  # SIGTERM: a graceful stop should exit with 0
             if status != 0:
                 progress(f"! the sidecar exited with status {status}")

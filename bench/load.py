@@ -28,10 +28,26 @@ class Result:
     errors: int = 0
     first_error: str | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # process name -> share of one core
+    baseline: Result | None = None  # the echo run just before it
+    round: int = 1
 
     @property
     def calls_per_second(self) -> float:
         return self.calls / self.seconds
+
+    @property
+    def server_us_per_call(self) -> float:
+        """The server's CPU per call (per message of a stream), in microseconds."""
+        if "server" not in self.cpu or not self.calls:
+            return float("nan")
+        return self.cpu["server"] / self.calls_per_second * 1e6
+
+    @property
+    def efficiency(self) -> float:
+        """Echo's server CPU per call over this one's, both measured back to back."""
+        if self.baseline is None:
+            return float("nan")
+        return self.baseline.server_us_per_call / self.server_us_per_call
 
     @property
     def contacts_per_second(self) -> float:

@@ -119,6 +119,12 @@ def start_echo() -> Server:
     return server
 
 
+def socket_path() -> str:
+    """A fresh path for the sidecar's Unix domain socket (MAC_GRPC_UDS), short enough for
+    one; the sidecar creates the socket and removes it when it stops."""
+    return str(Path(tempfile.mkdtemp(prefix="bench-uds-")) / "grpc.sock")
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User plus system CPU seconds a process used so far (Linux only; None elsewhere)."""
     try:

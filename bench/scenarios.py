@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections import deque
 from typing import Any
 
 import grpc
@@ -63,9 +65,9 @@ def check_new(stub: Any) -> Call:
     return call
 
 
-def activate_new(stub: Any) -> Call:
+def activate_new(stub: Any, workspace: str = "bench-new") -> Call:
     async def call(i: int) -> str | None:
-        reply = await stub.Activate(activate_request("bench-new", i), timeout=TIMEOUT)
+        reply = await stub.Activate(activate_request(workspace, i), timeout=TIMEOUT)
         return _expect(reply, pb.REASON_ADMITTED)
 
     return call
@@ -79,9 +81,55 @@ def activate_active(stub: Any) -> Call:
     return call
 
 
-def activate_batch(stub: Any) -> Call:
+class StreamPipe:
+    """One ``ActivateStream`` shared by the load's workers: each call writes one message and
+    awaits its answer, which comes back in order."""
+
+    def __init__(self, stub: Any) -> None:
+        self._call = stub.ActivateStream()
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._writing = asyncio.Lock()  # a message's place in the queue is its place on the wire
+        self._reader: asyncio.Task[None] | None = None
+
+    async def send(self, request: pb.ActivateStreamRequest) -> Any:
+        """The answer to ``request``."""
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
+        answer = asyncio.get_running_loop().create_future()
+        async with self._writing:
+            self._waiting.append(answer)
+            await self._call.write(request)
+        return await answer
+
+    async def _read(self) -> None:
+        try:
+            while isinstance(response := await self._call.read(), pb.ActivateStreamResponse):
+                self._waiting.popleft().set_result(response)
+        except grpc.aio.AioRpcError as exc:
+            for answer in self._waiting:
+                answer.set_exception(exc)
+
+    async def close(self) -> None:
+        """Half-close the stream and wait for the last answers."""
+        await self._call.done_writing()
+        if self._reader is not None:
+            await self._reader
+
+
+def stream_active(pipe: StreamPipe) -> Call:
     async def call(i: int) -> str | None:
-        request = batch_request("bench-batch", i * BATCH, BATCH)
+        request = activate_request("bench-active", i % ACTIVE_POOL)
+        response = await pipe.send(pb.ActivateStreamRequest(activate=request, tag=i))
+        if response.WhichOneof("result") != "decision":
+            return f"error {response.error.code}: {response.error.message}"
+        return _expect(response.decision, pb.REASON_ALREADY_ACTIVE)
+
+    return call
+
+
+def activate_batch(stub: Any, workspace: str = "bench-batch") -> Call:
+    async def call(i: int) -> str | None:
+        request = batch_request(workspace, i * BATCH, BATCH)
         reply = await stub.ActivateBatch(request, timeout=TIMEOUT)
         if len(reply.decisions) != BATCH:
             return f"expected {BATCH} decisions, got {len(reply.decisions)}"
@@ -104,6 +152,43 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+async def drive_beside_echo(
+    name: str,
+    call: Call,
+    echo: Call,
+    *,
+    concurrency: int,
+    warmup: float,
+    seconds: float,
+    contacts_per_call: int,
+    pids: dict[str, int],
+    round_: int,
+) -> Result:
+    """Drive the echo server, then ``call`` against the sidecar; the result carries the echo
+    run as its baseline. ``pids`` names the echo, sidecar, redis and client processes."""
+    runs = []
+    for label, server, target, per_call in (
+        ("echo (bare grpc.aio)", "echo", echo, 1),
+        (name, "sidecar", call, contacts_per_call),
+    ):
+        progress(f"round {round_}: {label}: {warmup:g} s warm-up + {seconds:g} s")
+        processes = {"server": pids[server], "redis": pids["redis"], "client": pids["client"]}
+        runs.append(
+            await drive(
+                label,
+                target,
+                concurrency=concurrency,
+                warmup=warmup,
+                seconds=seconds,
+                contacts_per_call=per_call,
+                pids=processes,
+            )
+        )
+    echo_run, result = runs
+    result.baseline, result.round = echo_run, round_
+    return result
+
+
 async def run_scenarios(
     echo: grpc.aio.Channel,
     sidecar: grpc.aio.Channel,
@@ -112,35 +197,50 @@ async def run_scenarios(
     warmup: float,
     seconds: float,
     pids: dict[str, int],
+    uds: grpc.aio.Channel | None = None,
 ) -> list[Result]:
-    """Every throughput scenario, echo first.
+    """Every throughput scenario, each beside an echo run, in two rounds.
 
-    ``pids`` names the echo, sidecar, redis and client processes, whose CPU use is reported.
+    ``pids`` names the echo, sidecar, redis and client processes, whose CPU use is reported;
+    ``uds`` is a channel to the same sidecar over its Unix domain socket.
     """
     stub = pb_grpc.EnforcerStub(sidecar)
+    pipe = StreamPipe(stub)
     progress(f"activating a pool of {ACTIVE_POOL:,} contacts for the already-active scenario")
     await activate_all(stub, "bench-active", ACTIVE_POOL)
-    plan: list[tuple[str, str, Call, int]] = [
-        ("echo (bare grpc.aio)", "echo", echo_call(echo), 1),
-        ("Check, new contact", "sidecar", check_new(stub), 1),
-        ("Activate, new contact", "sidecar", activate_new(stub), 1),
-        ("Activate, already active", "sidecar", activate_active(stub), 1),
-        (f"ActivateBatch x{BATCH}, new", "sidecar", activate_batch(stub), BATCH),
-    ]
     results = []
-    for name, server, call, per_call in plan:
-        progress(f"running {name}: {warmup:g} s warm-up + {seconds:g} s")
-        processes = {"server": pids[server], "redis": pids["redis"], "client": pids["client"]}
-        result = await drive(
-            name,
-            call,
-            concurrency=concurrency,
-            warmup=warmup,
-            seconds=seconds,
-            contacts_per_call=per_call,
-            pids=processes,
-        )
-        results.append(result)
+    baseline = echo_call(echo)
+    for round_ in (1, 2):  # twice, each run beside an echo run: noise shows
+        # new contacts of a round of their own
+        plan: list[tuple[str, Call, int]] = [
+            ("Check, new contact", check_new(stub), 1),
+            ("Activate, new contact", activate_new(stub, f"bench-new-{round_}"), 1),
+            ("Activate, already active (warm)", activate_active(stub), 1),
+            ("ActivateStream, already active", stream_active(pipe), 1),
+            (
+                f"ActivateBatch x{BATCH}, new",
+                activate_batch(stub, f"bench-batch-{round_}"),
+                BATCH,
+            ),
+        ]
+        if uds is not None:
+            over_uds = activate_active(pb_grpc.EnforcerStub(uds))
+            plan.insert(-1, ("Activate over UDS, already active", over_uds, 1))
+        for name, call, per_call in plan:
+            results.append(
+                await drive_beside_echo(
+                    name,
+                    call,
+                    baseline,
+                    concurrency=concurrency,
+                    warmup=warmup,
+                    seconds=seconds,
+                    contacts_per_call=per_call,
+                    pids=pids,
+                    round_=round_,
+                )
+            )
+    await pipe.close()
     return results
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 
 from bench import procs
-from bench.load import Result, drive
+from bench.load import Call, Result
 from bench.scenarios import (
     ACTIVE_POOL,
     BATCH,
@@ -15,6 +15,7 @@ from bench.scenarios import (
     activate_all,
     activate_batch,
     activate_new,
+    drive_beside_echo,
     progress,
 )
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
@@ -31,7 +32,7 @@ SETUPS = (
 
 
 async def run_topologies(
-    *, concurrency: int, warmup: float, seconds: float, client_pid: int
+    echo: Call, *, concurrency: int, warmup: float, seconds: float, pids: dict[str, int]
 ) -> list[Result]:
     """Start a cluster, then for each setup a sidecar on it, and drive the decision scenarios."""
     progress("starting a Redis Cluster of 3 masters with a replica each")
@@ -52,22 +53,17 @@ async def run_topologies(
                         (f"ActivateBatch x{BATCH}, new", activate_batch(stub), BATCH),
                     )
                     for name, call, per_call in plan:
-                        label = f"[{setup}] {name}"
-                        progress(f"running {label}: {warmup:g} s warm-up + {seconds:g} s")
-                        pids = {
-                            "server": sidecar.proc.pid,
-                            "redis": redis_pid,
-                            "client": client_pid,
-                        }
                         results.append(
-                            await drive(
-                                label,
+                            await drive_beside_echo(
+                                f"[{setup}] {name}",
                                 call,
+                                echo,
                                 concurrency=concurrency,
                                 warmup=warmup,
                                 seconds=seconds,
                                 contacts_per_call=per_call,
-                                pids=pids,
+                                pids={**pids, "sidecar": sidecar.proc.pid, "redis": redis_pid},
+                                round_=1,
                             )
                         )
             finally:

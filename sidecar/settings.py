@@ -107,6 +107,20 @@ class Settings:
     grpc_addr: str = _setting(
         "MAC_GRPC_ADDR", DEFAULT_GRPC_ADDR, "host:port the Enforcer (and Admin) services listen on"
     )
+    grpc_uds: str = _setting(
+        "MAC_GRPC_UDS",
+        "",
+        "path of a Unix domain socket the Enforcer (and Admin) services also listen on, for a "
+        "caller in the same pod; empty: none",
+    )
+    warm_seconds: float = _setting(
+        "MAC_WARM_SECONDS",
+        1.0,
+        "a contact this process saw counted is answered ALREADY_ACTIVE without Redis while its "
+        "workspace had a Redis reply this recently (0: always ask Redis)",
+        minimum=0,
+        maximum=60,
+    )
     metrics_addr: str = _setting(
         "MAC_METRICS_ADDR", "127.0.0.1:9464", "host:port of /metrics and probes; empty turns it off"
     )
@@ -325,6 +339,11 @@ class Settings:
             _split_addr(self.admin_addr, "MAC_ADMIN_ADDR")
         self._check_redis()
         _split_addr(self.grpc_addr, "MAC_GRPC_ADDR")
+        if self.grpc_uds and self.workers > 1:
+            raise ConfigError(
+                "MAC_GRPC_UDS takes one process: a socket file cannot be shared by "
+                "MAC_WORKERS processes (run one sidecar per socket, or leave MAC_GRPC_UDS empty)"
+            )
         if self.metrics_addr:
             _split_addr(self.metrics_addr, "MAC_METRICS_ADDR")
         self._check_webhook()

@@ -57,6 +57,9 @@ def settings(redis_server: RedisServer, redis_db: redis.Redis) -> Settings:
         default_plan="enterprise",
         health_interval=0.1,
         shutdown_grace=0.5,
+        # the clock stands still in tests: the warm path would never go stale. Its own tests
+        # (test_warm_path.py) turn it on and move the clock.
+        warm_seconds=0.0,
     )
 
 

@@ -88,7 +88,8 @@ def enforcer_options(parser: argparse.ArgumentParser, timeout: float = 5.0) -> N
     parser.add_argument(
         "--addr",
         default=enforcer_addr(),
-        help="the sidecar's host:port [MAC_GRPC_ADDR; default %(default)s]",
+        help="the sidecar's host:port, or unix:/path of its socket (MAC_GRPC_UDS) "
+        "[MAC_GRPC_ADDR; default %(default)s]",
     )
     _common(parser, timeout)
 

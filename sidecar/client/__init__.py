@@ -10,6 +10,15 @@ with Client("127.0.0.1:50051", deadline=0.5, on_unavailable="allow") as mac:
 
 from sidecar.client.clients import AsyncClient, Client
 from sidecar.client.options import TLS, ClientOptions
-from sidecar.client.results import BatchResult, Decision, Usage
+from sidecar.client.results import BatchResult, Decision, StreamError, Usage
 
-__all__ = ["TLS", "AsyncClient", "BatchResult", "Client", "ClientOptions", "Decision", "Usage"]
+__all__ = [
+    "TLS",
+    "AsyncClient",
+    "BatchResult",
+    "Client",
+    "ClientOptions",
+    "Decision",
+    "StreamError",
+    "Usage",
+]

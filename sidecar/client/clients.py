@@ -3,7 +3,16 @@ retries, TLS, the admin token and a policy for an unreachable sidecar."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import grpc
@@ -12,9 +21,13 @@ from sidecar.client.options import ClientOptions
 from sidecar.client.results import (
     BatchResult,
     Decision,
+    StreamError,
+    StreamRequest,
     batch_of,
     contact,
     decision_of,
+    stream_request,
+    stream_result,
     unavailable,
 )
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
@@ -50,6 +63,17 @@ def _subscription_request(
     if clear:
         request.update_mask.paths.extend([*given, *clear])
     return request
+
+
+async def _stream_requests(
+    requests: AsyncIterable[StreamRequest] | Iterable[StreamRequest],
+) -> AsyncIterator[pb.ActivateStreamRequest]:
+    if isinstance(requests, AsyncIterable):
+        async for request in requests:
+            yield stream_request(request)
+    else:
+        for request in requests:
+            yield stream_request(request)
 
 
 class _Base:
@@ -138,6 +162,24 @@ class Client(_Base):
         request = pb.CheckBatchRequest(workspace_id=workspace_id, contacts=_contacts(contacts))
         found: pb.CheckBatchResponse = self._call(self._enforcer.CheckBatch, request)
         return found
+
+    def activate_stream(
+        self, requests: Iterable[StreamRequest]
+    ) -> Iterator[Decision | StreamError]:
+        """Decide ``ActivateRequest`` and ``CheckRequest`` messages (or
+        ``ActivateStreamRequest``) on one stream: one answer per request, in order, a
+        ``Decision`` or the ``StreamError`` of a message the sidecar refused. The stream has no
+        deadline and no ``on_unavailable`` policy: a broken stream raises ``grpc.RpcError``
+        (``UNAVAILABLE`` when the sidecar shuts down), and the requests not answered yet
+        can be sent again."""
+        call = self._enforcer.ActivateStream(
+            (stream_request(r) for r in requests), metadata=self.options.metadata()
+        )
+        try:
+            for response in call:
+                yield stream_result(response)
+        finally:
+            call.cancel()
 
     def set_subscription(
         self, workspace_id: str, *, clear: Sequence[str] = (), **fields: Any
@@ -278,6 +320,25 @@ class AsyncClient(_Base):
         request = pb.CheckBatchRequest(workspace_id=workspace_id, contacts=_contacts(contacts))
         found: pb.CheckBatchResponse = await self._call(self._enforcer.CheckBatch, request)
         return found
+
+    async def activate_stream(
+        self, requests: AsyncIterable[StreamRequest] | Iterable[StreamRequest]
+    ) -> AsyncGenerator[Decision | StreamError, None]:
+        """Decide ``ActivateRequest`` and ``CheckRequest`` messages (or
+        ``ActivateStreamRequest``) on one stream: one answer per request, in order, a
+        ``Decision`` or the ``StreamError`` of a message the sidecar refused. The sidecar
+        decides up to 256 of a stream's messages at once, so keep many in flight for
+        throughput. The stream has no deadline and no ``on_unavailable`` policy: a broken
+        stream raises ``grpc.RpcError`` (``UNAVAILABLE`` when the sidecar shuts down), and
+        the requests not answered yet can be sent again."""
+        call = self._enforcer.ActivateStream(
+            _stream_requests(requests), metadata=self.options.metadata()
+        )
+        try:
+            async for response in call:
+                yield stream_result(response)
+        finally:
+            call.cancel()
 
     async def set_subscription(
         self, workspace_id: str, *, clear: Sequence[str] = (), **fields: Any

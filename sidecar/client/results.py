@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
@@ -59,6 +60,39 @@ class BatchResult:
     decisions: list[Decision]
     usage: Usage | None
     message: pb.ActivateBatchResponse | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """A message of ``activate_stream`` the sidecar did not decide; the stream goes on.
+
+    :param code: the status a unary call would have ended with (``INVALID_ARGUMENT``, ...).
+    :param message: its message, starting with the field's path for ``INVALID_ARGUMENT``.
+    """
+
+    code: grpc.StatusCode
+    message: str
+
+
+StreamRequest = pb.ActivateRequest | pb.CheckRequest | pb.ActivateStreamRequest
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def stream_request(request: StreamRequest) -> pb.ActivateStreamRequest:
+    """The ``ActivateStreamRequest`` of an ``ActivateRequest`` or a ``CheckRequest``."""
+    if isinstance(request, pb.ActivateRequest):
+        return pb.ActivateStreamRequest(activate=request)
+    if isinstance(request, pb.CheckRequest):
+        return pb.ActivateStreamRequest(check=request)
+    return request
+
+
+def stream_result(message: pb.ActivateStreamResponse) -> Decision | StreamError:
+    """An ``ActivateStreamResponse`` as a value."""
+    if message.HasField("decision"):
+        return decision_of(message.decision)
+    code = _CODES.get(message.error.code, grpc.StatusCode.UNKNOWN)
+    return StreamError(code, message.error.message)
 
 
 def _instant(ts: Timestamp) -> datetime:

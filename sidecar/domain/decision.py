@@ -101,9 +101,9 @@ class Decision:
     """The answer for one contact.
 
     ``usage`` is ``None`` inside a batch (the batch carries one usage for all) and when the
-    backend was unavailable. ``from_local_record``: the backend was unavailable and the
-    process's record of contacts counted this period answered (``ALREADY_ACTIVE`` or
-    ``EXEMPT``).
+    backend was unavailable. ``from_local_record``: the process's record of contacts counted
+    this period answered (``ALREADY_ACTIVE`` or ``EXEMPT``) without the backend: on the warm
+    path, or while the backend was unavailable.
     """
 
     allowed: bool

@@ -69,6 +69,8 @@ class DecideReply:
 
     :param trial_until_ms: the running trial's end (unix ms), 0 for none.
     :param channels: the channels whose count the decisions changed, with their new count.
+    :param identity_version: how often the workspace's merges and exemptions changed who is
+        who or who is exempt: what a process knows of its contacts holds while it stands.
     """
 
     active: int
@@ -77,6 +79,7 @@ class DecideReply:
     trial_until_ms: int
     outcomes: list[ContactOutcome]
     channels: tuple[tuple[str, int], ...] = ()
+    identity_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from sidecar.server.files import AdminToken
 from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
 from sidecar.server.tls import CertificateFiles, ServerTLS
+from sidecar.server.uds import SocketPath
 from sidecar.server.webhooks import WebhookDeliverer
 from sidecar.server.workers import WORKER_ENV
 from sidecar.settings import Settings, redact_endpoint, split_addr
@@ -114,6 +115,7 @@ class Sidecar:
             failure_mode=settings.failure_mode,
             known=KnownContacts(settings.known_contacts_max),
             journal=self.journal,
+            warm_seconds=settings.warm_seconds,
         )
         self.replay = (
             JournalReplay(
@@ -153,6 +155,8 @@ class Sidecar:
         self.workspace_gauges = metrics.WorkspaceGauges(settings.metrics_workspaces)
         # its own Redis pool and the wall clock: webhooks never wait on the decision path
         self.webhooks = WebhookDeliverer.from_settings(settings) if settings.webhook_url else None
+        # beside TCP, for a caller in the same pod; TLS as on MAC_GRPC_ADDR
+        self.socket = SocketPath(settings.grpc_uds) if settings.grpc_uds else None
         self.port = 0
         self.admin_port = 0
         self.metrics_port = 0
@@ -235,6 +239,10 @@ class Sidecar:
         self._add_services()
         tls = self.tls
         self.port = self._bind(self.server, self.settings.grpc_addr, tls.enforcer if tls else None)
+        if self.socket is not None:
+            self.socket.prepare()
+            self._bind(self.server, self.socket.address, tls.enforcer if tls else None)
+            self.socket.open_to_all()
         if self.admin_server is not None:
             self.admin_port = self._bind(
                 self.admin_server, self.settings.admin_addr, tls.admin if tls else None
@@ -270,6 +278,8 @@ class Sidecar:
         # never end by themselves: they are cut now, and their callers resume with after_id.
         servers = [self.server] + ([self.admin_server] if self.admin_server else [])
         await asyncio.gather(*(server.stop(0) for server in servers))
+        if self.socket is not None:
+            self.socket.remove()
         if self._probes is not None:
             self._probes.stop()
         if webhooks is not None:
@@ -294,6 +304,7 @@ async def run(settings: Settings) -> None:
     log.info(
         "listening",
         grpc=f"{host}:{port}",
+        grpc_uds=settings.grpc_uds or None,
         admin=f"{admin_host}:{sidecar.admin_port}",
         admin_auth=bool(settings.admin_token or settings.admin_token_file),
         tls=settings.tls,

@@ -35,7 +35,8 @@ CODES: dict[int, tuple[Reason, bool]] = {
 FLAG_CONFLICT = 1
 FLAG_VISITOR_MERGED = 2
 STALE = -1  # decide.lua's first reply element when the subscription version moved on
-_DECIDE_HEAD = 6  # active, limit, trial_until_ms, plan, events_written, channels changed
+# active, limit, trial_until_ms, plan, events_written, channels changed, identity version
+_DECIDE_HEAD = 7
 _PER_CONTACT = 3  # code, identity, flags
 _ADMITTING = (1, 4)  # ADMITTED, TRIAL_STARTED
 
@@ -147,6 +148,7 @@ def decide_reply(reply: list[Any]) -> DecideReply:
         trial_until_ms=reply[2],
         outcomes=outcomes,
         channels=tuple((reply[i].decode(), reply[i + 1]) for i in range(tail, len(reply), 2)),
+        identity_version=int(reply[6]),
     )
 
 

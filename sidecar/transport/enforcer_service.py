@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+
+import grpc
 
 from sidecar import metrics
 from sidecar.domain.clock import Clock, SystemClock
 from sidecar.domain.decision import BatchResult, Decision, forecast_active
+from sidecar.domain.errors import InvalidArgument
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.transport import wire
-from sidecar.transport.runner import Gate, MethodMetrics, UnaryRunner
+from sidecar.transport.runner import Gate, MethodMetrics, OrderedStream
 from sidecar.transport.status import Context, log
 from sidecar.usecases.enforcer import Enforcer
 
 
-class EnforcerService(UnaryRunner):
+class EnforcerService(OrderedStream):
     """``mac.v1.Enforcer``.
 
     :param workspace_gauges: where per-workspace usage is exported (opt-in, bounded).
@@ -117,3 +121,44 @@ class EnforcerService(UnaryRunner):
             wire.check_batch_message,
             request.workspace_id,
         )
+
+    async def ActivateStream(
+        self, requests: AsyncIterator[pb.ActivateStreamRequest | InvalidArgument], context: Context
+    ) -> None:
+        # Every message counts under method="ActivateStream", Check messages included.
+        await self.ordered(
+            "ActivateStream",
+            context,
+            requests,
+            self._stream_call,
+            _stream_decision,
+            _stream_error,
+            _stream_workspace,
+        )
+
+    def _stream_call(self, request: pb.ActivateStreamRequest) -> Any:
+        kind = request.WhichOneof("call")
+        if kind == "activate":
+            activate = request.activate
+            fields = wire.contact_fields(activate.contact)
+            return self._enforcer.activate(activate.workspace_id, fields)
+        if kind == "check":
+            check = request.check
+            return self._enforcer.check(check.workspace_id, wire.contact_fields(check.contact))
+        raise InvalidArgument("call", "is not set: give activate or check")
+
+
+def _stream_decision(request: pb.ActivateStreamRequest, decision: Decision) -> Any:
+    return pb.ActivateStreamResponse(decision=wire.decision_message(decision), tag=request.tag)
+
+
+def _stream_error(
+    request: pb.ActivateStreamRequest | None, code: grpc.StatusCode, details: str
+) -> Any:
+    error = pb.StreamError(code=code.value[0], message=details)
+    return pb.ActivateStreamResponse(error=error, tag=request.tag if request is not None else 0)
+
+
+def _stream_workspace(request: pb.ActivateStreamRequest) -> str:
+    kind = request.WhichOneof("call")
+    return getattr(request, kind).workspace_id if kind else ""

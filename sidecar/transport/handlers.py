@@ -4,13 +4,15 @@ grpc's generated registration parses a request before the servicer sees it: unde
 then end as ``UNKNOWN`` with parser internals, and a batch of millions of empty contacts is
 parsed (a second and most of a gigabyte) before its size can be refused. Here a request whose
 repeated contacts could exceed the bound is counted on the wire first, stopping at the bound,
-and parsing errors are ``INVALID_ARGUMENT`` naming the message type.
+and parsing errors are ``INVALID_ARGUMENT`` naming the message type. A bidirectional stream's
+servicer method gets its messages parsed one by one, an undecodable one as its
+``InvalidArgument``, so that one bad message need not end the stream.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -106,19 +108,46 @@ class RequestReader:
 
 Unary = Callable[[Any, Context], Awaitable[Any]]
 Streaming = Callable[[Any, Context], AsyncGenerator[Any, None]]
+Bidirectional = Callable[[AsyncIterator[Any], Context], Awaitable[None]]
+
+
+class ParsedRequests:
+    """A stream's requests as ``reader`` parses them: each a message, or the
+    ``InvalidArgument`` saying why its bytes are not one."""
+
+    def __init__(self, requests: AsyncIterator[bytes], reader: RequestReader) -> None:
+        self._requests = requests
+        self._reader = reader
+
+    def __aiter__(self) -> ParsedRequests:
+        return self
+
+    async def __anext__(self) -> Any:
+        data = await anext(self._requests)
+        try:
+            return self._reader.read(data)
+        except InvalidArgument as exc:
+            return exc
 
 
 def generic_handler(
     service: ServiceDescriptor, servicer: object, batch_max: int
 ) -> grpc.GenericRpcHandler:
-    """A handler of every method of ``service`` (unary, or server streaming), calling the
-    servicer's method of the same name with the parsed request."""
+    """A handler of every method of ``service`` (unary, server streaming, or bidirectional),
+    calling the servicer's method of the same name with the parsed request (with a
+    ``ParsedRequests`` of a bidirectional stream's)."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         reader = RequestReader(GetMessageClass(method.input_type), batch_max)
         serialize = GetMessageClass(method.output_type).SerializeToString
         behaviour = getattr(servicer, method.name)
-        if method.server_streaming:
+        if method.client_streaming and method.server_streaming:
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                _bidirectional(reader, behaviour), response_serializer=serialize
+            )
+        elif method.client_streaming:
+            raise ValueError(f"{method.full_name}: client streaming alone is not supported")
+        elif method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                 _streaming(method.name, reader, behaviour), response_serializer=serialize
             )
@@ -150,5 +179,12 @@ def _streaming(name: str, reader: RequestReader, behaviour: Streaming) -> Stream
         async with contextlib.aclosing(behaviour(request, context)) as responses:
             async for response in responses:
                 yield response
+
+    return handle
+
+
+def _bidirectional(reader: RequestReader, behaviour: Bidirectional) -> Bidirectional:
+    async def handle(requests: AsyncIterator[bytes], context: Context) -> None:
+        await behaviour(ParsedRequests(requests, reader), context)
 
     return handle

@@ -1,16 +1,24 @@
-"""Running one RPC: timed, counted by status and in flight, errors turned into a status."""
+"""Running one RPC, or one message of a stream: timed, counted by status and in flight, errors
+turned into a status."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
+
+import grpc
 
 from sidecar import metrics
 from sidecar.domain.decision import Decision
-from sidecar.domain.errors import DeadlineExceeded, ResourceExhausted, Unavailable
-from sidecar.transport.status import Context, abort_with
+from sidecar.domain.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from sidecar.transport.status import Context, abort_with, counted_status, status_for
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -56,6 +64,8 @@ class Gate:
         self.in_progress = 0
         self.streams = 0
         self.drained = asyncio.Event()
+        # called by close(): a stream that ends itself on a drain learns it at once
+        self.on_close: set[Callable[[], None]] = set()
 
     def enter(self, stream: bool = False) -> None:
         """A call starts. Streams count toward ``limit`` but not toward the drain: they never
@@ -87,6 +97,8 @@ class Gate:
     def close(self) -> None:
         """Refuse new calls from now on; ``drained`` is set once none is in progress."""
         self.closed = True
+        for listener in list(self.on_close):
+            listener()
         if not self.in_progress:
             self.drained.set()
 
@@ -147,3 +159,113 @@ class UnaryRunner:
         measured.seconds.observe(seconds)
         self.after(measured, workspace, result, seconds)
         return message
+
+
+# What a stream's queue holds besides answers: the caller half-closed; the gate closed.
+_END = object()
+_CLOSING = object()
+STREAM_IN_FLIGHT = 256  # messages read and not yet answered, per stream
+
+
+def refused(method: str, exc: Exception, workspace: str = "") -> tuple[grpc.StatusCode, str]:
+    """The status one message of a stream is answered with, logged and counted as
+    ``abort_with`` does for a unary call, without ending the stream."""
+    return counted_status("message", method, exc, workspace)
+
+
+class OrderedStream(UnaryRunner):
+    """A ``UnaryRunner`` that also runs bidirectional streams of calls: each message is
+    decided as a unary call would be, concurrently, and answered in arrival order.
+
+    A stream holds one place of the gate for its whole life, and counts toward its drain: on
+    a shutdown it reads no more, answers the messages it read, and ends ``UNAVAILABLE``.
+    Every message is counted in the method's metrics as a unary call is (its status, its
+    time from read to decision, in flight); ``after`` sees each decision.
+    """
+
+    async def ordered(
+        self,
+        method: str,
+        context: Context,
+        requests: AsyncIterator[Any],
+        call: Callable[[Any], Awaitable[T]],
+        to_message: Callable[[Any, T], M],
+        error_message: Callable[[Any, grpc.StatusCode, str], M],
+        workspace: Callable[[Any], str],
+        in_flight: int = STREAM_IN_FLIGHT,
+    ) -> None:
+        """Answer every request of ``requests`` (parsed messages, or the ``InvalidArgument``
+        of one that could not be) in order, with ``to_message(request, await call(request))``
+        or ``error_message(request, code, details)``, through ``context.write``. At most
+        ``in_flight`` requests are read and not yet answered: the next is read once the
+        oldest is written."""
+        measured = self.method(method)
+        gate = self.gate
+        try:
+            gate.enter()
+        except Exception as exc:
+            await abort_with(context, method, exc)
+            raise  # abort raises; this keeps type checkers informed
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        room = asyncio.Semaphore(in_flight)
+
+        async def decide(request: Any) -> M:
+            measured.in_flight.inc()
+            started = time.perf_counter()
+            try:
+                result = await call(request)
+                message = to_message(request, result)
+            except Exception as exc:
+                measured.seconds.observe(time.perf_counter() - started)
+                code, details = refused(method, exc, workspace(request))
+                return error_message(request, code, details)
+            finally:
+                measured.in_flight.dec()
+            seconds = time.perf_counter() - started
+            measured.ok.inc()
+            measured.seconds.observe(seconds)
+            self.after(measured, workspace(request), result, seconds)
+            return message
+
+        async def read() -> None:
+            try:
+                while True:
+                    await room.acquire()
+                    try:
+                        request = await anext(requests)
+                    except StopAsyncIteration:
+                        return
+                    if gate.closed:
+                        return  # read after the drain began: left unanswered
+                    if isinstance(request, InvalidArgument):
+                        code, details = refused(method, request)
+                        queue.put_nowait(error_message(None, code, details))
+                    else:
+                        queue.put_nowait(asyncio.ensure_future(decide(request)))
+            finally:
+                queue.put_nowait(_END)
+
+        def closing() -> None:
+            queue.put_nowait(_CLOSING)
+
+        gate.on_close.add(closing)
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                if item is _CLOSING:
+                    code, details = status_for(
+                        Unavailable("the sidecar is shutting down; resend what was not answered")
+                    )
+                    await context.abort(code, details)
+                if isinstance(item, asyncio.Future):
+                    item = await item
+                await context.write(item)
+                room.release()
+            await reader  # its errors (a broken stream) end the call
+        finally:
+            gate.on_close.discard(closing)
+            reader.cancel()
+            gate.leave()

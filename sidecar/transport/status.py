@@ -59,8 +59,11 @@ def loggable(workspace: str) -> str:
     return workspace if WORKSPACE_ID.fullmatch(workspace) else "(not a workspace id)"
 
 
-async def abort_with(context: Context, method: str, exc: Exception, workspace: str = "") -> None:
-    """Log ``exc`` as it deserves, count the call by its status, and end it with that status.
+def counted_status(
+    what: str, method: str, exc: Exception, workspace: str = ""
+) -> tuple[grpc.StatusCode, str]:
+    """The status of ``exc``, logged as it deserves and counted under ``method``; ``what``
+    names the failed thing in the log (``rpc``, or one ``message`` of a stream).
 
     Our faults log at error with the traceback, an unreachable Redis at warning, a caller's
     mistake at info. The message of an error never holds an email or phone number: input
@@ -69,10 +72,19 @@ async def abort_with(context: Context, method: str, exc: Exception, workspace: s
     code, details = status_for(exc)
     workspace = loggable(workspace) if workspace else ""
     if code is grpc.StatusCode.INTERNAL:
-        log.error("rpc failed", method=method, workspace=workspace, exc_info=exc)
+        log.error(f"{what} failed", method=method, workspace=workspace, exc_info=exc)
     elif code is grpc.StatusCode.UNAVAILABLE:
-        log.warning("rpc failed", method=method, workspace=workspace, error=str(exc))
+        log.warning(f"{what} failed", method=method, workspace=workspace, error=str(exc))
     else:
-        log.info("rpc refused", method=method, workspace=workspace, code=code.name, error=details)
+        log.info(
+            f"{what} refused", method=method, workspace=workspace, code=code.name, error=details
+        )
     metrics.REQUESTS.labels(method, code.name).inc()
+    return code, details
+
+
+async def abort_with(context: Context, method: str, exc: Exception, workspace: str = "") -> None:
+    """Log ``exc`` as it deserves, count the call by its status, and end it with that status
+    (``counted_status``)."""
+    code, details = counted_status("rpc", method, exc, workspace)
     await context.abort(code, details)

@@ -96,6 +96,7 @@ class Admin:
             if await self._store.set_subscription(
                 resolve(sub, self._catalog), self._clock.now(), version
             ):
+                self._enforcer.forget(change.workspace_id)
                 return await self.get_subscription(change.workspace_id)
         raise Aborted(
             f"the subscription of {change.workspace_id} kept changing while this change was "

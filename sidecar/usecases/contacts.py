@@ -8,6 +8,9 @@ from sidecar.domain.addresses import is_national
 from sidecar.domain.contact import ContactFields, ContactKeyer, KeyedContact
 from sidecar.domain.errors import InvalidArgument
 
+# Recent contacts kept keyed: the same contact arrives with every message of a conversation.
+KEYED_CACHE_MAX = 16_384
+
 
 class ContactReader:
     """Turns the contacts of requests into keyed contacts.
@@ -19,6 +22,7 @@ class ContactReader:
     def __init__(self, keyer: ContactKeyer, batch_max: int) -> None:
         self._keyer = keyer
         self.batch_max = batch_max
+        self._keyed: dict[tuple[ContactFields, str], KeyedContact] = {}
 
     def one(self, contact: ContactFields, field: str = "contact", region: str = "") -> KeyedContact:
         """Validate and key one contact.
@@ -26,7 +30,13 @@ class ContactReader:
         :param region: the region national phone numbers are read in ("" refuses them).
         :raise InvalidArgument: naming the first offending field.
         """
-        return self._keyer.keyed(contact, field, region)
+        cached = self._keyed.get((contact, region))
+        if cached is None:
+            cached = self._keyer.keyed(contact, field, region)  # a refused one is not kept
+            if len(self._keyed) >= KEYED_CACHE_MAX:
+                self._keyed.clear()
+            self._keyed[(contact, region)] = cached
+        return cached
 
     def many(
         self, contacts: Sequence[ContactFields], field: str, region: str = ""

@@ -4,6 +4,7 @@ storage is unreachable."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 from sidecar.domain.addresses import is_national
 from sidecar.domain.clock import Clock, from_ms, to_ms
@@ -11,6 +12,7 @@ from sidecar.domain.contact import ContactFields, KeyedContact, key_text, valida
 from sidecar.domain.decision import BatchResult, Decision, Policy, Reason, Usage
 from sidecar.domain.errors import InvalidArgument, StaleSubscription, StorageError
 from sidecar.domain.ports import AdmissionJournal, DecideReply, DecideRequest, DecisionStore
+from sidecar.usecases.coalesce import Coalescer
 from sidecar.usecases.contacts import ContactReader, has_national_phone
 from sidecar.usecases.known import KnownContacts
 from sidecar.usecases.outage import OutageAnswers
@@ -18,6 +20,8 @@ from sidecar.usecases.periods import Periods
 
 # a subscription changed this often during one decision is not worth chasing further
 _STALE_RETRIES = 3
+# workspaces whose last store reply is remembered for the warm path
+_FRESH_MAX = 100_000
 
 
 class Enforcer:
@@ -34,6 +38,9 @@ class Enforcer:
     :param known: the record of contacts counted this period, filled by every decision and
         answering for them while the store is unreachable (default: none kept).
     :param journal: where ``allow`` writes the new contacts it lets in during an outage.
+    :param warm_seconds: the warm path: a contact the record knows is counted this period is
+        answered without the store while its workspace had a reply from the store this
+        recently (0: never); the usage in such an answer is that reply's.
     """
 
     def __init__(
@@ -47,6 +54,7 @@ class Enforcer:
         failure_mode: str = "error",
         known: KnownContacts | None = None,
         journal: AdmissionJournal | None = None,
+        warm_seconds: float = 0.0,
     ) -> None:
         self._store = store
         self._contacts = contacts
@@ -55,6 +63,12 @@ class Enforcer:
         self._policy = policy
         self.known = known if known is not None else KnownContacts(0)
         self.outage = OutageAnswers(failure_mode, self.known, periods, clock, journal)
+        self._coalescer = Coalescer(store)
+        self._warm = timedelta(seconds=warm_seconds) if self.known.capacity else timedelta()
+        # each workspace's last reply from the store: when, and the usage it gave
+        self._fresh: dict[str, tuple[datetime, Usage]] = {}
+        # each workspace's identity version as last seen: when it moves, the record forgets
+        self._identities: dict[str, int] = {}
 
     async def check(self, workspace_id: str, contact: ContactFields) -> Decision:
         """What ``activate`` would answer; changes nothing."""
@@ -121,6 +135,10 @@ class Enforcer:
             keyed = await self._key(workspace_id, key, national)
         except StorageError as exc:
             return await self.outage.one(exc, workspace_id, None, dry_run)
+        if self._warm:
+            warm = self._warm_answer(workspace_id, keyed[0])
+            if warm is not None:
+                return warm
         try:
             reply, usage = await self._decide(
                 workspace_id, keyed, key if national else None, dry_run
@@ -129,6 +147,50 @@ class Enforcer:
             return await self.outage.one(exc, workspace_id, keyed[0], dry_run)
         self._remember(workspace_id, usage.period.key, keyed, reply, dry_run)
         return _decisions(reply, usage)[0]
+
+    def forget(self, workspace_id: str) -> None:
+        """Answer the workspace's next decisions from the store: this process changed its
+        subscription, a merge or an exemption (other processes learn it from their next
+        reply, within ``warm_seconds``)."""
+        self._fresh.pop(workspace_id, None)
+        if self.known.capacity:
+            self.known.forget(workspace_id)
+
+    def _follow_identities(self, workspace_id: str, version: int) -> None:
+        """Forget the workspace's known contacts when a merge or an exemption moved its
+        identity version since the last reply."""
+        seen = self._identities.get(workspace_id)
+        if seen == version:
+            return
+        if seen is not None and self.known.capacity:
+            self.known.forget(workspace_id)
+        if len(self._identities) > _FRESH_MAX:
+            self._identities.clear()
+        self._identities[workspace_id] = version
+
+    def _warm_answer(self, workspace_id: str, contact: KeyedContact) -> Decision | None:
+        """The decision of a contact the record knows is counted in the period of the
+        workspace's last reply, while that reply is fresh; ``None`` to ask the store.
+
+        Every key of the contact must lead to one identity in the record: a key the store
+        has not linked yet needs the store to link it."""
+        fresh = self._fresh.get(workspace_id)
+        if fresh is None:
+            return None
+        now = self._clock.now()
+        at, usage = fresh
+        if now - at >= self._warm or not usage.period.contains(now):
+            return None
+        known = self.known.lookup_all(workspace_id, usage.period.key, contact)
+        if known is None:
+            return None
+        return Decision(
+            allowed=True,
+            reason=known.reason,
+            contact_key=key_text(known.identity),
+            usage=usage,
+            from_local_record=True,
+        )
 
     def _remember(
         self,
@@ -180,8 +242,9 @@ class Enforcer:
         region = self._periods.basis(workspace_id).default_region
         for _ in range(_STALE_RETRIES):
             current = self._periods.current(workspace_id, now)
+            decide = self._coalescer.decide if len(contacts) == 1 else self._store.decide
             try:
-                reply = await self._store.decide(
+                reply = await decide(
                     DecideRequest(
                         workspace_id=workspace_id,
                         period=current.period,
@@ -204,6 +267,11 @@ class Enforcer:
             usage = Usage(
                 current.period, reply.active, reply.limit, reply.plan, trial_end, reply.channels
             )
+            self._follow_identities(workspace_id, reply.identity_version)
+            if self._warm:
+                if len(self._fresh) > _FRESH_MAX:
+                    self._fresh.clear()
+                self._fresh[workspace_id] = (now, usage)
             return reply, usage
         raise StorageError("the subscription changed during the decision", transient=True)
 

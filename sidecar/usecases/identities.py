@@ -60,6 +60,7 @@ class Identities:
                 sources=keyed_sources,
             )
         )
+        self._enforcer.forget(workspace_id)
         return merged, await self._enforcer.usage(workspace_id)
 
     async def set_exempt(
@@ -75,4 +76,5 @@ class Identities:
         region = self._periods.basis(workspace_id).default_region
         keyed = self._contacts.many(contacts, "contacts", region)
         reply = await self._store.set_exempt(ExemptRequest(workspace_id, keyed, exempt))
+        self._enforcer.forget(workspace_id)
         return [key_text(k) for k in reply.identities]

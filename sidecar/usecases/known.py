@@ -70,7 +70,7 @@ class KnownContacts:
 
         A request whose identifiers belonged to two identities is recorded under its identity
         and its highest-precedence key only: its other keys lead to another identity, which
-        may not be counted.
+        may not be counted. A dry run is recorded under the identity alone: it links nothing.
         """
         if not self.capacity or outcome.shadowed:
             return
@@ -81,6 +81,8 @@ class KnownContacts:
             reason = Reason.ALREADY_ACTIVE
         known = Known(period_key, reason, outcome.identity)
         self.remember(workspace_id, outcome.identity, known)
+        if dry_run:
+            return  # a dry run links nothing: the request's other keys may lead elsewhere
         keys: Iterable[bytes]
         if outcome.conflict:
             keys = (contact.first,)
@@ -100,6 +102,30 @@ class KnownContacts:
             del self._entries[entry]
             return None
         self._entries.move_to_end(entry)
+        return found
+
+    def forget(self, workspace_id: str) -> None:
+        """Drop everything known of the workspace's contacts (a merge or an exemption changed
+        who is who); a scan of the record, for an event operators cause."""
+        for entry in [e for e in self._entries if e[0] == workspace_id]:
+            del self._entries[entry]
+
+    def lookup_all(self, workspace_id: str, period_key: str, contact: KeyedContact) -> Known | None:
+        """What the record knows of the contact when every one of its keys is known in the
+        period, under one identity; ``None`` otherwise."""
+        if not self._entries:
+            return None
+        found: Known | None = None
+        for key in contact.primaries:
+            known = self.lookup(workspace_id, period_key, key)
+            if known is None or (found is not None and known.identity != found.identity):
+                return None
+            found = known
+        if contact.visitor:
+            known = self.lookup(workspace_id, period_key, contact.visitor)
+            if known is None or (found is not None and known.identity != found.identity):
+                return None
+            found = known
         return found
 
     def lookup_contact(

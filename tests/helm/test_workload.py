@@ -31,6 +31,7 @@ from tests.helm.chart import (
 
 DEFAULT = case_values("default")
 JOURNAL_MOUNT = {"name": "mac-sidecar-journal", "mountPath": "/var/lib/mac-sidecar/journal"}
+SOCKET_DIR = "/var/run/mac-sidecar"
 SELECTOR = {
     "app.kubernetes.io/name": "mac-sidecar",
     "app.kubernetes.io/instance": "rel",
@@ -57,14 +58,16 @@ def test_every_container_is_hardened(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_the_sidecar_gets_a_writable_tmp_and_journal_and_nothing_else(case: str) -> None:
+def test_the_sidecar_gets_a_writable_tmp_journal_and_socket_and_nothing_else(case: str) -> None:
     objects = render_case(case)
     for c in sidecar_containers(objects):
         mounts = c["volumeMounts"]
         assert mounts[0] == TMP_MOUNT
         assert mounts[1] == JOURNAL_MOUNT
-        journal_dir = container_env(objects, c)["MAC_JOURNAL_DIR"]
-        assert journal_dir == {"value": JOURNAL_MOUNT["mountPath"]}
+        env = container_env(objects, c)
+        assert env["MAC_JOURNAL_DIR"] == {"value": JOURNAL_MOUNT["mountPath"]}
+        if "MAC_GRPC_UDS" in env:  # the socket's directory, written by the sidecar
+            assert mounts.pop(2) == {"name": "mac-sidecar-socket", "mountPath": SOCKET_DIR}
         assert all(m.get("readOnly") is True for m in mounts[2:]), mounts
         assert all("subPath" not in m for m in mounts)  # a subPath would never see a rotation
     objects = render(DEFAULT)

@@ -276,6 +276,37 @@ include /etc/redis/auth.conf
 {{- if and .Values.redis.sentinel.password (not .Values.redis.sentinel.existingPasswordSecret) }}true{{ end }}
 {{- end }}
 
+{{/* "true" when the Enforcer also listens on a Unix domain socket (grpc.socket.enabled; by
+default in sidecar mode only), else empty. */}}
+{{- define "mac-sidecar.socket" -}}
+{{- $enabled := .Values.grpc.socket.enabled }}
+{{- if kindIs "invalid" $enabled }}{{ $enabled = eq .Values.mode "sidecar" }}{{ end }}
+{{- if $enabled }}true{{ end }}
+{{- end }}
+
+{{/* The socket's path (MAC_GRPC_UDS). */}}
+{{- define "mac-sidecar.socketPath" -}}
+{{- printf "%s/grpc.sock" .Values.grpc.socket.dir }}
+{{- end }}
+
+{{/* The address the app container dials: unix:<path>. */}}
+{{- define "mac-sidecar.socketAddress" -}}
+{{- printf "unix:%s" (include "mac-sidecar.socketPath" .) }}
+{{- end }}
+
+{{/*
+The app container's mount of the socket's volume, as a list item:
+  volumeMounts:
+    {{- include "mac-sidecar.socketVolumeMount" (index .Subcharts "mac-sidecar") | nindent 4 }}
+with MAC_GRPC_ADDR (or the client's address) set to "mac-sidecar.socketAddress".
+*/}}
+{{- define "mac-sidecar.socketVolumeMount" -}}
+{{- if include "mac-sidecar.socket" . -}}
+- name: mac-sidecar-socket
+  mountPath: {{ .Values.grpc.socket.dir }}
+{{- end }}
+{{- end }}
+
 {{/* Where the journal volume is mounted (MAC_JOURNAL_DIR). */}}
 {{- define "mac-sidecar.journalDir" -}}
 /var/lib/mac-sidecar/journal
@@ -284,6 +315,9 @@ include /etc/redis/auth.conf
 {{/* The checks of the values that the schema cannot express; every rendering runs them. */}}
 {{- define "mac-sidecar.validate" -}}
 {{- $redis := .Values.redis }}
+{{- if and (include "mac-sidecar.socket" .) (gt (int (.Values.config.workers | default 1)) 1) }}
+{{- fail "mac-sidecar: grpc.socket takes one process (a socket file cannot be shared by workers): set config.workers to 1, or grpc.socket.enabled to false" }}
+{{- end }}
 {{- if and (ne $redis.type "single") (include "mac-sidecar.bundledRedis" .) }}
 {{- fail (printf "mac-sidecar: redis.type %s needs an external Redis (redis.url or redis.existingSecret listing its seed nodes or sentinels); the bundled Redis is a single server" $redis.type) }}
 {{- end }}
@@ -386,6 +420,9 @@ include /etc/redis/auth.conf
 MAC_GRPC_ADDR: {{ printf "0.0.0.0:%d" (int .Values.grpc.port) | quote }}
 {{- if .Values.admin.port }}
 MAC_ADMIN_ADDR: {{ printf "0.0.0.0:%d" (int .Values.admin.port) | quote }}
+{{- end }}
+{{- if include "mac-sidecar.socket" . }}
+MAC_GRPC_UDS: {{ include "mac-sidecar.socketPath" . | quote }}
 {{- end }}
 MAC_METRICS_ADDR: {{ ternary (printf "0.0.0.0:%d" (int .Values.metrics.port)) "" .Values.metrics.enabled | quote }}
 MAC_JOURNAL_DIR: {{ include "mac-sidecar.journalDir" . | quote }}
@@ -581,6 +618,10 @@ volumeMounts:
     mountPath: /tmp
   - name: mac-sidecar-journal
     mountPath: {{ include "mac-sidecar.journalDir" . }}
+{{- if include "mac-sidecar.socket" . }}
+  - name: mac-sidecar-socket
+    mountPath: {{ .Values.grpc.socket.dir }}
+{{- end }}
 {{- if .Values.planCatalog }}
   - name: mac-sidecar-plans
     mountPath: /etc/mac-sidecar/plans
@@ -649,6 +690,13 @@ List items for a parent chart's pod spec, following sidecar.native:
     medium: {{ . }}
     {{- end }}
     sizeLimit: {{ .Values.journal.sizeLimit }}
+{{- if include "mac-sidecar.socket" . }}
+{{- /* shared with the app container, which mounts it too ("mac-sidecar.socketVolumeMount") */}}
+- name: mac-sidecar-socket
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- end }}
 {{- if .Values.planCatalog }}
 - name: mac-sidecar-plans
   configMap:

@@ -34,7 +34,8 @@
 -- ARGV[16..] contacts, each as: n, then n primary identifier keys in precedence order
 --           (id, email, phone), then the visitor key or '', then the channel or ''
 --
--- Returns { active, limit, trial_until_ms, plan, events_written, channels_changed, then per
+-- Returns { active, limit, trial_until_ms, plan, events_written, channels_changed,
+-- identity_version (merges and exemptions so far: the links hash's IDENTITY_VERSION), then per
 -- contact: code, identity key, flags, then per channel changed: name, its new count } (a dry
 -- run answers the usage as it stands). CODE and FLAG below say what the numbers mean;
 -- storage/codec.py reads them by the same names.
@@ -312,7 +313,7 @@ local function decide(state, identity, merged, prim, visitor, channel)
   return terms.shadow and CODE.SHADOW_ALLOWED or CODE.LIMIT_REACHED
 end
 
-local out = { 0, 0, 0, terms.plan, 0, 0 }
+local out = { 0, 0, 0, terms.plan, 0, 0, redis.call('HGET', links, IDENTITY_VERSION) or '0' }
 for _, contact in ipairs(read_contacts(16)) do
   local identity, conflict, merged = resolve(run, contact[1], contact[2], contact[3])
   out[#out + 1] = decide(run, identity, merged, contact[1], contact[2], contact[3])

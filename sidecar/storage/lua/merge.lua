@@ -14,6 +14,9 @@
 -- else its first identifier. The target's other identities, a visitor seen before it was
 -- identified among them, are folded into it too.
 --
+-- Folding raises the identity version (the links hash's field IDENTITY_VERSION, see
+-- lib/identity.lua), which decide.lua reports.
+--
 -- Returns { survivor identity key, identities folded, identities uncounted (the count dropped by
 -- as many), active after }.
 -- Uses lib/identity.lua (root_of, resolve_identity, read_contacts, identifiers_of).
@@ -59,6 +62,10 @@ for c = 1, #contacts do
   end
 end
 
+if folded > 0 then
+  -- who is who changed: the record each sidecar keeps of known contacts is out of date
+  redis.call('HINCRBY', links, IDENTITY_VERSION, 1)
+end
 local active = redis.call('SCARD', members)
 if active ~= before then
   redis.call('HSET', counts, ARGV[1], active)

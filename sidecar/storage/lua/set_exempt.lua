@@ -10,6 +10,9 @@
 -- the exemption holds whichever identifier the contact arrives with and whatever it is linked
 -- to later.
 --
+-- A change raises the identity version (the links hash's field IDENTITY_VERSION, see
+-- lib/identity.lua), which decide.lua reports.
+--
 -- Returns { changed, identity key of each contact... }, by the rule of resolve_identity in
 -- lib/identity.lua with one difference: this script has no period, so an identifier is known
 -- by its links alone, not by being counted. For a contact whose counted identifier was never
@@ -39,4 +42,8 @@ for _, contact in ipairs(read_contacts(2)) do
   end
 end
 out[1] = changed
+if changed > 0 then
+  -- who is exempt changed: the record each sidecar keeps of known contacts is out of date
+  redis.call('HINCRBY', links, IDENTITY_VERSION, 1)
+end
 return out

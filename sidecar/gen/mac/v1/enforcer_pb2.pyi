@@ -140,3 +140,31 @@ class ActivateBatchResponse(_message.Message):
     decisions: _containers.RepeatedCompositeFieldContainer[Decision]
     usage: Usage
     def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
+
+class ActivateStreamRequest(_message.Message):
+    __slots__ = ("activate", "check", "tag")
+    ACTIVATE_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    activate: ActivateRequest
+    check: CheckRequest
+    tag: int
+    def __init__(self, activate: _Optional[_Union[ActivateRequest, _Mapping]] = ..., check: _Optional[_Union[CheckRequest, _Mapping]] = ..., tag: _Optional[int] = ...) -> None: ...
+
+class ActivateStreamResponse(_message.Message):
+    __slots__ = ("decision", "error", "tag")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    error: StreamError
+    tag: int
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ..., tag: _Optional[int] = ...) -> None: ...
+
+class StreamError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...

@@ -56,6 +56,11 @@ class EnforcerStub:
                 request_serializer=mac_dot_v1_dot_enforcer__pb2.CheckBatchRequest.SerializeToString,
                 response_deserializer=mac_dot_v1_dot_enforcer__pb2.CheckBatchResponse.FromString,
                 _registered_method=True)
+        self.ActivateStream = channel.stream_stream(
+                '/mac.v1.Enforcer/ActivateStream',
+                request_serializer=mac_dot_v1_dot_enforcer__pb2.ActivateStreamRequest.SerializeToString,
+                response_deserializer=mac_dot_v1_dot_enforcer__pb2.ActivateStreamResponse.FromString,
+                _registered_method=True)
 
 
 class EnforcerServicer:
@@ -98,6 +103,21 @@ class EnforcerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ActivateStream(self, request_iterator, context):
+        """ActivateStream decides a stream of Activate and Check calls on one HTTP/2 stream: the
+        API for high-rate callers. Every request is answered by one response, in request order,
+        each holding the decision the unary call would answer or the error it would end with;
+        an invalid or undecodable message is answered with its error and the stream goes on.
+        Messages are decided concurrently (up to 256 in flight per stream; the server reads no
+        further until the oldest is answered), so two messages for one contact in one stream
+        may be decided in either order. The stream ends with UNAVAILABLE when the sidecar shuts
+        down, after the messages it read are answered; RESOURCE_EXHAUSTED at the start when
+        MAC_MAX_STREAMS streams are open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnforcerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +140,11 @@ def add_EnforcerServicer_to_server(servicer, server):
                     servicer.CheckBatch,
                     request_deserializer=mac_dot_v1_dot_enforcer__pb2.CheckBatchRequest.FromString,
                     response_serializer=mac_dot_v1_dot_enforcer__pb2.CheckBatchResponse.SerializeToString,
+            ),
+            'ActivateStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ActivateStream,
+                    request_deserializer=mac_dot_v1_dot_enforcer__pb2.ActivateStreamRequest.FromString,
+                    response_serializer=mac_dot_v1_dot_enforcer__pb2.ActivateStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -232,6 +257,33 @@ class Enforcer:
             '/mac.v1.Enforcer/CheckBatch',
             mac_dot_v1_dot_enforcer__pb2.CheckBatchRequest.SerializeToString,
             mac_dot_v1_dot_enforcer__pb2.CheckBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/mac.v1.Enforcer/ActivateStream',
+            mac_dot_v1_dot_enforcer__pb2.ActivateStreamRequest.SerializeToString,
+            mac_dot_v1_dot_enforcer__pb2.ActivateStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,11 @@ end
 -- The contacts encoded in ARGV from index `first`: each as n, n primary identifier keys in
 -- precedence order, the visitor key or '', then the channel or ''. Returns a list of
 -- { primaries, visitor|false, channel }.
+-- The links hash's field counting changes of who is who (merges) and who is exempt: a sidecar
+-- that sees it change forgets what it knew of the workspace's contacts. Identifier keys are
+-- 14 bytes, so this 2-byte field can be none of them.
+local IDENTITY_VERSION = '~v'
+
 local function read_contacts(first)
   local found = {}
   local i = first

@@ -210,9 +210,10 @@ export declare type Decision = Message<"mac.v1.Decision"> & {
   visitorMerged: boolean;
 
   /**
-   * Redis was unreachable and the sidecar's own record of the contacts it saw counted this
-   * period answered: the contact is allowed as REASON_ALREADY_ACTIVE (or REASON_EXEMPT),
-   * without usage.
+   * The sidecar's own record of the contacts it saw counted this period answered, without
+   * Redis: the contact is allowed as REASON_ALREADY_ACTIVE (or REASON_EXEMPT). On the warm
+   * path (MAC_WARM_SECONDS) usage is the workspace's as of its last Redis reply, at most that
+   * old; while Redis is unreachable there is no usage.
    *
    * @generated from field: bool from_local_record = 8;
    */
@@ -424,6 +425,119 @@ export declare type ActivateBatchResponse = Message<"mac.v1.ActivateBatchRespons
 export declare const ActivateBatchResponseSchema: GenMessage<ActivateBatchResponse>;
 
 /**
+ * ActivateStreamRequest is one call of an ActivateStream.
+ *
+ * @generated from message mac.v1.ActivateStreamRequest
+ */
+export declare type ActivateStreamRequest = Message<"mac.v1.ActivateStreamRequest"> & {
+  /**
+   * The call; a message with none is answered with an INVALID_ARGUMENT error.
+   *
+   * @generated from oneof mac.v1.ActivateStreamRequest.call
+   */
+  call: {
+    /**
+     * Admit and count the contact, as Activate.
+     *
+     * @generated from field: mac.v1.ActivateRequest activate = 1;
+     */
+    value: ActivateRequest;
+    case: "activate";
+  } | {
+    /**
+     * Ask what Activate would answer, as Check.
+     *
+     * @generated from field: mac.v1.CheckRequest check = 2;
+     */
+    value: CheckRequest;
+    case: "check";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Any number the caller chooses, echoed in the response (the order already pairs them).
+   *
+   * @generated from field: uint64 tag = 3;
+   */
+  tag: bigint;
+};
+
+/**
+ * Describes the message mac.v1.ActivateStreamRequest.
+ * Use `create(ActivateStreamRequestSchema)` to create a new message.
+ */
+export declare const ActivateStreamRequestSchema: GenMessage<ActivateStreamRequest>;
+
+/**
+ * ActivateStreamResponse answers one ActivateStreamRequest, in request order.
+ *
+ * @generated from message mac.v1.ActivateStreamResponse
+ */
+export declare type ActivateStreamResponse = Message<"mac.v1.ActivateStreamResponse"> & {
+  /**
+   * The decision, or the error the unary call would have ended with.
+   *
+   * @generated from oneof mac.v1.ActivateStreamResponse.result
+   */
+  result: {
+    /**
+     * The decision, as Activate or Check answers it.
+     *
+     * @generated from field: mac.v1.Decision decision = 1;
+     */
+    value: Decision;
+    case: "decision";
+  } | {
+    /**
+     * Why this message was not decided; the stream goes on.
+     *
+     * @generated from field: mac.v1.StreamError error = 2;
+     */
+    value: StreamError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The request's tag.
+   *
+   * @generated from field: uint64 tag = 3;
+   */
+  tag: bigint;
+};
+
+/**
+ * Describes the message mac.v1.ActivateStreamResponse.
+ * Use `create(ActivateStreamResponseSchema)` to create a new message.
+ */
+export declare const ActivateStreamResponseSchema: GenMessage<ActivateStreamResponse>;
+
+/**
+ * StreamError is the status one message of a stream would have ended a unary call with.
+ *
+ * @generated from message mac.v1.StreamError
+ */
+export declare type StreamError = Message<"mac.v1.StreamError"> & {
+  /**
+   * The gRPC status code (google.rpc.Code): 3 INVALID_ARGUMENT, 14 UNAVAILABLE, ...
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * The status message, starting with the field's path for INVALID_ARGUMENT.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message mac.v1.StreamError.
+ * Use `create(StreamErrorSchema)` to create a new message.
+ */
+export declare const StreamErrorSchema: GenMessage<StreamError>;
+
+/**
  * Reason says why a contact was allowed or denied.
  *
  * @generated from enum mac.v1.Reason
@@ -545,6 +659,24 @@ export declare const Enforcer: GenService<{
     methodKind: "unary";
     input: typeof CheckBatchRequestSchema;
     output: typeof CheckBatchResponseSchema;
+  },
+  /**
+   * ActivateStream decides a stream of Activate and Check calls on one HTTP/2 stream: the
+   * API for high-rate callers. Every request is answered by one response, in request order,
+   * each holding the decision the unary call would answer or the error it would end with;
+   * an invalid or undecodable message is answered with its error and the stream goes on.
+   * Messages are decided concurrently (up to 256 in flight per stream; the server reads no
+   * further until the oldest is answered), so two messages for one contact in one stream
+   * may be decided in either order. The stream ends with UNAVAILABLE when the sidecar shuts
+   * down, after the messages it read are answered; RESOURCE_EXHAUSTED at the start when
+   * MAC_MAX_STREAMS streams are open.
+   *
+   * @generated from rpc mac.v1.Enforcer.ActivateStream
+   */
+  activateStream: {
+    methodKind: "bidi_streaming";
+    input: typeof ActivateStreamRequestSchema;
+    output: typeof ActivateStreamResponseSchema;
   },
 }>;
 
