@@ -141,21 +141,37 @@ local function is_member(key)
 end
 
 -- The usage breakdown: contacts by the channel they were first counted on, admissions by
--- day. `channels` keeps each changed channel's new count, in the order first changed.
-local channels, changed = {}, {}
+-- day. The changes are added up here and written once per channel at the end (a batch of a
+-- thousand contacts on one channel costs one HINCRBY); `changed` keeps the channels in the
+-- order first changed.
+local deltas, changed, admitted_today = {}, {}, 0
 local function count_channel(channel, by)
   local name = channel ~= '' and channel or 'unspecified'
-  if channels[name] == nil then
+  if deltas[name] == nil then
     changed[#changed + 1] = name
+    deltas[name] = 0
   end
-  channels[name] = redis.call('HINCRBY', usage_key, 'ch:' .. name, by)
+  deltas[name] = deltas[name] + by
 end
 
 local function count_admission(channel)
   count_channel(channel, 1)
-  if redis.call('HINCRBY', usage_key, 'd:' .. today, 1) == 1 then
-    redis.call('PEXPIREAT', usage_key, expire_at) -- at least once a day: it always has one
+  admitted_today = admitted_today + 1
+end
+
+-- Write the breakdown's changes; returns each changed channel's new count.
+local function write_breakdown()
+  local counts_now = {}
+  for _, name in ipairs(changed) do
+    counts_now[name] = redis.call('HINCRBY', usage_key, 'ch:' .. name, deltas[name])
   end
+  if admitted_today > 0 then
+    local day = redis.call('HINCRBY', usage_key, 'd:' .. today, admitted_today)
+    if day == admitted_today then
+      redis.call('PEXPIREAT', usage_key, expire_at) -- at least once a day: it always has one
+    end
+  end
+  return counts_now
 end
 
 if not run.trial_on and trial_until > 0 and trial.ended ~= '1' and not dry then
@@ -339,9 +355,12 @@ else
   out[3] = run.trial_on and run.trial_until or 0
 end
 out[5] = run.written
-out[6] = #changed
-for _, name in ipairs(changed) do
-  out[#out + 1] = name
-  out[#out + 1] = channels[name]
+if not dry and #changed > 0 then
+  local counts_now = write_breakdown()
+  out[6] = #changed
+  for _, name in ipairs(changed) do
+    out[#out + 1] = name
+    out[#out + 1] = counts_now[name]
+  end
 end
 return out
