@@ -134,7 +134,16 @@ class EnforcerService(OrderedStream):
             _stream_decision,
             _stream_error,
             _stream_workspace,
+            answer_now=self._stream_warm,
         )
+
+    def _stream_warm(self, request: pb.ActivateStreamRequest) -> Decision | None:
+        """The warm path's answer, computed while the stream is read: no task for it."""
+        kind = request.WhichOneof("call")
+        if kind is None:
+            return None
+        call = request.activate if kind == "activate" else request.check
+        return self._enforcer.warm(call.workspace_id, wire.contact_fields(call.contact))
 
     def _stream_call(self, request: pb.ActivateStreamRequest) -> Any:
         kind = request.WhichOneof("call")

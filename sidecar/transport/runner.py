@@ -193,12 +193,14 @@ class OrderedStream(UnaryRunner):
         error_message: Callable[[Any, grpc.StatusCode, str], M],
         workspace: Callable[[Any], str],
         in_flight: int = STREAM_IN_FLIGHT,
+        answer_now: Callable[[Any], T | None] | None = None,
     ) -> None:
         """Answer every request of ``requests`` (parsed messages, or the ``InvalidArgument``
         of one that could not be) in order, with ``to_message(request, await call(request))``
         or ``error_message(request, code, details)``, through ``context.write``. At most
         ``in_flight`` requests are read and not yet answered: the next is read once the
-        oldest is written."""
+        oldest is written. ``answer_now`` may answer a request at once, without awaiting
+        (the warm path): then no task is made for it."""
         measured = self.method(method)
         gate = self.gate
         try:
@@ -221,11 +223,23 @@ class OrderedStream(UnaryRunner):
                 return error_message(request, code, details)
             finally:
                 measured.in_flight.dec()
+            return answered(request, result, message, started)
+
+        def answered(request: Any, result: T, message: M, started: float) -> M:
             seconds = time.perf_counter() - started
             measured.ok.inc()
             measured.seconds.observe(seconds)
             self.after(measured, workspace(request), result, seconds)
             return message
+
+        def now(request: Any) -> M | None:
+            if answer_now is None:
+                return None
+            started = time.perf_counter()
+            result = answer_now(request)
+            if result is None:
+                return None
+            return answered(request, result, to_message(request, result), started)
 
         async def read() -> None:
             try:
@@ -240,6 +254,8 @@ class OrderedStream(UnaryRunner):
                     if isinstance(request, InvalidArgument):
                         code, details = refused(method, request)
                         queue.put_nowait(error_message(None, code, details))
+                    elif (message := now(request)) is not None:
+                        queue.put_nowait(message)
                     else:
                         queue.put_nowait(asyncio.ensure_future(decide(request)))
             finally:

@@ -168,6 +168,22 @@ class Enforcer:
             self._identities.clear()
         self._identities[workspace_id] = version
 
+    def warm(self, workspace_id: str, contact: ContactFields) -> Decision | None:
+        """The warm path's answer for ``contact`` without awaiting anything, or ``None``:
+        then ``activate`` or ``check`` decides it (an invalid contact, one the record does
+        not know, a workspace without a fresh reply, a national phone number)."""
+        if not self._warm or workspace_id not in self._fresh:
+            return None
+        if contact.phone and is_national(contact.phone):
+            return None  # its key depends on a region that may have to be read
+        try:
+            keyed = self._contacts.one(
+                contact, region=self._periods.basis(workspace_id).default_region
+            )
+        except InvalidArgument:
+            return None
+        return self._warm_answer(workspace_id, keyed)
+
     def _warm_answer(self, workspace_id: str, contact: KeyedContact) -> Decision | None:
         """The decision of a contact the record knows is counted in the period of the
         workspace's last reply, while that reply is fresh; ``None`` to ask the store.

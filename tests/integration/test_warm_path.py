@@ -136,3 +136,28 @@ async def test_concurrent_decisions_of_one_workspace_share_script_calls_and_stay
     members: set[bytes] = redis_db.smembers(WorkspaceKeys("acme").members("2026-11"))  # type: ignore[assignment]
     assert {d.contact_key for d in admitted} == {k.hex() for k in members}
     assert decide_calls() - before < 200  # coalesced: fewer script calls than decisions
+
+
+async def test_a_stream_answers_known_contacts_at_once_and_in_order(
+    make_sidecar: SidecarFactory,
+) -> None:
+    stub = await make_sidecar(warm_seconds=1.0)
+    await act(stub, id="known")
+    before = decide_calls()
+    requests = []
+    for n in range(20):
+        who = "known" if n % 2 else f"new-{n}"
+        requests.append(
+            pb.ActivateStreamRequest(
+                activate=pb.ActivateRequest(workspace_id="acme", contact=pb.Contact(id=who)),
+                tag=n,
+            )
+        )
+    call = stub.ActivateStream(iter(requests))
+    answers = [answer async for answer in call]
+    assert [a.tag for a in answers] == list(range(20))
+    known = [a.decision for a in answers if a.tag % 2]
+    assert all(d.reason == pb.REASON_ALREADY_ACTIVE and d.from_local_record for d in known)
+    new = [a.decision for a in answers if not a.tag % 2]
+    assert all(d.reason == pb.REASON_ADMITTED and not d.from_local_record for d in new)
+    assert decide_calls() - before <= 10  # only the new contacts went to Redis
