@@ -122,6 +122,22 @@ export interface SubscriptionRequest {
   >;
 }
 
+/** One call of activateStream. */
+export interface StreamCall {
+  workspaceId: string;
+  contact: Contact;
+  /** A Check (what Activate would answer, changing nothing) instead of an Activate. */
+  check?: boolean;
+  /** Echoed in the answer; default the call's position in the stream. */
+  tag?: number;
+}
+
+/** The answer of a stream call the sidecar refused (the gRPC status code and message). */
+export interface StreamFailure {
+  error: { code: number; message: string };
+  tag: number;
+}
+
 /** What CheckBatch answers: what activateBatch would do now, and its totals. */
 export interface BatchCheck {
   /** One decision per contact, in request order (REASON_WITHIN_LIMIT: it would count). */
@@ -265,6 +281,16 @@ export interface MacClient {
   activate(workspaceId: string, contact: Contact): Promise<Decision>;
   /** Decides several contacts in request order, in one atomic step. */
   activateBatch(workspaceId: string, contacts: Contact[]): Promise<BatchDecisions>;
+  /**
+   * Activate (or, with `check: true`, Check) calls on one bidirectional stream: answers come
+   * in order, one per call, each a Decision with the call's `tag` (default: its position), or
+   * `{ error: { code, message }, tag }` for a call the sidecar refused (the stream goes on).
+   * Ends when `calls` ends; abort `signal` or close the client to stop it.
+   */
+  activateStream(
+    calls: AsyncIterable<StreamCall> | Iterable<StreamCall>,
+    options?: { signal?: AbortSignal },
+  ): AsyncGenerator<(Decision & { tag: number }) | StreamFailure>;
   /** What activateBatch would answer now, with its totals; changes nothing. */
   checkBatch(workspaceId: string, contacts: Contact[]): Promise<BatchCheck>;
 

@@ -194,6 +194,42 @@ export function createClient(address, options = {}) {
       return { contactKeys: [...res.contactKeys] };
     },
 
+    async *activateStream(calls, { signal } = {}) {
+      ensureOpen();
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      watchers.add(stop);
+      signal?.addEventListener("abort", stop, { once: true });
+      async function* messages() {
+        let next = 0;
+        for await (const call of calls) {
+          const value = {
+            workspaceId: call.workspaceId ?? "",
+            contact: contactMessage(call.contact, "contact"),
+          };
+          const tag = BigInt(call.tag ?? next);
+          next += 1;
+          yield { call: { case: call.check ? "check" : "activate", value }, tag };
+        }
+      }
+      try {
+        for await (const res of enforcer.activateStream(messages(), { signal: controller.signal })) {
+          const tag = Number(res.tag);
+          if (res.result.case === "decision") {
+            yield { ...decisionObject(res.result.value), tag };
+          } else {
+            yield { error: { code: res.result.value?.code, message: res.result.value?.message }, tag };
+          }
+        }
+      } catch (err) {
+        if (!controller.signal.aborted) throw ConnectError.from(err);
+      } finally {
+        watchers.delete(stop);
+        signal?.removeEventListener("abort", stop);
+        controller.abort();
+      }
+    },
+
     watchEvents(workspaceId = "", afterId = "", { signal } = {}) {
       ensureOpen();
       return watch(workspaceId, afterId, signal);

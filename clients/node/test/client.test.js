@@ -238,6 +238,26 @@ describe("Admin", () => {
     await assert.rejects(admin.setSubscription({ workspaceId: ws, clear: ["nope"] }), TypeError);
   });
 
+  it("activateStream answers every call in order, a refused one with an error", T, async () => {
+    const ws = "ws-stream";
+    const answers = [];
+    for await (const answer of client.activateStream([
+      { workspaceId: ws, contact: { id: "s1" } },
+      { workspaceId: ws, contact: { email: "nope" } },
+      { workspaceId: ws, contact: { id: "s2" }, check: true, tag: 42 },
+    ])) {
+      answers.push(answer);
+    }
+    assert.deepEqual(
+      answers.map((a) => a.tag),
+      [0, 1, 42],
+    );
+    assert.equal(answers[0].reason, "REASON_ADMITTED");
+    assert.equal(answers[1].error.code, 3); // INVALID_ARGUMENT
+    assert.match(answers[1].error.message, /contact\.email/);
+    assert.equal(answers[2].reason, "REASON_WITHIN_LIMIT");
+  });
+
   it("checkBatch answers what activateBatch would do, and changes nothing", T, async () => {
     const ws = "ws-dry";
     await admin.setSubscription({ workspaceId: ws, plan: "enterprise", customLimit: 2 });
