@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -84,7 +84,7 @@ class RedisStore:
         await self._on_pipelined_each("ping", "PING")
         await self._on_pool("ping", "PING")
         try:  # answering is not enough: decisions write
-            await self._send("probe_writes", self._pipelined, ("PROBE",))
+            await self._timed_call("probe_writes", self._pipelined.probe_writes())
         except rex.RedisError as exc:
             raise wrap_error(exc) from exc
 
@@ -93,6 +93,16 @@ class RedisStore:
     ) -> Any:
         """Send one command on ``connection``, timed and counted under ``operation``; Redis
         errors pass through unwrapped."""
+        if isinstance(connection, MultiplexedConnection | ClusterConnections):
+            return await self._timed_call(operation, connection.execute(*command))
+        # redis-py's typed helpers are declared for sync and async clients at once;
+        # execute_command keeps one plain, awaited path.
+        sent = connection.execute_command(*command)  # type: ignore[no-untyped-call,unused-ignore]
+        return await self._timed_call(operation, sent)
+
+    async def _timed_call(self, operation: str, sent: Awaitable[Any]) -> Any:
+        """Await what was sent to Redis, timed and counted under ``operation``; Redis errors
+        pass through unwrapped."""
         timed = self._timed.get(operation)
         if timed is None:
             timed = self._timed[operation] = (
@@ -101,17 +111,7 @@ class RedisStore:
             )
         started = time.perf_counter()
         try:
-            if isinstance(connection, MultiplexedConnection | ClusterConnections):
-                if command[0] == "PROBE":
-                    return await connection.probe_writes()
-                if command[0] == "EACH":
-                    return await connection.execute_each(*command[1:])
-                if command[0] == "DURABLY":
-                    return await connection.execute_durably(*command[1:])
-                return await connection.execute(*command)
-            # redis-py's typed helpers are declared for sync and async clients at once;
-            # execute_command keeps one plain, awaited path.
-            return await connection.execute_command(*command)  # type: ignore[no-untyped-call,unused-ignore]
+            return await sent
         except rex.NoScriptError:
             raise
         except rex.RedisError as exc:
@@ -132,7 +132,9 @@ class RedisStore:
     async def _on_pipelined_each(self, operation: str, *command: Any) -> list[Any]:
         """``command`` on every master's pipelined connection."""
         try:
-            replies: list[Any] = await self._send(operation, self._pipelined, ("EACH", *command))
+            replies: list[Any] = await self._timed_call(
+                operation, self._pipelined.execute_each(*command)
+            )
         except rex.RedisError as exc:
             raise wrap_error(exc) from exc
         return replies
@@ -151,19 +153,24 @@ class RedisStore:
         :param durable: with ``MAC_REDIS_WAIT_REPLICAS``, a reply that admitted a contact is
             returned only once that many replicas have it.
         """
-        command: tuple[Any, ...] = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        if durable and self._wait[0]:
-            command = ("DURABLY", command, *self._wait, _admitted)
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        pipelined = self._pipelined
+        replicas, timeout_ms = self._wait
+
+        def sent() -> Awaitable[Any]:
+            if durable and replicas:
+                return pipelined.execute_durably(command, replicas, timeout_ms, _admitted)
+            return pipelined.execute(*command)
+
         try:
             try:
-                return await self._send(script.name, self._pipelined, command)
+                return await self._timed_call(script.name, sent())
             except rex.NoScriptError:
                 # Redis restarted or SCRIPT FLUSH ran
                 metrics.SCRIPT_RELOADS.labels(script.name).inc()
-                await self._send(
-                    "script_load", self._pipelined, ("EACH", "SCRIPT", "LOAD", script.source)
-                )
-                return await self._send(script.name, self._pipelined, command)
+                reload = pipelined.execute_each("SCRIPT", "LOAD", script.source)
+                await self._timed_call("script_load", reload)
+                return await self._timed_call(script.name, sent())
         except rex.ResponseError as exc:
             raise wrap_error(exc, script.explain(str(exc))) from exc
         except rex.RedisError as exc:
@@ -357,13 +364,9 @@ class RedisStore:
                 for stream, cursor in streams.items():
                     pipe.xread({stream: cursor}, count=count)
                 try:
-                    replies = await pipe.execute()
+                    replies = await self._timed_call("read_events", pipe.execute())
                 except rex.RedisError as exc:
-                    metrics.REDIS_ERRORS.labels(
-                        "read_events", "transient" if isinstance(exc, _TRANSIENT) else "permanent"
-                    ).inc()
                     raise wrap_error(exc) from exc
-            metrics.REDIS_ROUND_TRIPS.labels("read_events").inc()
             found = [
                 codec.event(entry_id, raw)
                 for reply in replies

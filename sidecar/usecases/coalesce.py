@@ -25,12 +25,18 @@ class Coalescer:
     """Groups the requests of one (workspace, period, subscription version, day) queued in the
     same loop turn into one ``DecisionStore.decide``.
 
+    The first request of a group leads it: it lets the loop turn finish (the others queued in
+    it join the group), then sends its request alone when nobody joined, as if there were no
+    coalescing, or the group's in a task of its own (so that no caller's cancellation cancels
+    the others' decision).
+
     :param store: where the grouped requests go.
     """
 
     def __init__(self, store: DecisionStore) -> None:
         self._store = store
         self._groups: dict[_Key, list[tuple[DecideRequest, asyncio.Future[DecideReply]]]] = {}
+        self._sending: set[asyncio.Task[None]] = set()  # held until done
 
     async def decide(self, request: DecideRequest) -> DecideReply:
         """``DecisionStore.decide`` for ``request``, together with the requests of the same
@@ -49,26 +55,27 @@ class Coalescer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[DecideReply] = loop.create_future()
         group = self._groups.get(key)
-        if group is None or len(group) >= GROUP_MAX:
-            group = self._groups[key] = []
-            loop.call_soon(self._send, key, group)
-        group.append((request, future))
+        if group is not None and len(group) < GROUP_MAX:
+            group.append((request, future))
+            return await future
+        group = self._groups[key] = [(request, future)]
+        try:
+            await asyncio.sleep(0)  # the decisions queued in this turn join the group
+        finally:
+            if self._groups.get(key) is group:
+                del self._groups[key]
+            if len(group) > 1:
+                task = loop.create_task(self._decide(group))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+        if len(group) == 1:
+            return await self._store.decide(request)
         return await future
 
-    def _send(
-        self, key: _Key, group: list[tuple[DecideRequest, asyncio.Future[DecideReply]]]
-    ) -> None:
-        if self._groups.get(key) is group:
-            del self._groups[key]
-        asyncio.get_running_loop().create_task(self._decide(group))
-
     async def _decide(self, group: list[tuple[DecideRequest, asyncio.Future[DecideReply]]]) -> None:
-        first = group[0][0]
-        merged = first
-        if len(group) > 1:
-            merged = dataclasses.replace(
-                first, contacts=[c for request, _ in group for c in request.contacts]
-            )
+        merged = dataclasses.replace(
+            group[0][0], contacts=[c for request, _ in group for c in request.contacts]
+        )
         try:
             reply = await self._store.decide(merged)
         except BaseException as exc:
@@ -82,9 +89,5 @@ class Coalescer:
         for request, future in group:
             end = start + len(request.contacts)
             if not future.done():
-                future.set_result(
-                    dataclasses.replace(reply, outcomes=reply.outcomes[start:end])
-                    if len(group) > 1
-                    else reply
-                )
+                future.set_result(dataclasses.replace(reply, outcomes=reply.outcomes[start:end]))
             start = end

@@ -20,8 +20,8 @@ from sidecar.usecases.periods import Periods
 
 # a subscription changed this often during one decision is not worth chasing further
 _STALE_RETRIES = 3
-# workspaces whose last store reply is remembered for the warm path
-_FRESH_MAX = 100_000
+# workspaces whose last store reply is remembered
+_LAST_MAX = 100_000
 
 
 class Enforcer:
@@ -65,10 +65,9 @@ class Enforcer:
         self.outage = OutageAnswers(failure_mode, self.known, periods, clock, journal)
         self._coalescer = Coalescer(store)
         self._warm = timedelta(seconds=warm_seconds) if self.known.capacity else timedelta()
-        # each workspace's last reply from the store: when, and the usage it gave
-        self._fresh: dict[str, tuple[datetime, Usage]] = {}
-        # each workspace's identity version as last seen: when it moves, the record forgets
-        self._identities: dict[str, int] = {}
+        # each workspace's last reply from the store: when, the usage it gave, and the
+        # identity version it reported (when that moves, the record forgets the workspace)
+        self._last: dict[str, tuple[datetime, Usage, int]] = {}
 
     async def check(self, workspace_id: str, contact: ContactFields) -> Decision:
         """What ``activate`` would answer; changes nothing."""
@@ -152,27 +151,25 @@ class Enforcer:
         """Answer the workspace's next decisions from the store: this process changed its
         subscription, a merge or an exemption (other processes learn it from their next
         reply, within ``warm_seconds``)."""
-        self._fresh.pop(workspace_id, None)
+        self._last.pop(workspace_id, None)
         if self.known.capacity:
             self.known.forget(workspace_id)
 
-    def _follow_identities(self, workspace_id: str, version: int) -> None:
-        """Forget the workspace's known contacts when a merge or an exemption moved its
-        identity version since the last reply."""
-        seen = self._identities.get(workspace_id)
-        if seen == version:
-            return
-        if seen is not None and self.known.capacity:
+    def _learn(self, workspace_id: str, now: datetime, usage: Usage, version: int) -> None:
+        """Keep the workspace's last reply; forget its known contacts when a merge or an
+        exemption moved its identity version since the reply before."""
+        last = self._last.get(workspace_id)
+        if last is not None and last[2] != version and self.known.capacity:
             self.known.forget(workspace_id)
-        if len(self._identities) > _FRESH_MAX:
-            self._identities.clear()
-        self._identities[workspace_id] = version
+        if len(self._last) > _LAST_MAX:
+            self._last.clear()
+        self._last[workspace_id] = (now, usage, version)
 
     def warm(self, workspace_id: str, contact: ContactFields) -> Decision | None:
         """The warm path's answer for ``contact`` without awaiting anything, or ``None``:
         then ``activate`` or ``check`` decides it (an invalid contact, one the record does
         not know, a workspace without a fresh reply, a national phone number)."""
-        if not self._warm or workspace_id not in self._fresh:
+        if not self._warm or workspace_id not in self._last:
             return None
         if contact.phone and is_national(contact.phone):
             return None  # its key depends on a region that may have to be read
@@ -190,11 +187,11 @@ class Enforcer:
 
         Every key of the contact must lead to one identity in the record: a key the store
         has not linked yet needs the store to link it."""
-        fresh = self._fresh.get(workspace_id)
-        if fresh is None:
+        last = self._last.get(workspace_id)
+        if last is None:
             return None
         now = self._clock.now()
-        at, usage = fresh
+        at, usage, _ = last
         if now - at >= self._warm or not usage.period.contains(now):
             return None
         known = self.known.lookup_all(workspace_id, usage.period.key, contact)
@@ -283,11 +280,7 @@ class Enforcer:
             usage = Usage(
                 current.period, reply.active, reply.limit, reply.plan, trial_end, reply.channels
             )
-            self._follow_identities(workspace_id, reply.identity_version)
-            if self._warm:
-                if len(self._fresh) > _FRESH_MAX:
-                    self._fresh.clear()
-                self._fresh[workspace_id] = (now, usage)
+            self._learn(workspace_id, now, usage, reply.identity_version)
             return reply, usage
         raise StorageError("the subscription changed during the decision", transient=True)
 
