@@ -93,7 +93,7 @@ def _ms(value: float) -> str:
 def table(ns: argparse.Namespace, results: list[Result], memory: dict[str, float]) -> str:
     """The results as an aligned text table, with the memory line below."""
     head = ["scenario", "round", "calls/s", "contacts/s", "p50 ms", "p99 ms", "p99 vs echo"]
-    head += ["server µs/call", "echo µs/call", "efficiency", "cpu redis"]
+    head += ["server µs/call", "echo µs/call", "efficiency", "cpu redis", "steal"]
     rows = [head]
     for r in results:
         echo = r.baseline
@@ -110,6 +110,7 @@ def table(ns: argparse.Namespace, results: list[Result], memory: dict[str, float
                 _us(echo.server_us_per_call) if echo else "-",
                 f"{r.efficiency:.2f}x" if echo else "-",
                 f"{r.cpu['redis']:.0%}" if "redis" in r.cpu else "-",
+                f"{r.steal:.0%}" if r.steal is not None else "-",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
@@ -117,7 +118,8 @@ def table(ns: argparse.Namespace, results: list[Result], memory: dict[str, float
         f"{ns.concurrency} calls in flight, {ns.seconds:g} s measured per run after "
         f"{ns.warmup:g} s warm-up; {os.cpu_count()} CPUs. Each scenario runs right after an "
         "echo run; efficiency = echo's server CPU per call / the sidecar's (per message for "
-        "the stream); cpu redis = share of one core",
+        "the stream); cpu redis = share of one core; steal = share of the machine's CPU time "
+        "its hypervisor gave to others during the run (high steal makes figures noisy)",
         "",
     ]
     for i, row in enumerate(rows):
@@ -163,6 +165,7 @@ def as_json(ns: argparse.Namespace, results: list[Result], memory: dict[str, flo
             else None,
             "efficiency": _rounded(r.efficiency),
             "cpu": {k: round(v, 3) for k, v in r.cpu.items()},
+            "steal": _rounded(r.steal) if r.steal is not None else None,
             "errors": r.errors,
             "first_error": r.first_error,
         }

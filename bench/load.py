@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from bench.procs import cpu_seconds
+from bench.procs import cpu_seconds, host_cpu
 
 # One call: given a sequence number, make it and return None, or a description of what was wrong.
 Call = Callable[[int], Awaitable[str | None]]
@@ -28,6 +28,7 @@ class Result:
     errors: int = 0
     first_error: str | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # process name -> share of one core
+    steal: float | None = None  # the share of the machine's CPU time its hypervisor took
     baseline: Result | None = None  # the echo run just before it
     round: int = 1
 
@@ -101,14 +102,17 @@ async def drive(
                 else:
                     errors.append(problem)
 
-    async def sample_cpu() -> dict[str, float | None]:
+    async def sample_cpu() -> tuple[dict[str, float | None], tuple[int, int] | None]:
         await asyncio.sleep((measure_from - time.perf_counter_ns()) / 1e9)
-        return _cpu(pids or {})
+        return _cpu(pids or {}), host_cpu()
 
     sampler = asyncio.create_task(sample_cpu())
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     window = (time.perf_counter_ns() - measure_from) / 1e9
-    before, after = await sampler, _cpu(pids or {})
+    (before, host_before), after, host_after = await sampler, _cpu(pids or {}), host_cpu()
+    steal = None
+    if host_before and host_after and host_after[1] > host_before[1]:
+        steal = (host_after[0] - host_before[0]) / (host_after[1] - host_before[1])
     cpu: dict[str, float] = {}
     for process, used_before in before.items():
         used_after = after[process]
@@ -123,4 +127,5 @@ async def drive(
         errors=len(errors),
         first_error=errors[0] if errors else None,
         cpu=cpu,
+        steal=steal,
     )
