@@ -79,23 +79,41 @@ class EnforcerService(OrderedStream):
             )
 
     async def Check(self, request: pb.CheckRequest, context: Context) -> pb.Decision:
+        workspace = request.workspace_id
         fields = wire.contact_fields(request.contact)
+        warm = self.at_once(
+            "Check",
+            workspace,
+            lambda: self._enforcer.warm(workspace, fields),
+            wire.decision_message,
+        )
+        if warm is not None:
+            return warm
         return await self.unary(
             "Check",
             context,
-            lambda: self._enforcer.check(request.workspace_id, fields),
+            lambda: self._enforcer.check(workspace, fields, warm_tried=True),
             wire.decision_message,
-            request.workspace_id,
+            workspace,
         )
 
     async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.Decision:
+        workspace = request.workspace_id
         fields = wire.contact_fields(request.contact)
+        warm = self.at_once(
+            "Activate",
+            workspace,
+            lambda: self._enforcer.warm(workspace, fields),
+            wire.decision_message,
+        )
+        if warm is not None:
+            return warm
         return await self.unary(
             "Activate",
             context,
-            lambda: self._enforcer.activate(request.workspace_id, fields),
+            lambda: self._enforcer.activate(workspace, fields, warm_tried=True),
             wire.decision_message,
-            request.workspace_id,
+            workspace,
         )
 
     async def ActivateBatch(
@@ -150,15 +168,18 @@ class EnforcerService(OrderedStream):
         if kind == "activate":
             activate = request.activate
             fields = wire.contact_fields(activate.contact)
-            return self._enforcer.activate(activate.workspace_id, fields)
+            return self._enforcer.activate(activate.workspace_id, fields, warm_tried=True)
         if kind == "check":
             check = request.check
-            return self._enforcer.check(check.workspace_id, wire.contact_fields(check.contact))
+            fields = wire.contact_fields(check.contact)
+            return self._enforcer.check(check.workspace_id, fields, warm_tried=True)
         raise InvalidArgument("call", "is not set: give activate or check")
 
 
 def _stream_decision(request: pb.ActivateStreamRequest, decision: Decision) -> Any:
-    return pb.ActivateStreamResponse(decision=wire.decision_message(decision), tag=request.tag)
+    response = pb.ActivateStreamResponse(tag=request.tag)
+    wire.fill_decision(response.decision, decision)
+    return response
 
 
 def _stream_error(

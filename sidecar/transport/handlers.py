@@ -113,17 +113,20 @@ Bidirectional = Callable[[AsyncIterator[Any], Context], Awaitable[None]]
 
 class ParsedRequests:
     """A stream's requests as ``reader`` parses them: each a message, or the
-    ``InvalidArgument`` saying why its bytes are not one."""
+    ``InvalidArgument`` saying why its bytes are not one. They are read with the context's
+    ``read``, which is one layer less per message than grpc's request iterator."""
 
-    def __init__(self, requests: AsyncIterator[bytes], reader: RequestReader) -> None:
-        self._requests = requests
+    def __init__(self, context: Context, reader: RequestReader) -> None:
+        self._read = context.read
         self._reader = reader
 
     def __aiter__(self) -> ParsedRequests:
         return self
 
     async def __anext__(self) -> Any:
-        data = await anext(self._requests)
+        data = await self._read()
+        if data is grpc.aio.EOF:
+            raise StopAsyncIteration
         try:
             return self._reader.read(data)
         except InvalidArgument as exc:
@@ -185,6 +188,6 @@ def _streaming(name: str, reader: RequestReader, behaviour: Streaming) -> Stream
 
 def _bidirectional(reader: RequestReader, behaviour: Bidirectional) -> Bidirectional:
     async def handle(requests: AsyncIterator[bytes], context: Context) -> None:
-        await behaviour(ParsedRequests(requests, reader), context)
+        await behaviour(ParsedRequests(context, reader), context)  # `requests` stays unread
 
     return handle

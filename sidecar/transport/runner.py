@@ -154,10 +154,35 @@ class UnaryRunner:
             if entered:
                 gate.leave()
             measured.in_flight.dec()
+        self.settled(measured, workspace, result, started)
+        return message
+
+    def settled(self, measured: MethodMetrics, workspace: str, result: Any, started: float) -> None:
+        """Count a call (or a stream's message) answered with ``result``, begun at ``started``
+        (``time.perf_counter``), and hand it to ``after``."""
         seconds = time.perf_counter() - started
         measured.ok.inc()
         measured.seconds.observe(seconds)
         self.after(measured, workspace, result, seconds)
+
+    def at_once(
+        self,
+        method: str,
+        workspace: str,
+        answer: Callable[[], T | None],
+        to_message: Callable[[T], M],
+    ) -> M | None:
+        """The message of ``answer()`` when it answers at once (the warm path), counted as
+        ``unary`` counts a call; ``None`` when it does not, or the gate is closed: then
+        ``unary`` runs the call. Nothing is awaited, so the call is never in flight."""
+        if self.gate.closed:
+            return None
+        started = time.perf_counter()
+        result = answer()
+        if result is None:
+            return None
+        message = to_message(result)
+        self.settled(self.method(method), workspace, result, started)
         return message
 
 
@@ -200,7 +225,8 @@ class OrderedStream(UnaryRunner):
         or ``error_message(request, code, details)``, through ``context.write``. At most
         ``in_flight`` requests are read and not yet answered: the next is read once the
         oldest is written. ``answer_now`` may answer a request at once, without awaiting
-        (the warm path): then no task is made for it."""
+        (the warm path): then no task is made for it, and when no answer before it waits to
+        be written, the reader writes it itself."""
         measured = self.method(method)
         gate = self.gate
         try:
@@ -226,10 +252,7 @@ class OrderedStream(UnaryRunner):
             return answered(request, result, message, started)
 
         def answered(request: Any, result: T, message: M, started: float) -> M:
-            seconds = time.perf_counter() - started
-            measured.ok.inc()
-            measured.seconds.observe(seconds)
-            self.after(measured, workspace(request), result, seconds)
+            self.settled(measured, workspace(request), result, started)
             return message
 
         def now(request: Any) -> M | None:
@@ -241,7 +264,10 @@ class OrderedStream(UnaryRunner):
                 return None
             return answered(request, result, to_message(request, result), started)
 
+        queued = 0  # in the queue and not yet written: while none, the reader writes itself
+
         async def read() -> None:
+            nonlocal queued
             try:
                 while True:
                     await room.acquire()
@@ -253,11 +279,17 @@ class OrderedStream(UnaryRunner):
                         return  # read after the drain began: left unanswered
                     if isinstance(request, InvalidArgument):
                         code, details = refused(method, request)
-                        queue.put_nowait(error_message(None, code, details))
-                    elif (message := now(request)) is not None:
-                        queue.put_nowait(message)
+                        item: Any = error_message(None, code, details)
+                    elif (item := now(request)) is None:
+                        item = asyncio.ensure_future(decide(request))
+                    if queued or isinstance(item, asyncio.Future):
+                        queued += 1
+                        queue.put_nowait(item)
                     else:
-                        queue.put_nowait(asyncio.ensure_future(decide(request)))
+                        # nothing before it is unwritten, and the writer waits on the queue:
+                        # written here, in order, without handing it over
+                        await context.write(item)
+                        room.release()
             finally:
                 queue.put_nowait(_END)
 
@@ -279,6 +311,7 @@ class OrderedStream(UnaryRunner):
                 if isinstance(item, asyncio.Future):
                     item = await item
                 await context.write(item)
+                queued -= 1
                 room.release()
             await reader  # its errors (a broken stream) end the call
         finally:

@@ -69,19 +69,46 @@ def usage_message(usage: Usage) -> pb.Usage:
     return message
 
 
+# The messages of the usages converted last: the warm path answers the decisions of a
+# workspace with the usage of its last reply from the store, one object, many times.
+_usage_messages: dict[int, tuple[Usage, pb.Usage]] = {}
+_USAGE_MESSAGES_MAX = 1024
+
+
+def _usage_of(usage: Usage) -> pb.Usage:
+    # keyed by identity, and holding the usage so that its id is not reused meanwhile
+    found = _usage_messages.get(id(usage))
+    if found is not None and found[0] is usage:
+        return found[1]
+    message = usage_message(usage)
+    if len(_usage_messages) >= _USAGE_MESSAGES_MAX:
+        _usage_messages.clear()
+    _usage_messages[id(usage)] = (usage, message)
+    return message
+
+
+def fill_decision(message: pb.Decision, decision: Decision) -> None:
+    """Set the fields of ``message`` (a new one, or one inside a response) to ``decision``;
+    the fields that are false stay unset, as they serialize the same."""
+    message.allowed = decision.allowed
+    message.reason = decision.reason  # type: ignore[assignment]  # an IntEnum of its values
+    message.contact_key = decision.contact_key
+    if decision.identity_conflict:
+        message.identity_conflict = True
+    if decision.shadow_denied:
+        message.shadow_denied = True
+    if decision.visitor_merged:
+        message.visitor_merged = True
+    if decision.from_local_record:
+        message.from_local_record = True
+    if decision.usage is not None:
+        message.usage.CopyFrom(_usage_of(decision.usage))
+
+
 def decision_message(decision: Decision) -> pb.Decision:
     """``mac.v1.Decision`` of a decision."""
-    message = pb.Decision(
-        allowed=decision.allowed,
-        reason=decision.reason.value,  # type: ignore[arg-type]
-        contact_key=decision.contact_key,
-        identity_conflict=decision.identity_conflict,
-        shadow_denied=decision.shadow_denied,
-        visitor_merged=decision.visitor_merged,
-        from_local_record=decision.from_local_record,
-    )
-    if decision.usage is not None:
-        message.usage.CopyFrom(usage_message(decision.usage))
+    message = pb.Decision()
+    fill_decision(message, decision)
     return message
 
 

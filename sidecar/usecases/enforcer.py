@@ -65,17 +65,29 @@ class Enforcer:
         self.outage = OutageAnswers(failure_mode, self.known, periods, clock, journal)
         self._coalescer = Coalescer(store)
         self._warm = timedelta(seconds=warm_seconds) if self.known.capacity else timedelta()
-        # each workspace's last reply from the store: when, the usage it gave, and the
-        # identity version it reported (when that moves, the record forgets the workspace)
+        # each workspace's last reply from the store: until when the warm path may answer
+        # from it, the usage it gave, and the identity version it reported (when that moves,
+        # the record forgets the workspace)
         self._last: dict[str, tuple[datetime, Usage, int]] = {}
 
-    async def check(self, workspace_id: str, contact: ContactFields) -> Decision:
-        """What ``activate`` would answer; changes nothing."""
-        return await self._one(workspace_id, contact, dry_run=True)
+    async def check(
+        self, workspace_id: str, contact: ContactFields, *, warm_tried: bool = False
+    ) -> Decision:
+        """What ``activate`` would answer; changes nothing.
 
-    async def activate(self, workspace_id: str, contact: ContactFields) -> Decision:
-        """Admit and count a new contact while below the limit; always allow an active one."""
-        return await self._one(workspace_id, contact, dry_run=False)
+        :param warm_tried: ``warm`` answered ``None`` for this contact just now (its answer
+            is not looked for again).
+        """
+        return await self._one(workspace_id, contact, True, warm_tried)
+
+    async def activate(
+        self, workspace_id: str, contact: ContactFields, *, warm_tried: bool = False
+    ) -> Decision:
+        """Admit and count a new contact while below the limit; always allow an active one.
+
+        :param warm_tried: as for ``check``.
+        """
+        return await self._one(workspace_id, contact, False, warm_tried)
 
     async def activate_batch(
         self, workspace_id: str, contacts: Sequence[ContactFields]
@@ -123,7 +135,9 @@ class Enforcer:
         _, usage = await self._decide(workspace_id, [], None, dry_run=True)
         return usage
 
-    async def _one(self, workspace_id: str, contact: ContactFields, dry_run: bool) -> Decision:
+    async def _one(
+        self, workspace_id: str, contact: ContactFields, dry_run: bool, warm_tried: bool
+    ) -> Decision:
         validate_workspace_id(workspace_id)
 
         def key(region: str) -> list[KeyedContact]:
@@ -134,7 +148,8 @@ class Enforcer:
             keyed = await self._key(workspace_id, key, national)
         except StorageError as exc:
             return await self.outage.one(exc, workspace_id, None, dry_run)
-        if self._warm:
+        # ``warm`` does not look at national numbers: their region is known only now
+        if self._warm and (national or not warm_tried):
             warm = self._warm_answer(workspace_id, keyed[0])
             if warm is not None:
                 return warm
@@ -163,7 +178,8 @@ class Enforcer:
             self.known.forget(workspace_id)
         if len(self._last) > _LAST_MAX:
             self._last.clear()
-        self._last[workspace_id] = (now, usage, version)
+        # fresh for warm_seconds, and never beyond the period the reply was in
+        self._last[workspace_id] = (min(now + self._warm, usage.period.end), usage, version)
 
     def warm(self, workspace_id: str, contact: ContactFields) -> Decision | None:
         """The warm path's answer for ``contact`` without awaiting anything, or ``None``:
@@ -191,8 +207,8 @@ class Enforcer:
         if last is None:
             return None
         now = self._clock.now()
-        at, usage, _ = last
-        if now - at >= self._warm or not usage.period.contains(now):
+        fresh_until, usage, _ = last
+        if now >= fresh_until:
             return None
         known = self.known.lookup_all(workspace_id, usage.period.key, contact)
         if known is None:

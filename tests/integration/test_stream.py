@@ -58,10 +58,13 @@ def requests_count(code: str) -> float:
     return value
 
 
+@pytest.mark.parametrize("warm_seconds", [0.0, 60.0], ids=["from-redis", "warm-between"])
 async def test_answers_arrive_in_request_order_with_many_in_flight(
-    make_sidecar: SidecarFactory,
+    make_sidecar: SidecarFactory, warm_seconds: float
 ) -> None:
-    stub = await make_sidecar(default_limit=10_000)
+    # warm: every third message is answered at once, written while the ones before it that
+    # wait on Redis may still be unwritten
+    stub = await make_sidecar(default_limit=10_000, warm_seconds=warm_seconds)
     keys = {n: (await activate(stub, n)).contact_key for n in range(50)}
     # more messages than a stream decides at once, so the read side waits for the write side
     count = 600
@@ -81,6 +84,7 @@ async def test_answers_arrive_in_request_order_with_many_in_flight(
         if i % 3 == 0:
             assert decision.reason == pb.REASON_ALREADY_ACTIVE
             assert decision.contact_key == keys[i % 50]
+            assert decision.from_local_record == bool(warm_seconds)
         elif i % 3 == 1:
             assert decision.reason == pb.REASON_ADMITTED
         else:
@@ -204,7 +208,10 @@ async def test_shutdown_answers_every_message_it_decided_then_ends_the_stream_un
     service = Sidecar(settings.replace(default_limit=10_000, shutdown_grace=5.0), clock)
     await service.start()
     sent = 2000
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+    # a small receive window the client does not grow: answers it has not read hold the
+    # sidecar's writes back, so the stop comes while messages are still unanswered
+    window = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16 << 10)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}", options=window) as channel:
         call = pb_grpc.EnforcerStub(channel).ActivateStream()
         for n in range(sent):
             await call.write(activate_message(n, tag=n))
