@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Coroutine
@@ -50,6 +51,7 @@ def serve(ns: argparse.Namespace) -> int:
 
 # After a graceful stop, how long tasks still running get to end once cancelled.
 CANCEL_GRACE = 2.0
+GC_YOUNG_THRESHOLD = 20_000
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -63,6 +65,11 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
     else:
         loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
+    # Decisions make many short-lived objects and hardly any cycles: the collector's youngest
+    # generation is examined every 20,000 allocations instead of 700, and what exists at
+    # start (modules, settings, the catalog) is left out of every later collection.
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     try:
         loop.run_until_complete(main)
     finally:

@@ -33,9 +33,9 @@ _PLAIN_EMAIL = re.compile(
     r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 )
-_SPECIAL_USE = re.compile(
-    r"(?:^|\.)(?:" + "|".join(re.escape(name) for name in SPECIAL_USE_DOMAIN_NAMES) + r")$"
-)
+# A special-use domain name (RFC 6761: localhost, test, ...), or a name under one.
+_SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+_UNDER_SPECIAL_USE = tuple(f".{name}" for name in SPECIAL_USE_DOMAIN_NAMES)
 # A "+", then digits and the separators people write between them; no letters (vanity
 # numbers, "ext."), no second "+".
 _PHONE_TEXT = re.compile(r"\+?[\s(]*[0-9][0-9\s().\-/]*")
@@ -84,7 +84,7 @@ def is_plain_email(text: str) -> bool:
     local, _, domain = text.rpartition("@")
     if len(local) > 64 or len(domain) > 253 or "--" in domain:  # "--": IDNA's rules apply
         return False
-    return _SPECIAL_USE.search(domain) is None
+    return domain not in _SPECIAL_USE and not domain.endswith(_UNDER_SPECIAL_USE)
 
 
 def is_national(phone: str) -> bool:

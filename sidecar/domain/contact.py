@@ -36,12 +36,16 @@ class Kind(Enum):
     VISITOR = "v"
 
 
-@dataclass(frozen=True, slots=True)
-class Identifier:
-    """One normalized identifier of a contact."""
+class Identifier(NamedTuple):
+    """One normalized identifier of a contact (a tuple: several are built per contact)."""
 
     kind: Kind
     value: str
+
+
+# What each kind's digest is taken over: this prefix, a colon, then the value.
+_PREFIX = {kind: f"{kind.value}:".encode() for kind in Kind}
+_ID, _EMAIL = _PREFIX[Kind.ID], _PREFIX[Kind.EMAIL]
 
 
 class ContactFields(NamedTuple):
@@ -152,12 +156,17 @@ class ContactKeyer:
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
             raise ValueError("the identity secret must be at least 16 bytes")
-        self._secret = secret
+        # keyed once: each digest starts from a copy of it instead of keying again
+        self._mac = hmac.new(secret, digestmod="sha256")
 
     def key(self, identifier: Identifier) -> bytes:
         """The 14-byte keyed digest of one identifier (112 bits: collisions are out of reach)."""
-        message = f"{identifier.kind.value}:{identifier.value}".encode()
-        return hmac.digest(self._secret, message, "sha256")[:KEY_BYTES]
+        return self._digest(_PREFIX[identifier.kind], identifier.value)
+
+    def _digest(self, prefix: bytes, value: str) -> bytes:
+        mac = self._mac.copy()
+        mac.update(prefix + value.encode())
+        return mac.digest()[:KEY_BYTES]
 
     def keyed(
         self, contact: ContactFields, field: str = "contact", region: str = ""
@@ -168,6 +177,20 @@ class ContactKeyer:
         :param region: the region national phone numbers are read in ("" refuses them).
         :raise InvalidArgument: naming the first offending field.
         """
+        id_, email, phone, channel, visitor_id = contact
+        if not (phone or visitor_id) and bool(id_) != bool(email):
+            # the common contact, one id or one email (and maybe its channel), without the
+            # general path's lists; an invalid one takes that path for its error
+            try:
+                if email:
+                    digest = self._digest(_EMAIL, normalize_email(email))
+                else:
+                    digest = self._digest(_ID, _opaque(id_, ""))
+                name = channel_name(channel) if channel else ""
+            except InvalidArgument:
+                pass
+            else:
+                return KeyedContact((digest,), b"", name)
         primaries: list[bytes] = []
         visitor = b""
         for identifier in identifiers(*contact, field=field, region=region):

@@ -47,10 +47,7 @@ class EnforcerService(OrderedStream):
         usage = result.usage
         if isinstance(result, BatchResult) and method.name == "ActivateBatch":
             metrics.BATCH_SIZE.observe(len(decisions))
-        denied = 0
-        for decision in decisions:
-            method.decided(decision)
-            denied += not decision.allowed
+        denied = method.decided_all(decisions)
         if usage is not None and self._gauges.capacity > 0:
             forecast = forecast_active(usage.active, usage.period, self._clock.now())
             self._gauges.observe(workspace, usage.active, usage.limit, forecast, usage.channels)

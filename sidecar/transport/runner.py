@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from sidecar import metrics
-from sidecar.domain.decision import Decision
+from sidecar.domain.decision import Decision, Reason
 from sidecar.domain.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -32,22 +32,45 @@ class MethodMetrics:
         self.seconds = metrics.REQUEST_SECONDS.labels(method)
         self.in_flight = metrics.IN_FLIGHT.labels(method)
         self.name = method
-        self._reasons: dict[int, Any] = {}
+        self._reasons: dict[Reason, Any] = {}
         self._shadowed: Any = None
 
     def decided(self, decision: Decision) -> None:
         """Count one decision by its reason, and a shadow denial."""
-        counter = self._reasons.get(decision.reason)
-        if counter is None:
-            counter = self._reasons[decision.reason] = metrics.DECISIONS.labels(
-                self.name, decision.reason.name
-            )
-        counter.inc()
+        self._reason(decision.reason).inc()
         if decision.shadow_denied:
-            if self._shadowed is None:
-                # made on the first one: methods that cannot deny export no series
-                self._shadowed = metrics.SHADOW_DENIALS.labels(self.name)
-            self._shadowed.inc()
+            self._shadow().inc()
+
+    def decided_all(self, decisions: list[Decision]) -> int:
+        """Count decisions as ``decided`` does, each counter once per reason; return how many
+        were denied."""
+        if len(decisions) == 1:
+            only = decisions[0]
+            self.decided(only)
+            return 0 if only.allowed else 1
+        by_reason: dict[Reason, int] = {}
+        shadowed = denied = 0
+        for decision in decisions:
+            by_reason[decision.reason] = by_reason.get(decision.reason, 0) + 1
+            shadowed += decision.shadow_denied
+            denied += not decision.allowed
+        for reason, count in by_reason.items():
+            self._reason(reason).inc(count)
+        if shadowed:
+            self._shadow().inc(shadowed)
+        return denied
+
+    def _reason(self, reason: Reason) -> Any:
+        counter = self._reasons.get(reason)
+        if counter is None:
+            counter = self._reasons[reason] = metrics.DECISIONS.labels(self.name, reason.name)
+        return counter
+
+    def _shadow(self) -> Any:
+        if self._shadowed is None:
+            # made on the first one: methods that cannot deny export no series
+            self._shadowed = metrics.SHADOW_DENIALS.labels(self.name)
+        return self._shadowed
 
 
 class Gate:

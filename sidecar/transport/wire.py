@@ -114,7 +114,10 @@ def decision_message(decision: Decision) -> pb.Decision:
 
 def batch_message(result: BatchResult) -> pb.ActivateBatchResponse:
     """``mac.v1.ActivateBatchResponse`` of a batch."""
-    response = pb.ActivateBatchResponse(decisions=[decision_message(d) for d in result.decisions])
+    response = pb.ActivateBatchResponse()
+    add = response.decisions.add  # filled in place: no message built, then copied in
+    for decision in result.decisions:
+        fill_decision(add(), decision)
     if result.usage is not None:
         response.usage.CopyFrom(usage_message(result.usage))
     return response
@@ -122,8 +125,10 @@ def batch_message(result: BatchResult) -> pb.ActivateBatchResponse:
 
 def check_batch_message(result: BatchResult) -> pb.CheckBatchResponse:
     """``mac.v1.CheckBatchResponse``: the batch's decisions and their totals."""
-    response = pb.CheckBatchResponse(decisions=[decision_message(d) for d in result.decisions])
+    response = pb.CheckBatchResponse()
+    add = response.decisions.add
     for d in result.decisions:
+        fill_decision(add(), d)
         if not d.allowed:
             response.denied += 1
         elif d.reason in (Reason.WITHIN_LIMIT, Reason.TRIAL_STARTED):

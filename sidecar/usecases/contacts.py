@@ -46,7 +46,15 @@ class ContactReader:
         :raise InvalidArgument: for none, more than ``batch_max``, or any invalid contact.
         """
         self.check_count(contacts, field)
-        return [self._keyer.keyed(c, f"{field}[{i}]", region) for i, c in enumerate(contacts)]
+        keyed = self._keyer.keyed
+        try:
+            return [keyed(c, field, region) for c in contacts]
+        except InvalidArgument:
+            # named by its place in the request (not formatted for the valid ones): the first
+            # invalid contact is found again and its error raised
+            for i, contact in enumerate(contacts):
+                keyed(contact, f"{field}[{i}]", region)
+            raise
 
     def check_count(self, contacts: Sequence[ContactFields], field: str) -> None:
         """Refuse a repeated request field with no contact or more than ``batch_max``.

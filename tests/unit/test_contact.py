@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import phonenumbers
 import pytest
 from hypothesis import given, settings
@@ -218,6 +221,14 @@ def test_keys_are_16_bytes_and_depend_on_kind_value_and_secret() -> None:
     assert KEYER.key(Identifier(Kind.ID, "ana@example.com")) != key
     assert KEYER.key(Identifier(Kind.EMAIL, "bob@example.com")) != key
     assert ContactKeyer(b"another-secret-0123456789").key(email) != key
+
+
+def test_a_key_is_the_hmac_sha256_of_kind_and_value_so_stored_counts_stay_valid() -> None:
+    # every key in Redis was made this way: a different digest would count everyone again
+    secret = b"pinned-secret-0123456789abcdef"
+    for kind, value in [(Kind.EMAIL, "ana@example.com"), (Kind.PHONE, "+5511987654321")]:
+        expected = hmac.new(secret, f"{kind.value}:{value}".encode(), hashlib.sha256).digest()
+        assert ContactKeyer(secret).key(Identifier(kind, value)) == expected[:14]
 
 
 def test_visitor_keys_differ_by_channel() -> None:
