@@ -18,19 +18,29 @@ _SETTLED = frozenset((Reason.ALREADY_ACTIVE, Reason.EXEMPT))
 
 
 class Known(NamedTuple):
-    """What the record holds for a key: the period it is settled in, the reason to answer
-    (``ALREADY_ACTIVE`` or ``EXEMPT``) and the identity key it is counted under."""
+    """What the record holds for a key: the period it is settled in, whether it is exempt
+    (else it is counted) and the identity key it is counted under.
+
+    Its fields are a str, a bool and bytes only: stored as a plain tuple of them, an entry is
+    one the garbage collector stops tracking (an enum member would keep it tracked, and every
+    full collection would walk the whole record)."""
 
     period_key: str
-    reason: Reason
+    exempt: bool
     identity: bytes
+
+    @property
+    def reason(self) -> Reason:
+        """What to answer for the key: ``EXEMPT`` or ``ALREADY_ACTIVE``."""
+        return Reason.EXEMPT if self.exempt else Reason.ALREADY_ACTIVE
 
 
 class KnownContacts:
     """Identity and identifier keys per (workspace, period key), at most ``capacity`` in all.
 
-    One ordered dict holds every entry, keyed by ``(workspace_id, key)`` with a ``Known`` as
-    its value: a lookup is one dict probe, a hit moves the entry
+    One ordered dict holds every entry, keyed by ``(workspace_id, key)`` with a ``Known``'s
+    fields as a plain tuple for its value (the collector stops tracking a plain tuple of
+    atoms, not a named one): a lookup is one dict probe, a hit moves the entry
     to the recent end, and an insertion beyond ``capacity`` drops the least recently used
     entry. An entry of an earlier period is never answered; it is dropped when it is looked
     up, or when it reaches the old end. ``capacity`` 0 keeps nothing.
@@ -40,7 +50,7 @@ class KnownContacts:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple[str, bytes], Known] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, bytes], tuple[str, bool, bytes]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -55,7 +65,7 @@ class KnownContacts:
             entries.move_to_end(entry)
         elif len(entries) >= self.capacity:
             entries.popitem(last=False)
-        entries[entry] = known
+        entries[entry] = tuple(known)  # type: ignore[assignment]
 
     def remember_outcome(
         self,
@@ -77,9 +87,7 @@ class KnownContacts:
         reason = outcome.reason
         if reason not in (_SETTLED if dry_run else _COUNTED):
             return
-        if reason is not Reason.EXEMPT:
-            reason = Reason.ALREADY_ACTIVE
-        known = Known(period_key, reason, outcome.identity)
+        known = Known(period_key, reason is Reason.EXEMPT, outcome.identity)
         self.remember(workspace_id, outcome.identity, known)
         if dry_run:
             return  # a dry run links nothing: the request's other keys may lead elsewhere
@@ -98,11 +106,11 @@ class KnownContacts:
         found = self._entries.get(entry)
         if found is None:
             return None
-        if found.period_key != period_key:
+        if found[0] != period_key:
             del self._entries[entry]
             return None
         self._entries.move_to_end(entry)
-        return found
+        return Known(*found)
 
     def forget(self, workspace_id: str) -> None:
         """Drop everything known of the workspace's contacts (a merge or an exemption changed
