@@ -13,9 +13,10 @@ import grpc
 
 from bench import procs
 from bench.echo import run_loop
-from bench.load import Result
+from bench.load import Pids, Result
 from bench.scenarios import echo_call, memory_per_contact, progress, run_scenarios
 from bench.topologies import run_topologies
+from bench.workers import run_workers, scaling
 from tests.support.redis_servers import RedisServer
 
 MEMORY_GOAL = 64.0
@@ -47,7 +48,7 @@ async def measure(
     echo_addr: str,
     sidecar_addr: str,
     redis: RedisServer,
-    pids: dict[str, int],
+    pids: Pids,
     socket: str = "",
 ) -> tuple[list[Result], dict[str, float]]:
     """Run every scenario, then the memory measurement, from this (the client) process;
@@ -71,6 +72,14 @@ async def measure(
             memory = await memory_per_contact(sidecar, client, ns.memory_contacts)
         finally:
             client.close()
+        results += await run_workers(
+            redis.url,
+            echo_call(echo),
+            concurrency=ns.concurrency,
+            warmup=ns.warmup,
+            seconds=ns.seconds,
+            pids=pids,
+        )
         if ns.cluster:
             results += await run_topologies(
                 echo_call(echo),
@@ -132,6 +141,9 @@ def table(ns: argparse.Namespace, results: list[Result], memory: dict[str, float
     for r in results:
         if r.errors:
             lines.append(f"! {r.name}: {r.errors} failed calls, first: {r.first_error}")
+    grown = scaling(results)
+    if grown:
+        lines += ["", grown]
     per_contact = memory["bytes_per_contact"]
     verdict = "met" if per_contact <= MEMORY_GOAL else "MISSED"
     lines += [
@@ -203,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(echo.close)
             with redis.client() as client:
                 redis_pid = int(client.info("server")["process_id"])
-            pids = {
+            pids: Pids = {
                 "sidecar": sidecar.proc.pid,
                 "echo": echo.proc.pid,
                 "redis": redis_pid,

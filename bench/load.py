@@ -63,8 +63,16 @@ class Result:
         return ordered[rank] / 1e6
 
 
-def _cpu(pids: dict[str, int]) -> dict[str, float | None]:
-    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+# What CPU is reported for: a process, or processes added up (a sidecar's workers).
+Pids = dict[str, int | list[int]]
+
+
+def _cpu(pids: Pids) -> dict[str, float | None]:
+    used: dict[str, float | None] = {}
+    for name, pid in pids.items():
+        each = [cpu_seconds(p) for p in (pid if isinstance(pid, list) else [pid])]
+        used[name] = None if None in each else sum(s for s in each if s is not None)
+    return used
 
 
 async def drive(
@@ -75,7 +83,7 @@ async def drive(
     warmup: float,
     seconds: float,
     contacts_per_call: int = 1,
-    pids: dict[str, int] | None = None,
+    pids: Pids | None = None,
 ) -> Result:
     """Keep ``concurrency`` calls in flight for ``warmup + seconds``; measure the last part.
 

@@ -144,3 +144,12 @@ def host_cpu() -> tuple[int, int] | None:
     # user nice system idle iowait irq softirq steal
     ticks = [int(v) for v in fields]
     return ticks[7], sum(ticks)
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux only; none elsewhere)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]

@@ -11,7 +11,7 @@ import grpc
 import redis
 
 from bench.echo import METHOD
-from bench.load import Call, Result, drive
+from bench.load import Call, Pids, Result, drive
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
@@ -177,7 +177,7 @@ async def drive_beside_echo(
     warmup: float,
     seconds: float,
     contacts_per_call: int,
-    pids: dict[str, int],
+    pids: Pids,
     round_: int,
 ) -> Result:
     """Drive the echo server, then ``call`` against the sidecar; the result carries the echo
@@ -212,7 +212,7 @@ async def run_scenarios(
     concurrency: int,
     warmup: float,
     seconds: float,
-    pids: dict[str, int],
+    pids: Pids,
     uds: grpc.aio.Channel | None = None,
 ) -> list[Result]:
     """Every throughput scenario, each beside an echo run, in two rounds.

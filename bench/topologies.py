@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 
 from bench import procs
-from bench.load import Call, Result
+from bench.load import Call, Pids, Result
 from bench.scenarios import (
     ACTIVE_POOL,
     BATCH,
@@ -32,7 +32,7 @@ SETUPS = (
 
 
 async def run_topologies(
-    echo: Call, *, concurrency: int, warmup: float, seconds: float, pids: dict[str, int]
+    echo: Call, *, concurrency: int, warmup: float, seconds: float, pids: Pids
 ) -> list[Result]:
     """Start a cluster, then for each setup a sidecar on it, and drive the decision scenarios."""
     progress("starting a Redis Cluster of 3 masters with a replica each")
