@@ -1,11 +1,12 @@
-"""``python -m bench.echo --port N``: a bare grpc.aio unary server that echoes the request bytes."""
+"""``python -m bench.echo --port N``: a bare grpc.aio server that echoes request bytes: one
+unary method, and one bidirectional stream answering each message with its bytes."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import signal
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -14,20 +15,29 @@ T = TypeVar("T")
 
 SERVICE = "bench.Echo"
 METHOD = f"/{SERVICE}/Echo"
+STREAM_METHOD = f"/{SERVICE}/Stream"
 
 
 async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
     return request
 
 
+async def _stream(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+) -> None:
+    while isinstance(request := await context.read(), bytes):  # until grpc.aio.EOF
+        await context.write(request)
+
+
 async def serve(port: int) -> None:
     """Serve ``bench.Echo/Echo`` on 127.0.0.1:``port`` until SIGINT or SIGTERM."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     # No (de)serializers: the request's bytes come back unchanged.
-    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(_echo)
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {"Echo": handler}),)
-    )
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {
+        "Echo": grpc.unary_unary_rpc_method_handler(_echo),
+        "Stream": grpc.stream_stream_rpc_method_handler(_stream),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()

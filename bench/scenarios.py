@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import redis
 
-from bench.echo import METHOD
+from bench.echo import METHOD, STREAM_METHOD
 from bench.load import Call, Pids, Result, drive
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
@@ -20,6 +20,7 @@ BATCH = 100
 MEMORY_BATCH = 1000
 TIMEOUT = 5.0
 WARM = "Activate, already active (warm)"  # the first of the scenarios of the active pool
+ECHO_STREAM = "echo stream (bare grpc.aio), per message"
 
 
 def email(i: int) -> str:
@@ -83,11 +84,11 @@ def activate_active(stub: Any) -> Call:
 
 
 class StreamPipe:
-    """One ``ActivateStream`` shared by the load's workers: each call writes one message and
-    awaits its answer, which comes back in order."""
+    """One bidirectional stream (``ActivateStream``, or the echo server's) shared by the load's
+    workers: each call writes one message and awaits its answer, which comes back in order."""
 
-    def __init__(self, stub: Any) -> None:
-        self._call = stub.ActivateStream()
+    def __init__(self, call: Any) -> None:
+        self._call = call
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._writing = asyncio.Lock()  # a message's place in the queue is its place on the wire
         self._reader: asyncio.Task[None] | None = None
@@ -104,7 +105,7 @@ class StreamPipe:
 
     async def _read(self) -> None:
         try:
-            while isinstance(response := await self._call.read(), pb.ActivateStreamResponse):
+            while (response := await self._call.read()) is not grpc.aio.EOF:
                 self._waiting.popleft().set_result(response)
         except grpc.aio.AioRpcError as exc:
             for answer in self._waiting:
@@ -115,6 +116,30 @@ class StreamPipe:
         await self._call.done_writing()
         if self._reader is not None:
             await self._reader
+
+
+def echo_stream_pipe(channel: grpc.aio.Channel) -> StreamPipe:
+    """A stream to the echo server, carrying ActivateStream's messages and parsing them back."""
+    method = channel.stream_stream(
+        STREAM_METHOD,
+        request_serializer=pb.ActivateStreamRequest.SerializeToString,
+        response_deserializer=pb.ActivateStreamRequest.FromString,
+    )
+    return StreamPipe(method())
+
+
+def echo_stream(pipe: StreamPipe) -> Call:
+    """The stream scenario's message, echoed by a bare grpc.aio stream: the floor of any
+    stream's cost per message."""
+
+    async def call(i: int) -> str | None:
+        request = pb.ActivateStreamRequest(
+            activate=activate_request("bench-active", i % ACTIVE_POOL), tag=i
+        )
+        reply = await pipe.send(request)
+        return None if reply == request else "the echo differs from the message"
+
+    return call
 
 
 def stream_active(pipe: StreamPipe) -> Call:
@@ -179,16 +204,18 @@ async def drive_beside_echo(
     contacts_per_call: int,
     pids: Pids,
     round_: int,
+    server: str = "sidecar",
 ) -> Result:
-    """Drive the echo server, then ``call`` against the sidecar; the result carries the echo
-    run as its baseline. ``pids`` names the echo, sidecar, redis and client processes."""
+    """Drive the echo server, then ``call`` against ``server`` (the sidecar, or the echo
+    server itself); the result carries the echo run as its baseline. ``pids`` names the echo,
+    sidecar, redis and client processes."""
     runs = []
-    for label, server, target, per_call in (
+    for label, measured, target, per_call in (
         ("echo (bare grpc.aio)", "echo", echo, 1),
-        (name, "sidecar", call, contacts_per_call),
+        (name, server, call, contacts_per_call),
     ):
         progress(f"round {round_}: {label}: {warmup:g} s warm-up + {seconds:g} s")
-        processes = {"server": pids[server], "redis": pids["redis"], "client": pids["client"]}
+        processes = {"server": pids[measured], "redis": pids["redis"], "client": pids["client"]}
         runs.append(
             await drive(
                 label,
@@ -221,28 +248,32 @@ async def run_scenarios(
     ``uds`` is a channel to the same sidecar over its Unix domain socket.
     """
     stub = pb_grpc.EnforcerStub(sidecar)
-    pipe = StreamPipe(stub)
+    pipe = StreamPipe(stub.ActivateStream())
+    echo_pipe = echo_stream_pipe(echo)
     progress(f"activating a pool of {ACTIVE_POOL:,} contacts for the already-active scenario")
     await activate_all(stub, "bench-active", ACTIVE_POOL)
     results = []
     baseline = echo_call(echo)
     for round_ in (1, 2):  # twice, each run beside an echo run: noise shows
         # new contacts of a round of their own
-        plan: list[tuple[str, Call, int]] = [
-            ("Check, new contact", check_new(stub), 1),
-            ("Activate, new contact", activate_new(stub, f"bench-new-{round_}"), 1),
-            (WARM, activate_active(stub), 1),
-            ("ActivateStream, already active", stream_active(pipe), 1),
+        # (name, call, contacts per call, the server measured)
+        plan: list[tuple[str, Call, int, str]] = [
+            ("Check, new contact", check_new(stub), 1, "sidecar"),
+            ("Activate, new contact", activate_new(stub, f"bench-new-{round_}"), 1, "sidecar"),
+            (WARM, activate_active(stub), 1, "sidecar"),
+            (ECHO_STREAM, echo_stream(echo_pipe), 1, "echo"),
+            ("ActivateStream, already active", stream_active(pipe), 1, "sidecar"),
             (
                 f"ActivateBatch x{BATCH}, new",
                 activate_batch(stub, f"bench-batch-{round_}"),
                 BATCH,
+                "sidecar",
             ),
         ]
         if uds is not None:
             over_uds = activate_active(pb_grpc.EnforcerStub(uds))
-            plan.insert(-1, ("Activate over UDS, already active", over_uds, 1))
-        for name, call, per_call in plan:
+            plan.insert(-1, ("Activate over UDS, already active", over_uds, 1, "sidecar"))
+        for name, call, per_call, server in plan:
             if name == WARM:
                 # the scenarios before may have pushed the pool out of the process's records
                 progress(f"round {round_}: a first message from each of the {ACTIVE_POOL:,}")
@@ -258,9 +289,11 @@ async def run_scenarios(
                     contacts_per_call=per_call,
                     pids=pids,
                     round_=round_,
+                    server=server,
                 )
             )
     await pipe.close()
+    await echo_pipe.close()
     return results
 
 
