@@ -85,7 +85,7 @@ proto: install $(NODE_CLIENT)
 	cd clients/node && npm run generate
 
 bench: install redis-server
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 chart: install
 	$(BIN)/pytest tests/helm

@@ -37,7 +37,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="skip the scenarios on a local Redis Cluster (with and without WAIT)",
     )
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="worker counts the batch scaling runs use, comma separated (default 1,2)",
+    )
     ns = parser.parse_args(argv)
+    try:
+        ns.workers = sorted({int(n) for n in ns.workers.split(",")})
+    except ValueError:
+        parser.error("--workers takes worker counts, comma separated (1,2,4)")
+    if not ns.workers or ns.workers[0] < 1:
+        parser.error("--workers takes worker counts of 1 or more")
     if ns.seconds <= 0 or ns.warmup < 0 or ns.concurrency < 1 or ns.memory_contacts < 1:
         parser.error("--seconds, --concurrency, --memory-contacts must be > 0; --warmup >= 0")
     return ns
@@ -79,6 +90,7 @@ async def measure(
             warmup=ns.warmup,
             seconds=ns.seconds,
             pids=pids,
+            workers=ns.workers,
         )
         if ns.cluster:
             results += await run_topologies(

@@ -1,10 +1,12 @@
-"""Worker scaling: ``ActivateBatch`` against one sidecar process, then against ``--workers 2``,
-each measured beside an echo run. The load is spread over several connections: the kernel
-hands each connection to one worker (``SO_REUSEPORT``), so one connection would reach one."""
+"""Worker scaling: ``ActivateBatch`` against a sidecar of one process, then of more
+(``--workers N``), each measured beside an echo run. The load is spread over several
+connections: the kernel hands each connection to one worker (``SO_REUSEPORT``), so one
+connection would reach one."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import grpc
@@ -15,7 +17,6 @@ from bench.scenarios import BATCH, activate_batch, drive_beside_echo, progress
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
 CONNECTIONS = 8
-WORKERS = (1, 2)
 # separate connections: grpc would otherwise share one between channels to one address
 _OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
@@ -50,24 +51,25 @@ async def run_workers(
     warmup: float,
     seconds: float,
     pids: Pids,
+    workers: list[int],
 ) -> list[Result]:
-    """``ActivateBatch`` of new contacts against a sidecar of each of ``WORKERS`` processes."""
+    """``ActivateBatch`` of new contacts against a sidecar of each number of ``workers``."""
     results: list[Result] = []
-    for workers in WORKERS:
-        progress(f"starting a sidecar of {workers} worker process(es)")
-        sidecar = procs.start_sidecar(redis_url, MAC_WORKERS=str(workers))
+    for count in workers:
+        progress(f"starting a sidecar of {count} worker process(es)")
+        sidecar = procs.start_sidecar(redis_url, MAC_WORKERS=str(count))
         try:
-            serving = worker_pids(sidecar, workers)
+            serving = worker_pids(sidecar, count)
             channels = [
                 grpc.aio.insecure_channel(sidecar.addr, options=_OWN_CONNECTION)
                 for _ in range(CONNECTIONS)
             ]
             try:
-                workspace = f"bench-workers-{workers}"
+                workspace = f"bench-workers-{count}"
                 calls = [activate_batch(pb_grpc.EnforcerStub(c), workspace) for c in channels]
                 results.append(
                     await drive_beside_echo(
-                        f"[workers {workers}] ActivateBatch x{BATCH}, new",
+                        f"[workers {count}] ActivateBatch x{BATCH}, new",
                         spread(calls),
                         echo,
                         concurrency=concurrency,
@@ -87,13 +89,18 @@ async def run_workers(
 
 def scaling(results: list[Result]) -> str | None:
     """The line saying how throughput grew with the workers, or None without those runs."""
-    runs = {r.name.split("]")[0] + "]": r for r in results if r.name.startswith("[workers ")}
-    one, two = runs.get("[workers 1]"), runs.get("[workers 2]")
-    if one is None or two is None:
+    runs = {
+        int(r.name[9 : r.name.index("]")]): r for r in results if r.name.startswith("[workers ")
+    }
+    if 1 not in runs or len(runs) < 2:
         return None
-    grown = two.contacts_per_second / one.contacts_per_second
+    one = runs[1].contacts_per_second
+    grown = ", ".join(
+        f"{n} workers {run.contacts_per_second / one:.2f}x"
+        for n, run in sorted(runs.items())
+        if n > 1
+    )
     return (
-        f"Worker scaling: --workers 2 decided {grown:.2f}x the contacts/s of one process "
-        f"({two.contacts_per_second:,.0f} against {one.contacts_per_second:,.0f}), on "
-        "cores shared with the load client and Redis"
+        f"Worker scaling (ActivateBatch contacts/s against one process, {one:,.0f}): {grown}; "
+        f"on {os.cpu_count()} cores shared with the load client and Redis"
     )
