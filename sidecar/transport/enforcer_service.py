@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -76,29 +76,23 @@ class EnforcerService(OrderedStream):
             )
 
     async def Check(self, request: pb.CheckRequest, context: Context) -> pb.Decision:
-        workspace = request.workspace_id
-        fields = wire.contact_fields(request.contact)
-        warm = self.at_once(
-            "Check",
-            workspace,
-            lambda: self._enforcer.warm(workspace, fields),
-            wire.decision_message,
-        )
-        if warm is not None:
-            return warm
-        return await self.unary(
-            "Check",
-            context,
-            lambda: self._enforcer.check(workspace, fields, warm_tried=True),
-            wire.decision_message,
-            workspace,
-        )
+        return await self._single("Check", request, context, self._enforcer.check)
 
     async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.Decision:
+        return await self._single("Activate", request, context, self._enforcer.activate)
+
+    async def _single(
+        self,
+        method: str,
+        request: pb.CheckRequest | pb.ActivateRequest,
+        context: Context,
+        decide: Callable[..., Awaitable[Decision]],
+    ) -> pb.Decision:
+        """One contact: answered by the warm path at once, or decided by ``decide``."""
         workspace = request.workspace_id
         fields = wire.contact_fields(request.contact)
         warm = self.at_once(
-            "Activate",
+            method,
             workspace,
             lambda: self._enforcer.warm(workspace, fields),
             wire.decision_message,
@@ -106,9 +100,9 @@ class EnforcerService(OrderedStream):
         if warm is not None:
             return warm
         return await self.unary(
-            "Activate",
+            method,
             context,
-            lambda: self._enforcer.activate(workspace, fields, warm_tried=True),
+            lambda: decide(workspace, fields, warm_tried=True),
             wire.decision_message,
             workspace,
         )
