@@ -201,7 +201,10 @@ class UnaryRunner:
         if self.gate.closed:
             return None
         started = time.perf_counter()
-        result = answer()
+        try:
+            result = answer()
+        except Exception:  # the call's own path decides it, and says what went wrong
+            return None
         if result is None:
             return None
         message = to_message(result)
@@ -282,7 +285,10 @@ class OrderedStream(UnaryRunner):
             if answer_now is None:
                 return None
             started = time.perf_counter()
-            result = answer_now(request)
+            try:
+                result = answer_now(request)
+            except Exception:  # decided as any message, which says what went wrong
+                return None
             if result is None:
                 return None
             return answered(request, result, to_message(request, result), started)

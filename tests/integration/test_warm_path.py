@@ -171,3 +171,30 @@ async def test_a_stream_answers_known_contacts_at_once_and_in_order(
     new = [a.decision for a in answers if not a.tag % 2]
     assert all(d.reason == pb.REASON_ADMITTED and not d.from_local_record for d in new)
     assert decide_calls() - before <= 10  # only the new contacts went to Redis
+
+
+async def test_a_warm_path_that_fails_leaves_the_call_to_redis(
+    make_sidecar: SidecarFactory,
+) -> None:
+    stub = await make_sidecar(warm_seconds=1.0)
+    known = await act(stub, email="known@example.com")
+
+    def broken(workspace_id: str, contact: ContactFields) -> None:
+        raise RuntimeError("the record is unreadable")
+
+    make_sidecar.last.enforcer.warm = broken  # type: ignore[method-assign]
+    before = decide_calls()
+    again = await act(stub, email="known@example.com")
+    new = await act(stub, email="new@example.com")
+    streamed = [r async for r in stub.ActivateStream(iter([_stream_activate("known@example.com")]))]
+    assert (again.reason, again.contact_key) == (pb.REASON_ALREADY_ACTIVE, known.contact_key)
+    assert new.reason == pb.REASON_ADMITTED
+    assert streamed[0].decision.reason == pb.REASON_ALREADY_ACTIVE
+    assert decide_calls() - before == 3  # each decided by Redis instead
+
+
+def _stream_activate(email: str) -> pb.ActivateStreamRequest:
+    contact = pb.Contact(email=email)
+    return pb.ActivateStreamRequest(
+        activate=pb.ActivateRequest(workspace_id="acme", contact=contact)
+    )
