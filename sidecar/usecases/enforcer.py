@@ -185,8 +185,11 @@ class Enforcer:
         """The warm path's answer for ``contact`` without awaiting anything, or ``None``:
         then ``activate`` or ``check`` decides it (an invalid contact, one the record does
         not know, a workspace without a fresh reply, a national phone number)."""
-        if not self._warm or workspace_id not in self._last:
+        if not self._warm:
             return None
+        last = self._last.get(workspace_id)
+        if last is None or self._clock.now() >= last[0]:
+            return None  # checked before keying: a stale workspace costs no more
         if contact.phone and is_national(contact.phone):
             return None  # its key depends on a region that may have to be read
         try:
@@ -195,30 +198,29 @@ class Enforcer:
             )
         except InvalidArgument:
             return None
-        return self._warm_answer(workspace_id, keyed)
+        return self._known_answer(workspace_id, last[1], keyed)
 
     def _warm_answer(self, workspace_id: str, contact: KeyedContact) -> Decision | None:
         """The decision of a contact the record knows is counted in the period of the
-        workspace's last reply, while that reply is fresh; ``None`` to ask the store.
-
-        Every key of the contact must lead to one identity in the record: a key the store
-        has not linked yet needs the store to link it."""
+        workspace's last reply, while that reply is fresh; ``None`` to ask the store."""
         last = self._last.get(workspace_id)
-        if last is None:
+        if last is None or self._clock.now() >= last[0]:
             return None
-        now = self._clock.now()
-        fresh_until, usage, _ = last
-        if now >= fresh_until:
-            return None
+        return self._known_answer(workspace_id, last[1], contact)
+
+    def _known_answer(
+        self, workspace_id: str, usage: Usage, contact: KeyedContact
+    ) -> Decision | None:
+        """``ALREADY_ACTIVE`` or ``EXEMPT`` with ``usage`` when the record knows the contact in
+        the usage's period, else ``None``. Every key of the contact must lead to one identity
+        in the record: a key the store has not linked yet needs the store to link it."""
         known = self.known.lookup_all(workspace_id, usage.period.key, contact)
         if known is None:
             return None
+        # allowed, reason, contact_key, usage, identity_conflict, shadow_denied,
+        # visitor_merged, from_local_record
         return Decision(
-            allowed=True,
-            reason=known.reason,
-            contact_key=key_text(known.identity),
-            usage=usage,
-            from_local_record=True,
+            True, known.reason, key_text(known.identity), usage, False, False, False, True
         )
 
     def _remember(

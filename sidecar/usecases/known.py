@@ -102,6 +102,13 @@ class KnownContacts:
 
     def lookup(self, workspace_id: str, period_key: str, key: bytes) -> Known | None:
         """What the record knows of ``key`` in the period, or ``None``."""
+        found = self._entry(workspace_id, period_key, key)
+        return Known(*found) if found is not None else None
+
+    def _entry(
+        self, workspace_id: str, period_key: str, key: bytes
+    ) -> tuple[str, bool, bytes] | None:
+        # the stored fields of a ``lookup``: an entry of another period is dropped
         entry = (workspace_id, key)
         found = self._entries.get(entry)
         if found is None:
@@ -110,7 +117,7 @@ class KnownContacts:
             del self._entries[entry]
             return None
         self._entries.move_to_end(entry)
-        return Known(*found)
+        return found
 
     def forget(self, workspace_id: str) -> None:
         """Drop everything known of the workspace's contacts (a merge or an exemption changed
@@ -123,18 +130,14 @@ class KnownContacts:
         period, under one identity; ``None`` otherwise."""
         if not self._entries:
             return None
-        found: Known | None = None
-        for key in contact.primaries:
-            known = self.lookup(workspace_id, period_key, key)
-            if known is None or (found is not None and known.identity != found.identity):
+        found: tuple[str, bool, bytes] | None = None
+        keys = (*contact.primaries, contact.visitor) if contact.visitor else contact.primaries
+        for key in keys:
+            entry = self._entry(workspace_id, period_key, key)
+            if entry is None or (found is not None and entry[2] != found[2]):
                 return None
-            found = known
-        if contact.visitor:
-            known = self.lookup(workspace_id, period_key, contact.visitor)
-            if known is None or (found is not None and known.identity != found.identity):
-                return None
-            found = known
-        return found
+            found = entry
+        return Known(*found) if found is not None else None
 
     def lookup_contact(
         self, workspace_id: str, period_key: str, contact: KeyedContact
