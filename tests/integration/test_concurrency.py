@@ -6,17 +6,16 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 import redis
 
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from tests.support.calls import activate_concurrently
 from tests.support.redis_servers import RedisServer
-from tests.support.sidecar_process import SidecarProcess
+from tests.support.sidecar_process import SidecarProcess, enforcer_stubs
 
 LIMIT = 50
-TASKS = 16
 
 
 @pytest.fixture
@@ -24,38 +23,17 @@ async def two_processes(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> AsyncIterator[list[pb_grpc.EnforcerStub]]:
     procs = [SidecarProcess(redis_server.url, MAC_DEFAULT_LIMIT=str(LIMIT)) for _ in range(2)]
-    channels: list[grpc.aio.Channel] = []
-    try:
-        for proc in procs:
-            proc.start()
-            channels.append(grpc.aio.insecure_channel(f"127.0.0.1:{proc.port}"))
-        yield [pb_grpc.EnforcerStub(ch) for ch in channels]
-    finally:
-        for ch in channels:
-            await ch.close()
-        for proc in procs:
-            proc.stop()
+    async with enforcer_stubs(procs) as stubs:
+        yield stubs
 
 
 async def hammer(
     stubs: list[pb_grpc.EnforcerStub], contacts: list[pb.Contact]
 ) -> list[pb.Decision]:
-    """Activate every contact once, spread over TASKS tasks and both processes."""
-    queue: asyncio.Queue[tuple[int, pb.Contact]] = asyncio.Queue()
-    for item in enumerate(contacts):
-        queue.put_nowait(item)
-    results: list[pb.Decision | None] = [None] * len(contacts)
-
-    async def worker(n: int) -> None:
-        stub = stubs[n % len(stubs)]
-        while not queue.empty():
-            i, contact = queue.get_nowait()
-            request = pb.ActivateRequest(workspace_id="acme", contact=contact)
-            results[i] = await stub.Activate(request)
-
-    await asyncio.gather(*(worker(n) for n in range(TASKS)))
-    assert all(r is not None for r in results)
-    return [r for r in results if r is not None]
+    """Activate every contact once, spread over many tasks and both processes."""
+    decisions = await activate_concurrently(stubs, "acme", contacts)
+    assert len(decisions) == len(contacts)
+    return decisions
 
 
 async def test_concurrent_activations_admit_exactly_the_limit(

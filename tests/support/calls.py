@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
@@ -11,6 +12,10 @@ from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.gen.mac.v1.admin_pb2 import Event
 from tests.support.constants import AUTH
+
+TASKS = 16  # client tasks of the concurrent calls
+# A sidecar that keeps a caller waiting this long is hung, not unavailable.
+CALL_DEADLINE = 10.0
 
 
 async def subscribe(
@@ -75,3 +80,23 @@ async def act(stub: pb_grpc.EnforcerStub, **contact: str) -> pb.Decision:
         pb.ActivateRequest(workspace_id="acme", contact=pb.Contact(**contact))
     )
     return decision
+
+
+async def activate_concurrently(
+    stubs: Sequence[pb_grpc.EnforcerStub], workspace: str, contacts: list[pb.Contact]
+) -> list[pb.Decision]:
+    """Activate every contact once, from TASKS tasks spread over ``stubs``."""
+    queue: asyncio.Queue[tuple[int, pb.Contact]] = asyncio.Queue()
+    for item in enumerate(contacts):
+        queue.put_nowait(item)
+    results: list[pb.Decision | None] = [None] * len(contacts)
+
+    async def worker(n: int) -> None:
+        stub = stubs[n % len(stubs)]
+        while not queue.empty():
+            i, contact = queue.get_nowait()
+            request = pb.ActivateRequest(workspace_id=workspace, contact=contact)
+            results[i] = await stub.Activate(request, timeout=CALL_DEADLINE)
+
+    await asyncio.gather(*(worker(n) for n in range(TASKS)))
+    return [r for r in results if r is not None]

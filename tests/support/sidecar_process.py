@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -88,6 +90,22 @@ class SidecarProcess:
                 self.proc.stderr.close()
         self.proc = None
         return code
+
+
+@contextlib.asynccontextmanager
+async def enforcer_stubs(procs: list[SidecarProcess]) -> AsyncIterator[list[pb_grpc.EnforcerStub]]:
+    """Start ``procs`` and yield an Enforcer stub on each; close and stop them all after."""
+    channels: list[grpc.aio.Channel] = []
+    try:
+        for proc in procs:
+            proc.start()
+            channels.append(grpc.aio.insecure_channel(f"127.0.0.1:{proc.port}"))
+        yield [pb_grpc.EnforcerStub(channel) for channel in channels]
+    finally:
+        for channel in channels:
+            await channel.close()
+        for proc in procs:
+            proc.stop()
 
 
 @dataclass

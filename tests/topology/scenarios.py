@@ -25,13 +25,11 @@ from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.storage.keys import WorkspaceKeys
+from tests.support.calls import CALL_DEADLINE, TASKS, activate_concurrently
 from tests.support.constants import AUTH
 
 Inspect = Callable[[str], redis.Redis]
 ACKNOWLEDGED = (pb.REASON_ADMITTED, pb.REASON_ALREADY_ACTIVE)
-TASKS = 16
-# A sidecar that keeps a caller waiting this long is hung, not unavailable.
-CALL_DEADLINE = 10.0
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -64,26 +62,6 @@ def set_sizes(client: redis.Redis, workspace: str) -> dict[str, int]:
 
 def emails(prefix: str, count: int) -> list[pb.Contact]:
     return [pb.Contact(email=f"{prefix}{n}@example.com") for n in range(count)]
-
-
-async def activate_concurrently(
-    stubs: Sequence[pb_grpc.EnforcerStub], workspace: str, contacts: list[pb.Contact]
-) -> list[pb.Decision]:
-    """Activate every contact once, from TASKS tasks spread over ``stubs``."""
-    queue: asyncio.Queue[tuple[int, pb.Contact]] = asyncio.Queue()
-    for item in enumerate(contacts):
-        queue.put_nowait(item)
-    results: list[pb.Decision | None] = [None] * len(contacts)
-
-    async def worker(n: int) -> None:
-        stub = stubs[n % len(stubs)]
-        while not queue.empty():
-            i, contact = queue.get_nowait()
-            request = pb.ActivateRequest(workspace_id=workspace, contact=contact)
-            results[i] = await stub.Activate(request, timeout=CALL_DEADLINE)
-
-    await asyncio.gather(*(worker(n) for n in range(TASKS)))
-    return [r for r in results if r is not None]
 
 
 async def batch_concurrently(

@@ -11,7 +11,8 @@ from redis.crc import key_slot
 
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.storage.keys import WorkspaceKeys
-from tests.support.sidecar_process import SidecarProcess
+from tests.support.calls import activate_concurrently
+from tests.support.sidecar_process import SidecarProcess, enforcer_stubs
 from tests.support.sidecars import SidecarFactory
 from tests.support.topologies import RedisCluster
 from tests.topology import scenarios
@@ -57,7 +58,7 @@ async def test_workspaces_spread_over_masters_each_on_one_node(
     workspaces = [f"spread-{n}" for n in range(30)]
     for ws in workspaces:
         await scenarios.admin_subscribe(admin, ws)
-        await scenarios.activate_concurrently([stub], ws, scenarios.emails(f"{ws}-", 3))
+        await activate_concurrently([stub], ws, scenarios.emails(f"{ws}-", 3))
     seen: dict[str, set[int]] = {ws: set() for ws in workspaces}
     for master in cluster.masters():
         ranges = cluster.slots_of(master)
@@ -110,18 +111,8 @@ async def durable_sidecars(cluster: RedisCluster) -> AsyncIterator[list[pb_grpc.
         )
         for _ in range(2)
     ]
-    channels: list[grpc.aio.Channel] = []
-    try:
-        for proc in procs:
-            proc.start()
-            channels.append(grpc.aio.insecure_channel(f"127.0.0.1:{proc.port}"))
-        yield [pb_grpc.EnforcerStub(channel) for channel in channels]
-    finally:
-        for channel in channels:
-            await channel.close()
-        for proc in procs:
-            if proc.proc is not None:
-                proc.stop()
+    async with enforcer_stubs(procs) as stubs:
+        yield stubs
 
 
 @pytest.mark.slow

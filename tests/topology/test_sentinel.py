@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.support.sidecar_process import SidecarProcess
+from tests.support.sidecar_process import SidecarProcess, enforcer_stubs
 from tests.support.sidecars import SidecarFactory
 from tests.support.topologies import RedisSentinel
 from tests.topology import scenarios
@@ -80,18 +80,8 @@ async def durable_sidecars(sentinel: RedisSentinel) -> AsyncIterator[list[pb_grp
         )
         for _ in range(2)
     ]
-    channels: list[grpc.aio.Channel] = []
-    try:
-        for proc in procs:
-            proc.start()
-            channels.append(grpc.aio.insecure_channel(f"127.0.0.1:{proc.port}"))
-        yield [pb_grpc.EnforcerStub(channel) for channel in channels]
-    finally:
-        for channel in channels:
-            await channel.close()
-        for proc in procs:
-            if proc.proc is not None:
-                proc.stop()
+    async with enforcer_stubs(procs) as stubs:
+        yield stubs
 
 
 @pytest.mark.slow
