@@ -13,16 +13,18 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /src
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --upgrade pip
+# uv, pinned by hash, then exactly the runtime packages of uv.lock (the same lock `make install`
+# installs), the service itself built as a wheel into /opt/venv.
+COPY tools/uv/requirements.txt ./tools/uv/requirements.txt
+RUN python -m pip install --require-hashes --no-deps -r tools/uv/requirements.txt
 # Only what the wheel is built from (see .dockerignore).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY sidecar ./sidecar
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install /wheels/*.whl \
-    && /opt/venv/bin/python -m compileall -q /opt/venv/lib \
+RUN uv sync --locked --no-dev --no-editable --compile-bytecode --python /usr/local/bin/python \
     && /opt/venv/bin/sidecar --version
 
 FROM ${PYTHON_IMAGE}

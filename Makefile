@@ -7,31 +7,48 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install redis-server prometheus run test lint format proto bench chart image clean
+.PHONY: help install lock redis-server prometheus run test lint format proto bench chart image clean
 
 help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
 	@echo "make test    the whole test suite (Python and the Node client) against Redis servers it starts itself"
 	@echo "make lint    ruff, formatting, mypy --strict, the import contracts, buf lint and buf breaking"
+	@echo "make lock    re-resolve uv.lock after a change to pyproject.toml (LOCK_ARGS=--upgrade-package NAME)"
 	@echo "make proto   regenerate sidecar/gen and clients/node/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
 	@echo "make image   build the container image (needs Docker)"
 
-# `make run` needs only the service's own packages; tests and linters add the dev tools.
-$(RUNTIME): pyproject.toml
+# Every Python package comes from uv.lock, exact versions with their hashes; uv itself from
+# tools/uv/requirements.txt, hashed too. `make lock` is the one way to change the lock.
+UV_DIR := .uv
+UV := $(UV_DIR)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+UV_SYNC := $(UV) sync --locked --python $(PYTHON) --quiet
+
+$(UV): tools/uv/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(PYTHON) -m venv $(UV_DIR)
+	$(UV_DIR)/bin/pip install --quiet --require-hashes --no-deps -r tools/uv/requirements.txt
+	@touch $@
+
+# `make run` needs only the service's own packages; tests and linters add the dev group.
+$(RUNTIME): $(UV) pyproject.toml uv.lock
+	$(UV_SYNC) --no-dev --inexact
 	@touch $@
 
 $(STAMP): $(RUNTIME)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(UV_SYNC)
 	@touch $@
 
 install: $(STAMP)
+
+# Re-resolve the lock: `make lock` after editing pyproject.toml keeps every other pin;
+# `make lock LOCK_ARGS="--upgrade-package redis"` upgrades one package, `--upgrade` all.
+lock: $(UV)
+	$(UV) lock $(LOCK_ARGS)
 
 NODE_CLIENT := clients/node/node_modules/.installed
 $(NODE_CLIENT): clients/node/package.json clients/node/package-lock.json
@@ -68,6 +85,7 @@ test: install redis-server prometheus $(NODE_CLIENT)
 	cd clients/node && SIDECAR_PYTHON=$(abspath $(BIN))/python npm test
 
 lint: install $(BUF)
+	@$(UV) lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run make lock and commit both"; exit 1; }
 	$(BIN)/ruff check sidecar tests tools bench examples
 	$(BIN)/ruff format --check sidecar tests tools bench examples
 	$(BIN)/mypy
@@ -94,4 +112,4 @@ image:
 	docker build -t mac-sidecar:$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])') .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage build *.egg-info
+	rm -rf $(VENV) $(UV_DIR) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage build *.egg-info

@@ -103,7 +103,7 @@ def sentinel_of(settings: Settings) -> Sentinel:
         own["password"] = password
     if urls[0].scheme == "rediss":
         own["ssl"] = True
-    return Sentinel(  # type: ignore[no-untyped-call]
+    return Sentinel(
         [(u.hostname or "localhost", u.port or 26379) for u in urls],
         sentinel_kwargs=own,
         ssl=urls[0].scheme == "rediss",

@@ -126,3 +126,20 @@ def test_chart_app_version_and_image_version_are_the_package_version() -> None:
     assert chart["appVersion"] == version
     args = dict(a.partition("=")[::2] for a in _all("ARG") if "=" in a)
     assert args["VERSION"] == version
+
+
+def test_the_image_installs_exactly_the_lock() -> None:
+    """The builder installs uv by hash and the runtime group of uv.lock, refusing a stale lock."""
+    runs = _all("RUN")
+    assert any("--require-hashes" in r and "tools/uv/requirements.txt" in r for r in runs)
+    (sync,) = [r for r in runs if "uv sync" in r]
+    assert {"--locked", "--no-dev", "--no-editable"} <= set(sync.split())
+    assert "pip install /wheels" not in " ".join(runs)
+
+
+def test_uv_is_the_version_the_project_requires() -> None:
+    """tools/uv/requirements.txt pins the uv that pyproject's required-version names."""
+    required = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["required-version"]
+    pinned = (ROOT / "tools/uv/requirements.txt").read_text().split()[0]
+    assert required == "==" + pinned.partition("==")[2]
+    assert "--hash=sha256:" in (ROOT / "tools/uv/requirements.txt").read_text()
