@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install lock redis-server prometheus run test lint format proto bench chart image clean
+.PHONY: help install lock docs redis-server prometheus run test lint format proto bench chart image clean
 
 help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
@@ -16,6 +16,7 @@ help:
 	@echo "make lock    re-resolve uv.lock after a change to pyproject.toml (LOCK_ARGS=--upgrade-package NAME)"
 	@echo "make proto   regenerate sidecar/gen and clients/node/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
+	@echo "make docs    regenerate the generated docs (the chart README's values table)"
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
 	@echo "make image   build the container image (needs Docker)"
 
@@ -104,6 +105,9 @@ proto: install $(NODE_CLIENT)
 
 bench: install redis-server
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+docs: install
+	$(BIN)/python -m tools.chart_values
 
 chart: install
 	$(BIN)/pytest tests/helm
