@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from sidecar.domain.errors import ConfigError
 from sidecar.settings import DEFAULT_GRPC_ADDR, split_addr
 
 EXIT_ERROR = 2
+# A call may wait at most a day: past that a deadline is a typo, and grpc refuses huge ones.
+_TIMEOUT_MAX = 86_400.0
 # The variables of the client commands' TLS options (the sidecar's own MAC_TLS_* settings are
 # its server certificate; these are what a caller trusts and presents).
 TLS_ENV = {
@@ -77,8 +80,37 @@ def _tls_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def seconds(text: str) -> float:
+    """``--timeout``'s value: seconds, more than 0 and at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= _TIMEOUT_MAX):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give seconds above 0 and at most {_TIMEOUT_MAX:,.0f}"
+        )
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number of 1 or more (``--page-size``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser, timeout: float) -> None:
-    parser.add_argument("--timeout", type=float, default=timeout, help="seconds to wait per call")
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        default=timeout,
+        help="seconds to wait per call (default %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     _tls_options(parser)
 

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from sidecar.cli.connection import admin_options, client, enforcer_options
+from sidecar.cli.connection import admin_options, client, count, enforcer_options
 from sidecar.cli.formatting import print_message, to_json
 from sidecar.gen.mac.v1 import enforcer_pb2 as enforcer_pb
 
@@ -136,7 +136,7 @@ def add_commands(commands: Any) -> None:
         "--format", choices=("csv", "jsonl"), default=None, help="csv (default) or jsonl"
     )
     export.add_argument("--output", "-o", default="", help="a file instead of stdout")
-    export.add_argument("--page-size", type=int, default=1000, help="keys per call")
+    export.add_argument("--page-size", type=count, default=1000, help="keys per call")
     admin_options(export)
     export.set_defaults(handler=contacts_export)
 

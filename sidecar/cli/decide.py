@@ -64,20 +64,37 @@ def check_batch(ns: argparse.Namespace) -> int:
     if ns.json:
         print(to_json(reply))
     else:
-        u = reply.usage
-        verdict = "fits" if reply.fits else f"does NOT fit: {reply.denied:,} would be denied"
-        print(f"{len(contacts):,} contacts: {verdict}")
-        print(f"  would count      {reply.admitted:,}")
-        print(f"  already active   {reply.already_active:,}")
-        print(f"  not counted      {reply.uncounted:,}  (exempt, or shadow mode)")
-        print(f"  denied           {reply.denied:,}")
-        if reply.HasField("usage"):
-            after = u.active + reply.admitted
-            print(
-                f"  usage now        {u.active:,} of {u.limit:,}; after it "
-                f"{after:,} {bar(after, u.limit)}"
-            )
+        print("\n".join(batch_summary(len(contacts), reply)))
     return 0 if reply.fits else EXIT_DENIED
+
+
+def batch_summary(total: int, reply: pb.CheckBatchResponse) -> list[str]:
+    """What ``check-batch`` prints: the verdict, how many would be counted (and whether that
+    starts a trial), already active, not counted, denied, and the usage before and after."""
+    trial_at = next(
+        (n for n, d in enumerate(reply.decisions, 1) if d.reason == pb.REASON_TRIAL_STARTED), 0
+    )
+    if not reply.fits:
+        verdict = f"does NOT fit: {reply.denied:,} would be denied"
+    else:
+        verdict = "fits, by starting a trial" if trial_at else "fits"
+    lines = [
+        f"{total:,} contacts: {verdict}",
+        f"  would count      {reply.admitted:,}",
+        f"  start a trial    {f'yes, at contact {trial_at:,}' if trial_at else 'no'}",
+        f"  already active   {reply.already_active:,}",
+        f"  not counted      {reply.uncounted:,}  (exempt, or shadow mode)",
+        f"  denied           {reply.denied:,}",
+    ]
+    if reply.HasField("usage"):
+        u = reply.usage
+        after = u.active + reply.admitted
+        if trial_at:
+            shown = f"{after:,}, past the plan's {u.limit:,}: counted under the trial's limit"
+        else:
+            shown = f"{after:,} {bar(after, u.limit)}"
+        lines.append(f"  usage now        {u.active:,} of {u.limit:,}; after it {shown}")
+    return lines
 
 
 def _contact_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sidecar.cli.connection import admin_options, client
+from sidecar.cli.connection import admin_options, client, seconds
 from sidecar.cli.formatting import to_json, when
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 
@@ -34,7 +34,7 @@ def add_commands(commands: Any) -> None:
     tail.add_argument("workspace", nargs="?", default="", help="one workspace (default: all)")
     tail.add_argument("--after", default="", help="resume after this event id")
     tail.add_argument(
-        "--seconds", type=float, default=None, help="stop after this long (default: follow)"
+        "--seconds", type=seconds, default=None, help="stop after this long (default: follow)"
     )
     admin_options(tail)
     tail.set_defaults(handler=events_tail)

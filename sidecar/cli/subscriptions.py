@@ -7,6 +7,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
+
+from sidecar.cli import exits
 from sidecar.cli.connection import admin_options, client
 from sidecar.cli.formatting import bar, breakdown_text, print_message, subscription_text, when
 
@@ -59,7 +62,18 @@ def subscription_set(ns: argparse.Namespace) -> int:
         print("error: nothing to change: give a field to set or --clear one", file=sys.stderr)
         return 2
     with client(ns) as mac:
-        sub = mac.set_subscription(ns.workspace, clear=clear, **fields)
+        try:
+            sub = mac.set_subscription(ns.workspace, clear=clear, **fields)
+        except grpc.RpcError as exc:
+            if ns.plan is None and exc.code() is grpc.StatusCode.FAILED_PRECONDITION:
+                print(f"error: FAILED_PRECONDITION: {exc.details()}", file=sys.stderr)
+                print(
+                    f"hint: name the plan with --plan, e.g. sidecar subscription set "
+                    f"{ns.workspace} --plan starter",
+                    file=sys.stderr,
+                )
+                return exits.USAGE
+            raise
     print_message(ns, sub, subscription_text(sub))
     return 0
 

@@ -71,7 +71,7 @@ async def test_no_sidecar_says_so() -> None:
     code, _, err = await cli(
         "activate", "acme", "--id", "x", f"--addr=127.0.0.1:{free_port()}", "--timeout", "1"
     )
-    assert code == 2
+    assert code == 3
     assert "cannot reach the sidecar" in err
 
 
@@ -143,10 +143,13 @@ async def test_subscription_set_and_get(sidecar_app: Sidecar) -> None:
 async def test_subscription_set_changes_only_the_flags_given(sidecar_app: Sidecar) -> None:
     conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
     code, _, err = await cli("subscription", "set", "w2", "--packs", "3", *conn)
-    assert (code, err.strip()) == (
+    assert (code, err.splitlines()) == (
         2,
-        "error: FAILED_PRECONDITION: workspace w2 has no subscription yet: "
-        "the first change names a plan",
+        [
+            "error: FAILED_PRECONDITION: workspace w2 has no subscription yet: "
+            "the first change names a plan",
+            "hint: name the plan with --plan, e.g. sidecar subscription set w2 --plan starter",
+        ],
     )
     first = ("--plan", "pro", "--timezone", "Europe/Berlin", "--platform-version", "7.3.0")
     code, _, _ = await cli("subscription", "set", "w2", *first, "--shadow", *conn)
