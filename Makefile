@@ -16,7 +16,7 @@ help:
 	@echo "make lock    re-resolve uv.lock after a change to pyproject.toml (LOCK_ARGS=--upgrade-package NAME)"
 	@echo "make proto   regenerate sidecar/gen and clients/node/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
-	@echo "make docs    regenerate the generated docs (the chart README's values table)"
+	@echo "make docs    regenerate the generated docs (configuration, metrics, the chart's values)"
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
 	@echo "make image   build the container image (needs Docker)"
 
@@ -108,6 +108,7 @@ bench: install redis-server
 
 docs: install
 	$(BIN)/python -m tools.chart_values
+	$(BIN)/python -m tools.reference_docs
 
 chart: install
 	$(BIN)/pytest tests/helm
