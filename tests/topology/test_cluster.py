@@ -9,10 +9,10 @@ from redis.crc import key_slot
 
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.storage.keys import WorkspaceKeys
+from tests.support import scenarios
 from tests.support.calls import activate_concurrently
 from tests.support.sidecars import SidecarFactory
 from tests.support.topologies import RedisCluster
-from tests.topology import scenarios
 
 LIMIT = 50
 

@@ -7,9 +7,9 @@ import pytest
 import redis
 
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from tests.support import scenarios
 from tests.support.sidecars import SidecarFactory
 from tests.support.topologies import RedisSentinel
-from tests.topology import scenarios
 
 LIMIT = 50
 
