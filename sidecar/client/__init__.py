@@ -8,7 +8,8 @@ with Client("127.0.0.1:50051", deadline=0.5, on_unavailable="allow") as mac:
         ...  # show the visitor the "we are at capacity" message
 """
 
-from sidecar.client.clients import AsyncClient, Client
+from sidecar.client.aio import AsyncClient
+from sidecar.client.blocking import Client
 from sidecar.client.options import TLS, ClientOptions
 from sidecar.client.results import BatchResult, Decision, StreamError, Usage
 

@@ -30,7 +30,7 @@ from sidecar.server.uds import SocketPath
 from sidecar.server.webhooks import WebhookDeliverer
 from sidecar.server.workers import WORKER_ENV
 from sidecar.settings import Settings, redact_endpoint, split_addr
-from sidecar.storage.connections import WATCH_BLOCK_MS, RedisConnections
+from sidecar.storage.connections import WATCH_BLOCK_MS, RedisConnections, RedisOptions
 from sidecar.storage.journal import FileJournal
 from sidecar.storage.store import RedisStore
 from sidecar.transport.admin_service import AdminService
@@ -52,6 +52,22 @@ ENFORCER_SERVICE = pb.DESCRIPTOR.services_by_name["Enforcer"].full_name
 ADMIN_SERVICE = admin_pb.DESCRIPTOR.services_by_name["Admin"].full_name
 # The largest valid request is a batch of MAC_BATCH_MAX contacts of the largest valid size.
 _RECEIVE_OVERHEAD = 64 << 10
+
+
+def redis_options(settings: Settings) -> RedisOptions:
+    """Where Redis is and how to reach it, from the ``MAC_REDIS_*`` settings: the one place
+    storage's options are made of them."""
+    return RedisOptions(
+        urls=tuple(settings.redis_urls()),
+        topology=settings.redis_type,
+        timeout=settings.redis_timeout,
+        max_connections=settings.redis_max_connections,
+        username=settings.redis_username,
+        password=settings.redis_password,
+        sentinel_master=settings.redis_sentinel_master,
+        sentinel_username=settings.redis_sentinel_username,
+        sentinel_password=settings.redis_sentinel_password,
+    )
 
 
 def plan_catalog(settings: Settings) -> PlanCatalog:
@@ -88,7 +104,7 @@ class Sidecar:
         # read (and checked) first: a bad certificate stops the start before anything opens
         self.tls = ServerTLS.from_settings(settings)
         catalog = plan_catalog(settings)
-        self.connections = RedisConnections.from_settings(settings)
+        self.connections = RedisConnections.from_options(redis_options(settings))
         self.store = RedisStore(
             self.connections,
             wait_replicas=settings.redis_wait_replicas,

@@ -4,8 +4,8 @@ single Redis, behind Sentinel, or on a Redis Cluster (``MAC_REDIS_TYPE``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -15,7 +15,6 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
-from sidecar.settings import Settings
 from sidecar.storage.cluster import ClusterConnections
 from sidecar.storage.multiplex import MultiplexedConnection
 
@@ -26,22 +25,76 @@ Client = Redis | RedisCluster
 Pipelined = MultiplexedConnection | ClusterConnections
 
 
-def _timeouts(settings: Settings, blocking_reads: bool) -> dict[str, Any]:
-    read_timeout = settings.redis_timeout + (WATCH_BLOCK_MS / 1000 if blocking_reads else 0)
-    return {"socket_timeout": read_timeout, "socket_connect_timeout": settings.redis_timeout}
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """Where Redis is and how this process talks to it (the ``MAC_REDIS_*`` settings).
+
+    :param urls: the one Redis (``redis://``, ``rediss://`` or ``unix://``), the seed nodes of
+        a cluster, or the sentinels.
+    :param topology: ``single`` (one Redis, or a proxy), ``cluster`` or ``sentinel``.
+    :param timeout: seconds to wait for one reply, and for a connection.
+    :param max_connections: of each pool.
+    :param username: of the Redis servers, when not in the URL ("": none).
+    :param password: of the Redis servers, when not in the URL ("": none).
+    :param sentinel_master: the name the sentinels monitor the master under.
+    :param sentinel_username: of the sentinels themselves ("": the URL's, if any).
+    :param sentinel_password: of the sentinels themselves ("": the URL's, if any).
+    """
+
+    urls: tuple[str, ...]
+    topology: str
+    timeout: float
+    max_connections: int
+    username: str = ""
+    password: str = field(default="", repr=False)
+    sentinel_master: str = ""
+    sentinel_username: str = ""
+    sentinel_password: str = field(default="", repr=False)
 
 
-def _credentials(settings: Settings) -> dict[str, Any]:
+def _timeouts(options: RedisOptions, blocking_reads: bool) -> dict[str, Any]:
+    read_timeout = options.timeout + (WATCH_BLOCK_MS / 1000 if blocking_reads else 0)
+    return {"socket_timeout": read_timeout, "socket_connect_timeout": options.timeout}
+
+
+def _credentials(options: RedisOptions) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    if settings.redis_username:
-        found["username"] = settings.redis_username
-    if settings.redis_password:
-        found["password"] = settings.redis_password
+    if options.username:
+        found["username"] = options.username
+    if options.password:
+        found["password"] = options.password
     return found
 
 
+class _WholeSettings(Protocol):
+    """The service's whole settings, which ``WebhookStreams.from_settings`` still hands to
+    ``redis_client``; goes when that method does (every other caller gives ``RedisOptions``,
+    made in the composition root)."""
+
+    @property
+    def redis_type(self) -> str: ...
+    @property
+    def redis_timeout(self) -> float: ...
+    @property
+    def redis_max_connections(self) -> int: ...
+    @property
+    def redis_username(self) -> str: ...
+    @property
+    def redis_password(self) -> str: ...
+    @property
+    def redis_sentinel_master(self) -> str: ...
+    @property
+    def redis_sentinel_username(self) -> str: ...
+    @property
+    def redis_sentinel_password(self) -> str: ...
+    def redis_urls(self) -> list[str]: ...
+
+
 def redis_client(
-    settings: Settings, *, blocking_reads: bool = False, sentinel: Sentinel | None = None
+    options: RedisOptions | _WholeSettings,
+    *,
+    blocking_reads: bool = False,
+    sentinel: Sentinel | None = None,
 ) -> Client:
     """A redis-py client of the configured topology: bounded waits, one immediate retry, no
     backoff.
@@ -49,32 +102,44 @@ def redis_client(
     A caller waits at most about two Redis timeouts; retrying longer would only hold up
     routing while Redis is away. ``blocking_reads`` allows for ``XREAD BLOCK``.
     """
-    if settings.redis_type == "cluster":
-        return _cluster_client(settings, blocking_reads)
-    if settings.redis_type == "sentinel":
-        master: Redis = (sentinel or sentinel_of(settings)).master_for(
-            settings.redis_sentinel_master,
-            max_connections=settings.redis_max_connections,
+    if not isinstance(options, RedisOptions):
+        options = RedisOptions(
+            urls=tuple(options.redis_urls()),
+            topology=options.redis_type,
+            timeout=options.redis_timeout,
+            max_connections=options.redis_max_connections,
+            username=options.redis_username,
+            password=options.redis_password,
+            sentinel_master=options.redis_sentinel_master,
+            sentinel_username=options.redis_sentinel_username,
+            sentinel_password=options.redis_sentinel_password,
+        )
+    if options.topology == "cluster":
+        return _cluster_client(options, blocking_reads)
+    if options.topology == "sentinel":
+        master: Redis = (sentinel or sentinel_of(options)).master_for(
+            options.sentinel_master,
+            max_connections=options.max_connections,
             retry=Retry(NoBackoff(), 1),
-            **_timeouts(settings, blocking_reads),
+            **_timeouts(options, blocking_reads),
         )
         return master
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout,
+        options.urls[0],
+        max_connections=options.max_connections,
+        timeout=options.timeout,
         retry=Retry(NoBackoff(), 1),
-        **_credentials(settings),
-        **_timeouts(settings, blocking_reads),
+        **_credentials(options),
+        **_timeouts(options, blocking_reads),
     )
     return Redis.from_pool(pool)
 
 
-def _cluster_client(settings: Settings, blocking_reads: bool) -> RedisCluster:
-    urls = settings.redis_urls()
+def _cluster_client(options: RedisOptions, blocking_reads: bool) -> RedisCluster:
+    urls = options.urls
     params = parse_url(urls[0])
     tls = urlsplit(urls[0]).scheme == "rediss"
-    options: dict[str, Any] = (
+    ssl_options: dict[str, Any] = (
         {k: v for k, v in params.items() if k.startswith("ssl_")} if tls else {}
     )
     credentials: dict[str, Any] = {k: params[k] for k in ("username", "password") if params.get(k)}
@@ -82,21 +147,21 @@ def _cluster_client(settings: Settings, blocking_reads: bool) -> RedisCluster:
         startup_nodes=[
             ClusterNode(u.hostname or "localhost", u.port or 6379) for u in map(urlsplit, urls)
         ],
-        max_connections=settings.redis_max_connections,
+        max_connections=options.max_connections,
         ssl=tls,
-        **options,
-        **(credentials or _credentials(settings)),
-        **_timeouts(settings, blocking_reads),
+        **ssl_options,
+        **(credentials or _credentials(options)),
+        **_timeouts(options, blocking_reads),
     )
 
 
-def sentinel_of(settings: Settings) -> Sentinel:
-    """The sentinels of ``MAC_REDIS_URL``, with their own credentials, handing out the
-    master's (``MAC_REDIS_USERNAME``/``PASSWORD``)."""
-    urls = [urlsplit(url) for url in settings.redis_urls()]
-    own: dict[str, Any] = {"socket_timeout": settings.redis_timeout}
-    username = settings.redis_sentinel_username or urls[0].username
-    password = settings.redis_sentinel_password or urls[0].password
+def sentinel_of(options: RedisOptions) -> Sentinel:
+    """The sentinels of ``options.urls``, with their own credentials, handing out the
+    master's (``options.username``/``password``)."""
+    urls = [urlsplit(url) for url in options.urls]
+    own: dict[str, Any] = {"socket_timeout": options.timeout}
+    username = options.sentinel_username or urls[0].username
+    password = options.sentinel_password or urls[0].password
     if username:
         own["username"] = username
     if password:
@@ -107,33 +172,33 @@ def sentinel_of(settings: Settings) -> Sentinel:
         [(u.hostname or "localhost", u.port or 26379) for u in urls],
         sentinel_kwargs=own,
         ssl=urls[0].scheme == "rediss",
-        **_credentials(settings),
+        **_credentials(options),
     )
 
 
-def pipelined_of(settings: Settings, sentinel: Sentinel | None = None) -> Pipelined:
+def pipelined_of(options: RedisOptions, sentinel: Sentinel | None = None) -> Pipelined:
     """The decision path's pipelined connection(s)."""
-    username = settings.redis_username or None
-    password = settings.redis_password or None
-    if settings.redis_type == "cluster":
+    username = options.username or None
+    password = options.password or None
+    if options.topology == "cluster":
         return ClusterConnections(
-            settings.redis_urls(), settings.redis_timeout, username=username, password=password
+            options.urls, options.timeout, username=username, password=password
         )
-    if settings.redis_type == "sentinel":
-        sentinels = sentinel or sentinel_of(settings)
-        first = urlsplit(settings.redis_urls()[0])
+    if options.topology == "sentinel":
+        sentinels = sentinel or sentinel_of(options)
+        first = urlsplit(options.urls[0])
         # the master's address comes from the sentinels; the URL gives scheme, TLS and db
         template = first._replace(netloc=f"{first.hostname}:{first.port or 26379}").geturl()
 
         async def locate() -> tuple[str, int]:
-            host, port = await sentinels.discover_master(settings.redis_sentinel_master)
+            host, port = await sentinels.discover_master(options.sentinel_master)
             return str(host), int(port)
 
         return MultiplexedConnection(
-            template, settings.redis_timeout, username=username, password=password, locate=locate
+            template, options.timeout, username=username, password=password, locate=locate
         )
     return MultiplexedConnection(
-        settings.redis_url, settings.redis_timeout, username=username, password=password
+        options.urls[0], options.timeout, username=username, password=password
     )
 
 
@@ -156,14 +221,14 @@ class RedisConnections:
     sentinel: Sentinel | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RedisConnections:
-        """Connections to ``MAC_REDIS_URL``; each connects on first use."""
-        sentinel = sentinel_of(settings) if settings.redis_type == "sentinel" else None
+    def from_options(cls, options: RedisOptions) -> RedisConnections:
+        """Connections to the Redis of ``options``; each connects on first use."""
+        sentinel = sentinel_of(options) if options.topology == "sentinel" else None
         return cls(
-            pool=redis_client(settings, sentinel=sentinel),
-            blocking=redis_client(settings, blocking_reads=True, sentinel=sentinel),
-            pipelined=pipelined_of(settings, sentinel),
-            cluster=settings.redis_type == "cluster",
+            pool=redis_client(options, sentinel=sentinel),
+            blocking=redis_client(options, blocking_reads=True, sentinel=sentinel),
+            pipelined=pipelined_of(options, sentinel),
+            cluster=options.topology == "cluster",
             sentinel=sentinel,
         )
 

@@ -37,7 +37,7 @@ from tests.helm.chart import (
     render_case,
     sidecar_container,
 )
-from tests.integration.test_tls import Pair, issue, make_ca
+from tests.support.certificates import Pair, issue, make_ca
 from tests.support.redis_servers import RedisServer
 
 DEFAULT = case_values("default")

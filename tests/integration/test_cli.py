@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,24 +12,11 @@ import redis
 from sidecar.domain.clock import ManualClock
 from sidecar.domain.contact import ContactFields
 from sidecar.server.app import Sidecar
+from tests.support.commands import cli, serve_once
 from tests.support.constants import ADMIN_TOKEN
 from tests.support.redis_servers import RedisServer, free_port
 from tests.support.sidecar_process import SidecarProcess
 from tests.support.sidecars import SidecarFactory
-
-
-async def cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sidecar",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_activate_and_check_print_the_decision(sidecar_app: Sidecar) -> None:
@@ -73,18 +57,6 @@ async def test_no_sidecar_says_so() -> None:
     )
     assert code == 3
     assert "cannot reach the sidecar" in err
-
-
-def serve_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``sidecar serve`` that is expected to refuse to start."""
-    return subprocess.run(
-        [sys.executable, "-m", "sidecar", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_serve_refuses_to_start_without_a_secret(redis_server: RedisServer) -> None:

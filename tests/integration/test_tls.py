@@ -26,6 +26,7 @@ from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.server.app import Sidecar
 from sidecar.settings import Settings
 from tests.support.calls import kinds
+from tests.support.certificates import CLIENT_EXT, SERVER_EXT, Pair, issue, make_ca
 from tests.support.constants import ADMIN_TOKEN, AUTH
 from tests.support.redis_servers import RedisServer
 from tests.support.sidecar_process import SidecarProcess
@@ -34,14 +35,6 @@ from tests.support.sidecars import SidecarFactory
 CALL = 5.0  # seconds any one call of these tests may take
 # a connection of its own for every channel: no subchannel shared with an earlier test's
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
-
-
-@dataclass(frozen=True)
-class Pair:
-    """A certificate and its key, PEM files."""
-
-    cert: Path
-    key: Path
 
 
 @dataclass(frozen=True)
@@ -56,45 +49,6 @@ class Pki:
     server2: Pair
     client2: Pair
     admin2: Pair
-
-
-def _openssl(cwd: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-def make_ca(cwd: Path, name: str) -> Pair:
-    """A self-signed CA certificate and its key, in ``cwd``."""
-    pair = Pair(cwd / f"{name}.crt", cwd / f"{name}.key")
-    _openssl(
-        cwd,
-        "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "2", "-subj", f"/CN=MAC test {name}",
-        "-keyout", str(pair.key), "-out", str(pair.cert),
-    )  # fmt: skip
-    return pair
-
-
-def issue(cwd: Path, ca: Pair, name: str, extensions: str) -> Pair:
-    """A certificate for ``name`` signed by ``ca``, with ``extensions`` (openssl's
-    ``-extfile`` lines), and its key."""
-    pair = Pair(cwd / f"{name}.crt", cwd / f"{name}.key")
-    csr, ext = cwd / f"{name}.csr", cwd / f"{name}.ext"
-    ext.write_text(extensions)
-    _openssl(
-        cwd,
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-subj", f"/CN={name}", "-keyout", str(pair.key), "-out", str(csr),
-    )  # fmt: skip
-    _openssl(
-        cwd,
-        "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
-        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(pair.cert),
-    )  # fmt: skip
-    return pair
-
-
-SERVER_EXT = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-CLIENT_EXT = "extendedKeyUsage=clientAuth\n"
 
 
 @pytest.fixture(scope="module")

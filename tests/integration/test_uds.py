@@ -18,7 +18,7 @@ from sidecar.domain.errors import ConfigError
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.server.app import Sidecar
 from sidecar.settings import Settings
-from tests.integration.test_cli import cli
+from tests.support.commands import cli
 
 
 @pytest.fixture

@@ -11,9 +11,18 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from sidecar.domain.clock import ManualClock
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.settings import Settings
+from tests.support.sidecar_process import SidecarProcess, enforcer_stubs
 from tests.support.sidecars import SidecarFactory
 from tests.support.topologies import RedisCluster, RedisSentinel
+
+# an admission is answered once a replica has it; the limit is never what stops a load
+_DURABLE = {
+    "MAC_REDIS_WAIT_REPLICAS": "1",
+    "MAC_REDIS_WAIT_TIMEOUT_MS": "250",
+    "MAC_DEFAULT_LIMIT": "1000000",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,3 +99,25 @@ async def sentinel_sidecars(
     factory = SidecarFactory(sentinel_settings, clock)
     yield factory
     await factory.close()
+
+
+def redis_variables(topology: RedisCluster | RedisSentinel) -> tuple[str, dict[str, str]]:
+    """``MAC_REDIS_URL`` and the other ``MAC_REDIS_*`` variables of a sidecar on ``topology``."""
+    if isinstance(topology, RedisCluster):
+        return topology.seeds, {"MAC_REDIS_TYPE": "cluster"}
+    return topology.sentinel_urls, {
+        "MAC_REDIS_TYPE": "sentinel",
+        "MAC_REDIS_SENTINEL_MASTER": topology.master_name,
+    }
+
+
+@pytest.fixture
+async def durable_sidecars(
+    topology: RedisCluster | RedisSentinel,
+) -> AsyncIterator[list[pb_grpc.EnforcerStub]]:
+    """Two sidecar processes on the module's ``topology`` that answer admissions once a
+    replica has them."""
+    url, variables = redis_variables(topology)
+    procs = [SidecarProcess(url, **variables, **_DURABLE) for _ in range(2)]
+    async with enforcer_stubs(procs) as stubs:
+        yield stubs

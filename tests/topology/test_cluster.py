@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
 import pytest
 import redis
@@ -11,11 +9,10 @@ from redis.crc import key_slot
 
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 from sidecar.storage.keys import WorkspaceKeys
+from tests.support import scenarios
 from tests.support.calls import activate_concurrently
-from tests.support.sidecar_process import SidecarProcess, enforcer_stubs
 from tests.support.sidecars import SidecarFactory
 from tests.support.topologies import RedisCluster
-from tests.topology import scenarios
 
 LIMIT = 50
 
@@ -99,20 +96,9 @@ async def test_admin_calls_and_health_work(
 
 
 @pytest.fixture
-async def durable_sidecars(cluster: RedisCluster) -> AsyncIterator[list[pb_grpc.EnforcerStub]]:
-    """Two sidecar processes on the cluster that answer admissions once a replica has them."""
-    procs = [
-        SidecarProcess(
-            cluster.seeds,
-            MAC_REDIS_TYPE="cluster",
-            MAC_REDIS_WAIT_REPLICAS="1",
-            MAC_REDIS_WAIT_TIMEOUT_MS="250",
-            MAC_DEFAULT_LIMIT="1000000",
-        )
-        for _ in range(2)
-    ]
-    async with enforcer_stubs(procs) as stubs:
-        yield stubs
+def topology(cluster: RedisCluster) -> RedisCluster:
+    """The topology of ``durable_sidecars``."""
+    return cluster
 
 
 @pytest.mark.slow

@@ -7,10 +7,10 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from tests.support import scenarios
 from tests.support.redis_servers import RedisServer
 from tests.support.sidecars import SidecarFactory
 from tests.support.topologies import accept_writes, refuse_writes
-from tests.topology import scenarios
 
 
 async def test_a_full_redis_is_unavailable_and_not_ready(make_sidecar: SidecarFactory) -> None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
 import pytest
 import redis
 
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from tests.support.sidecar_process import SidecarProcess, enforcer_stubs
+from tests.support import scenarios
 from tests.support.sidecars import SidecarFactory
 from tests.support.topologies import RedisSentinel
-from tests.topology import scenarios
 
 LIMIT = 50
 
@@ -67,21 +64,9 @@ async def test_admin_calls_and_health_work(
 
 
 @pytest.fixture
-async def durable_sidecars(sentinel: RedisSentinel) -> AsyncIterator[list[pb_grpc.EnforcerStub]]:
-    """Two sidecar processes on the sentinels that answer admissions once a replica has them."""
-    procs = [
-        SidecarProcess(
-            sentinel.sentinel_urls,
-            MAC_REDIS_TYPE="sentinel",
-            MAC_REDIS_SENTINEL_MASTER=sentinel.master_name,
-            MAC_REDIS_WAIT_REPLICAS="1",
-            MAC_REDIS_WAIT_TIMEOUT_MS="250",
-            MAC_DEFAULT_LIMIT="1000000",
-        )
-        for _ in range(2)
-    ]
-    async with enforcer_stubs(procs) as stubs:
-        yield stubs
+def topology(sentinel: RedisSentinel) -> RedisSentinel:
+    """The topology of ``durable_sidecars``."""
+    return sentinel
 
 
 @pytest.mark.slow

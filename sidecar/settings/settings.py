@@ -1,20 +1,19 @@
-"""Settings: one frozen dataclass, read once from ``sidecar serve`` flags and ``MAC_*`` variables.
+"""The Settings dataclass: every ``MAC_*`` variable, its ``sidecar serve`` flag and its default.
 
 Every variable, its flag and its default are visible in the field list below. A flag wins over
-its variable, which wins over the default.
+its variable, which wins over the default. The rules they must pass are in ``checks.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from sidecar.domain.errors import ConfigError
+from sidecar.settings.addresses import redact_endpoint, redact_url
+from sidecar.settings.checks import check
+from sidecar.settings.parsing import parse_thresholds, parse_value, read_secret
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 FAILURE_MODES = ("error", "allow", "deny")
@@ -319,103 +318,12 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if "minimum" in f.metadata and value < f.metadata["minimum"]:
-                raise ConfigError(f"{f.metadata['env']} must be at least {f.metadata['minimum']}")
-            if "maximum" in f.metadata and value > f.metadata["maximum"]:
-                raise ConfigError(f"{f.metadata['env']} must be at most {f.metadata['maximum']:,}")
-            if "choices" in f.metadata and value not in f.metadata["choices"]:
-                choices = ", ".join(f.metadata["choices"])
-                raise ConfigError(f"{f.metadata['env']} must be one of {choices}, not {value!r}")
-        self.threshold_list()
-        if self.failure_mode == "allow" and not self.journal_dir:
-            raise ConfigError(
-                "MAC_FAILURE_MODE=allow needs MAC_JOURNAL_DIR: the directory where contacts "
-                "allowed while Redis is unreachable are kept until they are counted"
-            )
-        self._check_files()
-        if self.admin_addr:
-            _split_addr(self.admin_addr, "MAC_ADMIN_ADDR")
-        self._check_redis()
-        _split_addr(self.grpc_addr, "MAC_GRPC_ADDR")
-        if self.grpc_uds and self.workers > 1:
-            raise ConfigError(
-                "MAC_GRPC_UDS takes one process: a socket file cannot be shared by "
-                "MAC_WORKERS processes (run one sidecar per socket, or leave MAC_GRPC_UDS empty)"
-            )
-        if self.metrics_addr:
-            _split_addr(self.metrics_addr, "MAC_METRICS_ADDR")
-        self._check_webhook()
+        check(self)
 
     def redis_urls(self) -> list[str]:
         """``MAC_REDIS_URL`` as its URLs: one for a single Redis, the seed nodes of a cluster,
         the sentinels."""
         return [url.strip() for url in self.redis_url.split(",") if url.strip()]
-
-    def _check_redis(self) -> None:
-        urls = self.redis_urls()
-        if not urls:
-            raise ConfigError("MAC_REDIS_URL is empty")
-        for url in urls:
-            if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-                raise ConfigError("MAC_REDIS_URL must start with redis://, rediss:// or unix://")
-        if self.redis_type == "single" and len(urls) > 1:
-            raise ConfigError(
-                "MAC_REDIS_URL names several servers: set MAC_REDIS_TYPE=cluster or sentinel"
-            )
-        if self.redis_type != "single" and any(urlsplit(u).scheme == "unix" for u in urls):
-            raise ConfigError(f"MAC_REDIS_TYPE={self.redis_type} needs redis:// or rediss:// URLs")
-        if self.redis_wait_replicas and self.redis_wait_timeout_ms >= self.redis_timeout * 1000:
-            raise ConfigError(
-                "MAC_REDIS_WAIT_TIMEOUT_MS must be below MAC_REDIS_TIMEOUT: an admission waits "
-                "for its replicas within the time a Redis reply may take"
-            )
-        if self.redis_type == "sentinel" and not self.redis_sentinel_master:
-            raise ConfigError("MAC_REDIS_TYPE=sentinel needs MAC_REDIS_SENTINEL_MASTER")
-
-    def _check_files(self) -> None:
-        pairs = (
-            ("MAC_TLS_CERT_FILE", self.tls_cert_file, "MAC_TLS_KEY_FILE", self.tls_key_file),
-            (
-                "MAC_ADMIN_TLS_CERT_FILE",
-                self.admin_tls_cert_file,
-                "MAC_ADMIN_TLS_KEY_FILE",
-                self.admin_tls_key_file,
-            ),
-        )
-        for cert_env, cert, key_env, key in pairs:
-            if bool(cert) != bool(key):
-                raise ConfigError(f"{cert_env} and {key_env} go together: set both or neither")
-        if self.tls_client_ca_file and not self.tls_cert_file:
-            raise ConfigError("MAC_TLS_CLIENT_CA_FILE needs MAC_TLS_CERT_FILE and MAC_TLS_KEY_FILE")
-        if self.admin_tls_cert_file and not self.admin_addr:
-            raise ConfigError(
-                "MAC_ADMIN_TLS_CERT_FILE needs MAC_ADMIN_ADDR (a listener of its own)"
-            )
-        if self.admin_tls_cert_file and not self.tls_cert_file:
-            raise ConfigError("MAC_ADMIN_TLS_CERT_FILE needs MAC_TLS_CERT_FILE as well")
-        if self.worker_restart_delay > self.worker_restart_delay_max:
-            raise ConfigError(
-                "MAC_WORKER_RESTART_DELAY must not exceed MAC_WORKER_RESTART_DELAY_MAX"
-            )
-        if self.admin_token and self.admin_token_file:
-            raise ConfigError("set MAC_ADMIN_TOKEN or MAC_ADMIN_TOKEN_FILE, not both")
-
-    def _check_webhook(self) -> None:
-        if not self.webhook_url:
-            return
-        parts = urlsplit(self.webhook_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                "MAC_WEBHOOK_URL must be an http:// or https:// URL with a host, "
-                f"not {redact_endpoint(self.webhook_url)!r}"
-            )
-        if not self.webhook_secret:
-            raise ConfigError(
-                "MAC_WEBHOOK_URL needs MAC_WEBHOOK_SECRET, the key its signatures are made with "
-                "(e.g. `openssl rand -hex 32`)"
-            )
 
     @property
     def tls(self) -> bool:
@@ -445,36 +353,14 @@ class Settings:
 
         :raise ConfigError: unless they are whole numbers from 1 to 1000.
         """
-        try:
-            values = sorted({int(v) for v in self.thresholds.split(",") if v.strip()})
-        except ValueError:
-            values = []
-        if not values or not all(1 <= v <= 1000 for v in values):
-            raise ConfigError(
-                f"MAC_THRESHOLDS must be percentages from 1 to 1000, like 80,100; "
-                f"not {self.thresholds!r}"
-            )
-        return values
+        return parse_thresholds(self.thresholds)
 
     def secret_bytes(self) -> bytes:
         """The identity secret, from the variable or the file.
 
         :raise ConfigError: when neither holds a secret of at least 16 characters.
         """
-        secret = self.identity_secret
-        if not secret and self.identity_secret_file:
-            try:
-                secret = Path(self.identity_secret_file).read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"MAC_IDENTITY_SECRET_FILE: {exc.strerror}") from exc
-        if not secret:
-            raise ConfigError(
-                "no identity secret: set MAC_IDENTITY_SECRET or MAC_IDENTITY_SECRET_FILE "
-                "(e.g. `openssl rand -hex 32`); it keys the hashes contacts are counted under"
-            )
-        if len(secret) < 16:
-            raise ConfigError("the identity secret must be at least 16 characters")
-        return secret.encode()
+        return read_secret(self.identity_secret, self.identity_secret_file)
 
     @classmethod
     def from_env(
@@ -488,7 +374,7 @@ class Settings:
         for f in fields(cls):
             env = f.metadata["env"]
             if env in environ:
-                values[f.name] = _parse(f, environ[env], env)
+                values[f.name] = parse_value(f, environ[env], env)
         for name, value in (overrides or {}).items():
             if value is not None:
                 values[name] = value
@@ -497,84 +383,3 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
-
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
-
-
-def parse_bool(raw: str) -> bool:
-    """``true``/``false`` (also 1/0, yes/no, on/off).
-
-    :raise ValueError: for anything else.
-    """
-    text = raw.strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"expected true or false, not {raw!r}")
-
-
-def _parse(f: dataclasses.Field[Any], raw: str, env: str) -> Any:
-    kind: Any = type(f.default)
-    if kind is bool:
-        try:
-            return parse_bool(raw)
-        except ValueError:
-            raise ConfigError(f"{env} must be true or false, not {raw!r}") from None
-    try:
-        return kind(raw.strip()) if kind is not str else raw
-    except ValueError:
-        expected = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{env} must be {expected}, not {raw!r}") from None
-
-
-def _split_addr(addr: str, env: str) -> tuple[str, int]:
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"{env} must be host:port, not {addr!r}")
-    return host, int(port)
-
-
-def split_addr(addr: str) -> tuple[str, int]:
-    """Split ``host:port`` (``[::1]:80`` too) into host and port."""
-    host, port = _split_addr(addr, "address")
-    return host.strip("[]"), port
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def redact_endpoint(url: str) -> str:
-    """Where ``url`` goes (scheme, host, port) without what may be a credential: a password,
-    and a path or query (webhook URLs often carry a token there) shown as ``***``."""
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return "***" if url else ""
-    host = parts.netloc.rsplit("@", 1)[-1]
-    hidden = "/***" if parts.path.strip("/") or parts.query or parts.fragment else parts.path
-    return f"{parts.scheme}://{host}{hidden}"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per setting to ``parser``; each defaults to "not given"."""
-    for f in fields(Settings):
-        kind: Any = type(f.default)
-        flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(
-            flag,
-            dest=f.name,
-            type=parse_bool if kind is bool else kind,
-            default=None,
-            choices=f.metadata.get("choices"),
-            help=f"{f.metadata['help']} [{f.metadata['env']}; default {f.default!r}]",
-            metavar=None if "choices" in f.metadata else f.name.split("_")[-1].upper(),
-        )

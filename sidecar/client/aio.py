@@ -1,0 +1,169 @@
+"""``AsyncClient``: the sidecar's API for asyncio, the same calls as ``Client`` (built in
+``calls.py``), awaited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from sidecar.client import calls
+from sidecar.client.calls import Call, ContactLike
+from sidecar.client.options import ClientOptions
+from sidecar.client.results import (
+    BatchResult,
+    Decision,
+    StreamError,
+    StreamRequest,
+    stream_request,
+    stream_result,
+)
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+
+async def _stream_requests(
+    requests: AsyncIterable[StreamRequest] | Iterable[StreamRequest],
+) -> AsyncIterator[pb.ActivateStreamRequest]:
+    if isinstance(requests, AsyncIterable):
+        async for request in requests:
+            yield stream_request(request)
+    else:
+        for request in requests:
+            yield stream_request(request)
+
+
+class AsyncClient:
+    """An asyncio client of one sidecar, the same calls as ``Client``, awaited.
+
+    :param address: ``host:port``, or ``unix:/path`` for a socket.
+    :param options: deadline, retries, on_unavailable, token, tls (or give them as keywords).
+    """
+
+    def __init__(self, address: str, options: ClientOptions | None = None, **settings: Any) -> None:
+        self.address = address
+        self.options = calls.options_of(options, settings)
+        opts = self.options.channel_options()
+        if self.options.tls is not None:
+            self._channel = grpc.aio.secure_channel(address, self.options.tls.credentials(), opts)
+        else:
+            self._channel = grpc.aio.insecure_channel(address, opts)
+        self._enforcer = pb_grpc.EnforcerStub(self._channel)
+        self._admin = admin_grpc.AdminStub(self._channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+    async def _send(self, call: Call[T]) -> T:
+        stub = self._enforcer if call.service == "enforcer" else self._admin
+        method = getattr(stub, call.method)
+        try:
+            answer = await method(
+                call.request, timeout=self.options.deadline, metadata=self.options.metadata()
+            )
+        except grpc.RpcError as error:
+            return call.failed(error, self.options)
+        return call.read(answer)
+
+    async def check(
+        self, workspace_id: str, who: ContactLike | None = None, **fields: str
+    ) -> Decision:
+        """What ``activate`` would answer; changes nothing."""
+        return await self._send(calls.check(workspace_id, who, fields))
+
+    async def activate(
+        self, workspace_id: str, who: ContactLike | None = None, **fields: str
+    ) -> Decision:
+        """Admit and count a new contact while below the limit; an active one is allowed."""
+        return await self._send(calls.activate(workspace_id, who, fields))
+
+    async def activate_batch(
+        self, workspace_id: str, contacts: Sequence[ContactLike]
+    ) -> BatchResult:
+        """Decide contacts in order, in one atomic step."""
+        return await self._send(calls.activate_batch(workspace_id, contacts))
+
+    async def check_batch(
+        self, workspace_id: str, contacts: Sequence[ContactLike]
+    ) -> pb.CheckBatchResponse:
+        """What ``activate_batch`` would answer now, with its totals; changes nothing."""
+        return await self._send(calls.check_batch(workspace_id, contacts))
+
+    async def activate_stream(
+        self, requests: AsyncIterable[StreamRequest] | Iterable[StreamRequest]
+    ) -> AsyncGenerator[Decision | StreamError, None]:
+        """Decide ``ActivateRequest`` and ``CheckRequest`` messages (or
+        ``ActivateStreamRequest``) on one stream: one answer per request, in order, a
+        ``Decision`` or the ``StreamError`` of a message the sidecar refused. The sidecar
+        decides up to 256 of a stream's messages at once, so keep many in flight for
+        throughput. The stream has no deadline and no ``on_unavailable`` policy: a broken
+        stream raises ``grpc.RpcError`` (``UNAVAILABLE`` when the sidecar shuts down), and
+        the requests not answered yet can be sent again."""
+        call = self._enforcer.ActivateStream(
+            _stream_requests(requests), metadata=self.options.metadata()
+        )
+        try:
+            async for response in call:
+                yield stream_result(response)
+        finally:
+            call.cancel()
+
+    async def set_subscription(
+        self, workspace_id: str, *, clear: Sequence[str] = (), **fields: Any
+    ) -> admin_pb.Subscription:
+        """Change the fields given (of ``SetSubscriptionRequest``; ``None`` = unchanged) of
+        the workspace's subscription and clear those named in ``clear``; the rest stay. The
+        first change of a workspace names a plan. Answers the whole subscription."""
+        return await self._send(calls.set_subscription(workspace_id, clear, fields))
+
+    async def get_subscription(self, workspace_id: str) -> admin_pb.Subscription:
+        """The workspace's subscription, or the default plan's."""
+        return await self._send(calls.get_subscription(workspace_id))
+
+    async def get_usage(self, workspace_id: str, period: str = "") -> admin_pb.GetUsageResponse:
+        """A period's usage (default the current one) and the history."""
+        return await self._send(calls.get_usage(workspace_id, period))
+
+    async def list_active_contacts(
+        self, workspace_id: str, period: str = "", page_token: str = "", page_size: int = 0
+    ) -> admin_pb.ListActiveContactsResponse:
+        """One page of the contact keys counted in a period."""
+        return await self._send(
+            calls.list_active_contacts(workspace_id, period, page_token, page_size)
+        )
+
+    async def merge(
+        self, workspace_id: str, sources: Sequence[ContactLike], target: ContactLike
+    ) -> admin_pb.MergeResponse:
+        """Fold the sources' identities into the target's."""
+        return await self._send(calls.merge(workspace_id, sources, target))
+
+    async def set_exempt(
+        self, workspace_id: str, contacts: Sequence[ContactLike], exempt: bool = True
+    ) -> admin_pb.SetExemptResponse:
+        """Exempt contacts (allowed, never counted), or make them countable again."""
+        return await self._send(calls.set_exempt(workspace_id, contacts, exempt))
+
+    async def watch_events(
+        self, workspace_id: str = "", after_id: str = ""
+    ) -> AsyncIterator[admin_pb.Event]:
+        """Recorded events after ``after_id``, then live ones, until the caller stops."""
+        request = admin_pb.WatchEventsRequest(workspace_id=workspace_id, after_id=after_id)
+        call = self._admin.WatchEvents(request, metadata=self.options.metadata())
+        try:
+            async for event in call:
+                yield event
+        finally:
+            call.cancel()

@@ -1,0 +1,173 @@
+"""The sidecar's unary calls apart from how they are sent: each builds its request and says how
+its answer is read, and what answers for a sidecar that gave none; ``Client`` and
+``AsyncClient`` only send them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import grpc
+
+from sidecar.client.options import ClientOptions
+from sidecar.client.results import (
+    BatchResult,
+    Decision,
+    batch_of,
+    contact,
+    decision_of,
+    unavailable,
+)
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import enforcer_pb2 as pb
+
+T = TypeVar("T")
+ContactLike = pb.Contact | Mapping[str, str]
+# no decision came back: the sidecar is down, hangs, or is too busy to take the call
+_NO_ANSWER = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One unary call, ready to send.
+
+    :param service: the stub it goes through.
+    :param method: the RPC's name on that stub (``"Activate"``).
+    :param request: the request message.
+    :param read: the answer as the client returns it.
+    :param unanswered: the answer of the ``on_unavailable`` policy, given whether it allows;
+        ``None``: the call has no policy and every error raises.
+    """
+
+    service: Literal["enforcer", "admin"]
+    method: str
+    request: Any
+    read: Callable[[Any], T]
+    unanswered: Callable[[bool], T] | None = None
+
+    def failed(self, error: grpc.RpcError, options: ClientOptions) -> T:
+        """What the call answers when it ended with ``error``.
+
+        :raise grpc.RpcError: ``error``, unless the policy answers it.
+        """
+        # a sidecar that is down answers UNAVAILABLE; one that hangs or is cut off lets the
+        # deadline pass: both are "no answer" to a caller that chose allow or deny
+        if (
+            self.unanswered is None
+            or error.code() not in _NO_ANSWER
+            or options.on_unavailable == "raise"
+        ):
+            raise error
+        return self.unanswered(options.on_unavailable == "allow")
+
+
+def options_of(options: ClientOptions | None, settings: Mapping[str, Any]) -> ClientOptions:
+    """A client's options: ``options``, or made of keyword ``settings``.
+
+    :raise TypeError: when both are given.
+    """
+    if options is not None and settings:
+        raise TypeError("give options or keyword settings, not both")
+    return options or ClientOptions(**settings)
+
+
+def _message(answer: Any) -> Any:
+    return answer
+
+
+def _contacts(contacts: Sequence[ContactLike]) -> list[pb.Contact]:
+    return [contact(c) for c in contacts]
+
+
+def check(workspace_id: str, who: ContactLike | None, fields: Mapping[str, str]) -> Call[Decision]:
+    """``Check``: what ``Activate`` would answer."""
+    request = pb.CheckRequest(workspace_id=workspace_id, contact=contact(who, **fields))
+    return Call("enforcer", "Check", request, decision_of, unavailable)
+
+
+def activate(
+    workspace_id: str, who: ContactLike | None, fields: Mapping[str, str]
+) -> Call[Decision]:
+    """``Activate``: admit and count a contact."""
+    request = pb.ActivateRequest(workspace_id=workspace_id, contact=contact(who, **fields))
+    return Call("enforcer", "Activate", request, decision_of, unavailable)
+
+
+def activate_batch(workspace_id: str, contacts: Sequence[ContactLike]) -> Call[BatchResult]:
+    """``ActivateBatch``: contacts decided in order, in one atomic step."""
+    request = pb.ActivateBatchRequest(workspace_id=workspace_id, contacts=_contacts(contacts))
+
+    def unanswered(allowed: bool) -> BatchResult:
+        return BatchResult([unavailable(allowed) for _ in contacts], None)
+
+    return Call("enforcer", "ActivateBatch", request, batch_of, unanswered)
+
+
+def check_batch(workspace_id: str, contacts: Sequence[ContactLike]) -> Call[pb.CheckBatchResponse]:
+    """``CheckBatch``: what ``ActivateBatch`` would answer, with its totals."""
+    request = pb.CheckBatchRequest(workspace_id=workspace_id, contacts=_contacts(contacts))
+    return Call("enforcer", "CheckBatch", request, _message)
+
+
+def set_subscription(
+    workspace_id: str, clear: Sequence[str], fields: Mapping[str, Any]
+) -> Call[admin_pb.Subscription]:
+    """``SetSubscription`` of the fields given (``None`` = not given, ``starts_at`` a
+    datetime), with an update mask naming them and ``clear`` when something is to be
+    cleared."""
+    given = {name: value for name, value in fields.items() if value is not None}
+    starts_at = given.pop("starts_at", None)
+    request = admin_pb.SetSubscriptionRequest(workspace_id=workspace_id, **given)
+    if starts_at is not None:
+        request.starts_at.FromDatetime(starts_at)
+        given["starts_at"] = starts_at
+    if clear:
+        request.update_mask.paths.extend([*given, *clear])
+    return Call("admin", "SetSubscription", request, _message)
+
+
+def get_subscription(workspace_id: str) -> Call[admin_pb.Subscription]:
+    """``GetSubscription``."""
+    request = admin_pb.GetSubscriptionRequest(workspace_id=workspace_id)
+    return Call("admin", "GetSubscription", request, _message)
+
+
+def get_usage(workspace_id: str, period: str) -> Call[admin_pb.GetUsageResponse]:
+    """``GetUsage`` of a period (``""``: the current one)."""
+    request = admin_pb.GetUsageRequest(workspace_id=workspace_id, period=period)
+    return Call("admin", "GetUsage", request, _message)
+
+
+def list_active_contacts(
+    workspace_id: str, period: str, page_token: str, page_size: int
+) -> Call[admin_pb.ListActiveContactsResponse]:
+    """``ListActiveContacts``: one page."""
+    request = admin_pb.ListActiveContactsRequest(
+        workspace_id=workspace_id, period=period, page_token=page_token, page_size=page_size
+    )
+    return Call("admin", "ListActiveContacts", request, _message)
+
+
+def merge(
+    workspace_id: str, sources: Sequence[ContactLike], target: ContactLike
+) -> Call[admin_pb.MergeResponse]:
+    """``Merge``: the sources' identities folded into the target's."""
+    request = admin_pb.MergeRequest(
+        workspace_id=workspace_id, sources=_contacts(sources), target=contact(target)
+    )
+    return Call("admin", "Merge", request, _message)
+
+
+def set_exempt(
+    workspace_id: str, contacts: Sequence[ContactLike], exempt: bool
+) -> Call[admin_pb.SetExemptResponse]:
+    """``SetExempt``: contacts exempted, or made countable again."""
+    request = admin_pb.SetExemptRequest(
+        workspace_id=workspace_id, contacts=_contacts(contacts), exempt=exempt
+    )
+    return Call("admin", "SetExempt", request, _message)

@@ -1,0 +1,35 @@
+"""The ``sidecar`` command as a child process: a command's exit code and output, and a
+``sidecar serve`` expected to refuse to start."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+
+async def cli(*args: str) -> tuple[int, str, str]:
+    """``sidecar ARGS``: its exit code, standard output and standard error."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sidecar",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def serve_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``sidecar serve`` that is expected to refuse to start."""
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
