@@ -139,7 +139,9 @@ def test_the_image_installs_exactly_the_lock() -> None:
 
 def test_uv_is_the_version_the_project_requires() -> None:
     """tools/uv/requirements.txt pins the uv that pyproject's required-version names."""
-    required = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["required-version"]
+    required = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"][
+        "required-version"
+    ]
     pinned = (ROOT / "tools/uv/requirements.txt").read_text().split()[0]
     assert required == "==" + pinned.partition("==")[2]
     assert "--hash=sha256:" in (ROOT / "tools/uv/requirements.txt").read_text()
