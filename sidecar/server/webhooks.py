@@ -31,6 +31,7 @@ from sidecar.domain.clock import Clock, SystemClock, to_ms
 from sidecar.domain.errors import StorageError
 from sidecar.logs import get_logger
 from sidecar.settings import Settings
+from sidecar.storage.connections import redis_client
 from sidecar.storage.webhooks import LEASE_FREE, LEASE_MINE, StreamEntry, WebhookStreams
 from sidecar.usecases import webhooks as message
 
@@ -182,7 +183,7 @@ class WebhookDeliverer:
     ) -> WebhookDeliverer:
         """A deliverer to ``MAC_WEBHOOK_URL``, on a Redis pool of its own."""
         return cls(
-            WebhookStreams.from_settings(settings, consumer_name()),
+            WebhookStreams(redis_client(settings), consumer_name()),
             HttpReceiver(settings.webhook_url, settings.webhook_timeout_ms / 1000, sessions),
             settings.webhook_secret.encode(),
             timeout_ms=settings.webhook_timeout_ms,
