@@ -9,11 +9,10 @@ the decision path's connection.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sidecar.domain.decision import Event
+from sidecar.domain.delivery import Lease, NewEntries, StreamEntry, WorkspacePoll
 from sidecar.storage import calls, codec
 from sidecar.storage.calls import Pooled
 from sidecar.storage.connections import Client
@@ -24,47 +23,12 @@ from sidecar.storage.store import workspaces
 _MAX_SEQUENCE = 2**64 - 1
 
 
-# Whose a workspace's lease is, as webhook_poll.lua answers it (when there is work).
-LEASE_MINE = "mine"
-LEASE_OTHER = "other"
-LEASE_FREE = "free"
-_LEASE_STATES = {0: "", 1: LEASE_MINE, 2: LEASE_OTHER, 3: LEASE_FREE}
-
-
-@dataclass(frozen=True, slots=True)
-class WorkspacePoll:
-    """What a look at one workspace found.
-
-    :param oldest_ms: when the oldest event not yet delivered was recorded (unix ms of its
-        stream id), 0 when every event was delivered.
-    :param lease: with something to deliver, whose the lease is: ``LEASE_MINE`` (this
-        consumer is to deliver it), ``LEASE_OTHER`` or ``LEASE_FREE``; "" with nothing.
-    """
-
-    workspace_id: str
-    oldest_ms: int
-    lease: str
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEntry:
-    """An entry of the group's pending list or a new one; ``event`` is None when the entry
-    was trimmed from the stream while it was pending."""
-
-    id: str
-    event: Event | None
-
-
-@dataclass(frozen=True, slots=True)
-class NewEntries:
-    """Entries read for the first time, and how many were trimmed before anyone read them."""
-
-    entries: list[StreamEntry]
-    skipped: int
+# Whose a workspace's lease is, as webhook_poll.lua answers it.
+_LEASE_STATES = {0: Lease.NONE, 1: Lease.MINE, 2: Lease.OTHER, 3: Lease.FREE}
 
 
 class WebhookStreams:
-    """The Redis commands of one webhook consumer.
+    """The Redis commands of one webhook consumer (a ``WebhookStore``).
 
     :param client: a redis-py client of the deliverer's own.
     :param consumer: this consumer's name in every workspace's group, unique to the process.
