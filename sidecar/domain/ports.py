@@ -271,6 +271,19 @@ class RecordedEventReads(Protocol):
         ...
 
 
+class StorageProbe(Protocol):
+    """What the health probe needs."""
+
+    async def ping(self) -> None:
+        """Raise ``StorageError`` unless storage answers on every connection and takes
+        writes."""
+        ...
+
+    async def load_scripts(self) -> None:
+        """Register every script, so that the first calls find them."""
+        ...
+
+
 class WebhookStore(Protocol):
     """What webhook delivery needs: one consumer of a group on each workspace's events, and
     a lease per workspace that says which consumer delivers it."""
