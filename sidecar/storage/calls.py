@@ -37,7 +37,8 @@ _TRANSIENT = (
 # may have run it. These connection errors say it never ran: nothing was sent (connecting
 # failed, no pooled connection was free, authentication was refused) or Redis refused it
 # (LOADING). redis-py's pools raise a plain ConnectionError whether connecting failed or the
-# reply was lost, so a plain one counts as unknown.
+# reply was lost, so a plain one counts as unknown; so does NotReplicated: the script ran on
+# the master, and may be lost with it.
 _NOT_RUN = (
     NotSent,
     rex.AuthenticationError,
