@@ -188,14 +188,23 @@ async def script(
 
 
 async def script_batch(
-    connection: Connection, script: Script, send_all: Callable[[], Awaitable[list[Any]]]
+    connection: Pooled, script: Script, each_call: Sequence[tuple[Sequence[str], Sequence[Any]]]
 ) -> list[Any]:
-    """Calls of ``script`` sent together in one round trip by ``send_all`` (a pipeline that
-    answers each call's reply or error), counted and timed as one; on ``NOSCRIPT`` in any,
-    load it on every master and send them all again, once.
+    """``EVALSHA`` of ``script`` with each ``(keys, args)`` of ``each_call``, sent together in
+    one pipeline (one round trip on a single Redis), counted and timed as one; on
+    ``NOSCRIPT`` in any, load it on every master and send them all again, once.
 
+    :return: the replies, in order.
     :raise StorageError: the first call that failed, or the round trip.
     """
+
+    async def send_all() -> list[Any]:
+        async with connection.client.pipeline(transaction=False) as pipe:
+            for keys, args in each_call:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
     try:
         replies: list[Any] = await _timed(script.name, send_all())
         if any(isinstance(reply, rex.NoScriptError) for reply in replies):

@@ -9,7 +9,6 @@ the decision path's connection.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 from sidecar.domain.delivery import Lease, NewEntries, StreamEntry, WorkspacePoll
@@ -69,24 +68,14 @@ class WebhookStreams:
             whose lease is free; else only look.
         """
         args = (WEBHOOK_GROUP, self.consumer, lease_ms, start_id, 1 if take else 0)
-        replies = await calls.script_batch(
-            self._connection, WEBHOOK_POLL, partial(self._pipelined_polls, workspaces, args)
-        )
+        polls = [
+            ((keys.events, keys.webhook_lease), args) for keys in map(WorkspaceKeys, workspaces)
+        ]
+        replies = await calls.script_batch(self._connection, WEBHOOK_POLL, polls)
         return [
             WorkspacePoll(workspace, _id_ms(oldest), _LEASE_STATES[state])
             for workspace, (state, oldest) in zip(workspaces, replies, strict=True)
         ]
-
-    async def _pipelined_polls(self, workspaces: Sequence[str], args: Sequence[Any]) -> list[Any]:
-        """``webhook_poll.lua`` of each workspace in one pipeline: each reply or its error."""
-        async with self._connection.client.pipeline(transaction=False) as pipe:
-            for workspace in workspaces:
-                keys = WorkspaceKeys(workspace)
-                pipe.execute_command(
-                    "EVALSHA", WEBHOOK_POLL.sha, 2, keys.events, keys.webhook_lease, *args
-                )
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
 
     async def renew(self, workspace_id: str, lease_ms: int) -> bool:
         """Extend the workspace's lease; False when it is no longer this consumer's."""

@@ -79,10 +79,14 @@ async def test_a_flushed_script_is_loaded_again_once_on_every_adapter(
     redis_db.script_flush()
     decide_reloads = sample("mac_redis_script_reloads_total", script="decide")
     renew_reloads = sample("mac_redis_script_reloads_total", script="webhook_renew")
+    poll_reloads = sample("mac_redis_script_reloads_total", script="webhook_poll")
     assert (await decide(store, n=2)).active == 2
     assert not await streams.renew("acme", 1000)
+    polled = await streams.poll(["acme", "globex"], start_id="0-0", lease_ms=1000, take=False)
+    assert [p.workspace_id for p in polled] == ["acme", "globex"]
     assert sample("mac_redis_script_reloads_total", script="decide") == decide_reloads + 1
     assert sample("mac_redis_script_reloads_total", script="webhook_renew") == renew_reloads + 1
+    assert sample("mac_redis_script_reloads_total", script="webhook_poll") == poll_reloads + 1
 
 
 async def test_webhook_scripts_are_timed_and_their_errors_counted(
