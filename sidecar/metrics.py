@@ -91,7 +91,8 @@ REDIS_UP = Gauge(
 )
 DECISIONS_UNKNOWN = Counter(
     "mac_redis_unknown_outcomes_total",
-    "Decisions whose script call timed out: it may still have run, so contacts a caller saw "
+    "Decisions whose outcome is unknown (the script call timed out, its connection was lost "
+    "after sending, or replicas did not confirm it): it may have run, so contacts a caller saw "
     "fail may be counted (their next call answers ALREADY_ACTIVE)",
 )
 EVENTS_RECORDED = Counter(

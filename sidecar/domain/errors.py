@@ -64,11 +64,18 @@ class StorageError(MacError):
 
     :param transient: true when retrying later can succeed (connection lost, timeout,
         failover in progress); false for errors a retry cannot fix (a script bug).
+    :param outcome_unknown: true when the command may have run in Redis all the same: it
+        was sent, then its reply timed out or its connection was lost. False when it was
+        refused before it was sent (Redis down) or answered with an error.
     """
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    transient: bool
+    outcome_unknown: bool
+
+    def __init__(self, message: str, *, transient: bool, outcome_unknown: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        self.outcome_unknown = outcome_unknown
 
 
 class StaleSubscription(MacError):

@@ -16,6 +16,8 @@ from typing import Protocol, runtime_checkable
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Event, Merged, PeriodCount, Policy, Reason
+from sidecar.domain.delivery import Attempt, NewEntries, StreamEntry, WorkspacePoll
+from sidecar.domain.errors import StorageError
 from sidecar.domain.period import BillingPeriod
 from sidecar.domain.subscription import Resolved
 
@@ -266,4 +268,109 @@ class RecordedEventReads(Protocol):
     async def read_recorded_events(self, cursors: dict[str, str], count: int) -> list[Event]:
         """Events after each workspace's cursor, at most ``count`` of each, oldest first per
         workspace, answered at once: none when every cursor is at its stream's end."""
+        ...
+
+
+class StorageProbe(Protocol):
+    """What the health probe needs."""
+
+    async def ping(self) -> None:
+        """Raise ``StorageError`` unless storage answers on every connection and takes
+        writes."""
+        ...
+
+    async def load_scripts(self) -> None:
+        """Register every script, so that the first calls find them."""
+        ...
+
+
+class WebhookStore(Protocol):
+    """What webhook delivery needs: one consumer of a group on each workspace's events, and
+    a lease per workspace that says which consumer delivers it."""
+
+    async def start_id(self) -> str:
+        """The id a group created now starts after: just before webhooks were first on."""
+        ...
+
+    async def workspaces(self) -> list[str]:
+        """Every workspace that may have events, sorted."""
+        ...
+
+    async def poll(
+        self, workspaces: Sequence[str], *, start_id: str, lease_ms: int, take: bool
+    ) -> list[WorkspacePoll]:
+        """Look at each workspace (creating its group after ``start_id``); with ``take``,
+        take the free lease of each that has something to deliver."""
+        ...
+
+    async def renew(self, workspace_id: str, lease_ms: int) -> bool:
+        """Extend the lease; False when it is no longer this consumer's."""
+        ...
+
+    async def release(self, workspace_id: str) -> None:
+        """Give up the lease, if it is still this consumer's."""
+        ...
+
+    async def claim(self, workspace_id: str) -> int:
+        """Take over every pending entry of the workspace; how many had been trimmed."""
+        ...
+
+    async def pending(self, workspace_id: str, count: int) -> list[StreamEntry]:
+        """This consumer's pending entries, oldest first."""
+        ...
+
+    async def read_new(self, workspace_id: str, count: int) -> NewEntries:
+        """Up to ``count`` entries nobody read yet, oldest first."""
+        ...
+
+    async def ack(self, workspace_id: str, entry_id: str) -> None:
+        """Mark the entry delivered."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class WebhookReceiver(Protocol):
+    """Where webhooks go."""
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> Attempt:
+        """Send ``body`` with ``headers``; delivered on a 2xx only."""
+        ...
+
+    def close(self) -> None:
+        """Stop taking requests."""
+        ...
+
+
+class DeliveryObserver(Protocol):
+    """What webhook delivery reports as it goes (for metrics and logs)."""
+
+    def delivered(self, event: Event, failed_attempts: int) -> None: ...
+
+    def attempt_failed(self, event: Event, attempt: Attempt, failed_attempts: int) -> None: ...
+
+    def skipped(self, workspace_id: str, count: int) -> None:
+        """``count`` events were trimmed from the stream before they were delivered."""
+        ...
+
+    def oldest_undelivered(self, age_s: float) -> None:
+        """The age of the oldest event not yet delivered, 0 for none, after each look."""
+        ...
+
+    def storage_lost(self, error: StorageError) -> None:
+        """Looking for events failed, after the last look succeeded."""
+        ...
+
+    def storage_back(self) -> None:
+        """Looking for events succeeded again."""
+        ...
+
+    def interrupted(self, workspace_id: str, error: StorageError) -> None:
+        """A workspace's delivery stopped for a storage failure; the next session resumes."""
+        ...
+
+    def lease_lost(self, workspace_id: str) -> None: ...
+
+    def failed(self, workspace_id: str, error: BaseException) -> None:
+        """Something unexpected failed (for every workspace when ``workspace_id`` is "")."""
         ...

@@ -27,18 +27,25 @@ from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
 from sidecar.server.tls import CertificateFiles, ServerTLS
 from sidecar.server.uds import SocketPath
-from sidecar.server.webhooks import WebhookDeliverer
+from sidecar.server.webhooks import DeliveryTelemetry, HttpReceiver, consumer_name
 from sidecar.server.workers import WORKER_ENV
 from sidecar.settings import Settings, redact_endpoint, split_addr
-from sidecar.storage.connections import WATCH_BLOCK_MS, RedisConnections, RedisOptions
+from sidecar.storage.connections import (
+    WATCH_BLOCK_MS,
+    RedisConnections,
+    RedisOptions,
+    redis_client,
+)
 from sidecar.storage.journal import FileJournal
 from sidecar.storage.store import RedisStore
+from sidecar.storage.webhooks import WebhookStreams
 from sidecar.transport.admin_service import AdminService
 from sidecar.transport.enforcer_service import EnforcerService
 from sidecar.transport.handlers import generic_handler
 from sidecar.transport.runner import Gate
 from sidecar.usecases.admin import Admin
 from sidecar.usecases.contacts import ContactReader
+from sidecar.usecases.delivery import POLL_SECONDS, SESSIONS, WebhookDeliverer
 from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.events import EventWatch
 from sidecar.usecases.identities import Identities
@@ -88,6 +95,23 @@ def policy(settings: Settings, catalog: PlanCatalog) -> Policy:
         trial_days=trial.days if trial else 0,
         thresholds=tuple(settings.threshold_list()),
         events_max=settings.events_max,
+    )
+
+
+def webhook_deliverer(
+    settings: Settings, *, poll_s: float = POLL_SECONDS, sessions: int = SESSIONS
+) -> WebhookDeliverer:
+    """A deliverer to ``MAC_WEBHOOK_URL`` on a Redis pool of its own and the wall clock:
+    webhooks never wait on the decision path."""
+    return WebhookDeliverer(
+        WebhookStreams(redis_client(redis_options(settings)), consumer_name()),
+        HttpReceiver(settings.webhook_url, settings.webhook_timeout_ms / 1000, sessions),
+        DeliveryTelemetry(),
+        settings.webhook_secret.encode(),
+        timeout_ms=settings.webhook_timeout_ms,
+        max_backoff_ms=settings.webhook_max_backoff_ms,
+        poll_s=poll_s,
+        sessions=sessions,
     )
 
 
@@ -169,8 +193,7 @@ class Sidecar:
         self.server = self._grpc_server()
         self.admin_server = self._grpc_server() if settings.admin_addr else None
         self.workspace_gauges = metrics.WorkspaceGauges(settings.metrics_workspaces)
-        # its own Redis pool and the wall clock: webhooks never wait on the decision path
-        self.webhooks = WebhookDeliverer.from_settings(settings) if settings.webhook_url else None
+        self.webhooks = webhook_deliverer(settings) if settings.webhook_url else None
         # beside TCP, for a caller in the same pod; TLS as on MAC_GRPC_ADDR
         self.socket = SocketPath(settings.grpc_uds) if settings.grpc_uds else None
         self.port = 0

@@ -10,8 +10,8 @@ from grpc_health.v1 import health, health_pb2
 
 from sidecar import metrics
 from sidecar.domain.errors import StorageError
+from sidecar.domain.ports import StorageProbe
 from sidecar.logs import get_logger
-from sidecar.storage.store import RedisStore
 
 log = get_logger("sidecar.server.health")
 
@@ -23,12 +23,13 @@ LIVENESS_SERVICE = "liveness"
 class HealthMonitor:
     """Probes Redis every ``interval`` seconds and publishes what it found.
 
+    :param store: what is probed, and where the scripts are loaded again.
     :param services: the health service names that follow Redis ("" is the server's).
     """
 
     def __init__(
         self,
-        store: RedisStore,
+        store: StorageProbe,
         servicer: health.aio.HealthServicer,
         services: tuple[str, ...],
         interval: float,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from redis import exceptions as rex
 from redis.crc import key_slot
 
-from sidecar.storage.multiplex import WRITE_PROBE, MultiplexedConnection
+from sidecar.storage.multiplex import WRITE_PROBE, CannotConnect, MultiplexedConnection
 
 SLOTS = 16384
 # Redirections one command follows before it gives up (a slot moving twice meanwhile).
@@ -86,7 +86,7 @@ class ClusterConnections:
         """Read the slot map (``CLUSTER SLOTS``) from the first node that answers: known
         masters first, then the seeds.
 
-        :raise redis.exceptions.ConnectionError: no node answered.
+        :raise CannotConnect: no node answered (nothing was sent).
         """
         async with self._lock:
             failure: Exception | None = None
@@ -98,7 +98,7 @@ class ClusterConnections:
                     continue
                 self._load(reply, address[0])
                 return
-            raise rex.ConnectionError(f"no cluster node answered CLUSTER SLOTS: {failure}")
+            raise CannotConnect(f"no cluster node answered CLUSTER SLOTS: {failure}")
 
     def _load(self, reply: list[Any], default_host: str) -> None:
         slots: list[tuple[str, int] | None] = [None] * SLOTS

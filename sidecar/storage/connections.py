@@ -5,7 +5,7 @@ single Redis, behind Sentinel, or on a Redis Cluster (``MAC_REDIS_TYPE``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -66,32 +66,8 @@ def _credentials(options: RedisOptions) -> dict[str, Any]:
     return found
 
 
-class _WholeSettings(Protocol):
-    """The service's whole settings, which ``WebhookStreams.from_settings`` still hands to
-    ``redis_client``; goes when that method does (every other caller gives ``RedisOptions``,
-    made in the composition root)."""
-
-    @property
-    def redis_type(self) -> str: ...
-    @property
-    def redis_timeout(self) -> float: ...
-    @property
-    def redis_max_connections(self) -> int: ...
-    @property
-    def redis_username(self) -> str: ...
-    @property
-    def redis_password(self) -> str: ...
-    @property
-    def redis_sentinel_master(self) -> str: ...
-    @property
-    def redis_sentinel_username(self) -> str: ...
-    @property
-    def redis_sentinel_password(self) -> str: ...
-    def redis_urls(self) -> list[str]: ...
-
-
 def redis_client(
-    options: RedisOptions | _WholeSettings,
+    options: RedisOptions,
     *,
     blocking_reads: bool = False,
     sentinel: Sentinel | None = None,
@@ -102,18 +78,6 @@ def redis_client(
     A caller waits at most about two Redis timeouts; retrying longer would only hold up
     routing while Redis is away. ``blocking_reads`` allows for ``XREAD BLOCK``.
     """
-    if not isinstance(options, RedisOptions):
-        options = RedisOptions(
-            urls=tuple(options.redis_urls()),
-            topology=options.redis_type,
-            timeout=options.redis_timeout,
-            max_connections=options.redis_max_connections,
-            username=options.redis_username,
-            password=options.redis_password,
-            sentinel_master=options.redis_sentinel_master,
-            sentinel_username=options.redis_sentinel_username,
-            sentinel_password=options.redis_sentinel_password,
-        )
     if options.topology == "cluster":
         return _cluster_client(options, blocking_reads)
     if options.topology == "sentinel":

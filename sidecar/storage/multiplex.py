@@ -32,6 +32,18 @@ class BusyError(rex.ResponseError):
     """Redis runs a script that takes too long (``BUSY``); it answers again when it ends."""
 
 
+class NotSent(rex.RedisError):
+    """Connecting failed, so the command was never sent: it did not run."""
+
+
+class CannotConnect(NotSent, rex.ConnectionError):
+    """No connection to Redis could be opened (refused, unreachable, no master known)."""
+
+
+class ConnectTimeout(NotSent, rex.TimeoutError):
+    """Opening the connection, or finding where to, took longer than the timeout."""
+
+
 # A script that may write (it has no `no-writes` flag) and writes nothing: Redis refuses it,
 # before running it, where it refuses writes (OOM under maxmemory, READONLY on a replica).
 WRITE_PROBE = ("EVAL", "#!lua\nreturn 1", 0)
@@ -251,7 +263,9 @@ class MultiplexedConnection:
                 async with asyncio.timeout(self._timeout):
                     self._host, self._port = await self._locate()
             except TimeoutError:
-                raise rex.TimeoutError("finding the master timed out") from None
+                raise ConnectTimeout("finding the master timed out") from None
+            except rex.ConnectionError as exc:
+                raise CannotConnect(f"finding the master: {exc}") from exc
         try:
             async with asyncio.timeout(self._timeout):
                 if self._path:
@@ -263,9 +277,9 @@ class MultiplexedConnection:
                         lambda: _Protocol(self), self._host, self._port, ssl=self._ssl
                     )
         except TimeoutError:
-            raise rex.TimeoutError(f"connecting to {self._address} timed out") from None
+            raise ConnectTimeout(f"connecting to {self._address} timed out") from None
         except OSError as exc:
-            raise rex.ConnectionError(f"cannot connect to {self._address}: {exc}") from exc
+            raise CannotConnect(f"cannot connect to {self._address}: {exc}") from exc
         self._reader = hiredis.Reader()
         handshake: list[tuple[Any, ...]] = []
         if self._password is not None:

@@ -70,4 +70,19 @@ DECIDE = Script.load("decide", "fields", "identity")
 MERGE = Script.load("merge", "identity")
 SET_EXEMPT = Script.load("set_exempt", "identity")
 SET_SUBSCRIPTION = Script.load("set_subscription")
-ALL = (DECIDE, MERGE, SET_EXEMPT, SET_SUBSCRIPTION)
+WEBHOOK_POLL = Script.load("webhook_poll")
+WEBHOOK_READ_NEW = Script.load("webhook_read_new")
+WEBHOOK_RENEW = Script.load("webhook_renew")
+WEBHOOK_RELEASE = Script.load("webhook_release")
+# Every script, loaded on every master at start and whenever the health probe finds Redis
+# back, so that no call waits for a NOSCRIPT reload.
+ALL = (
+    DECIDE,
+    MERGE,
+    SET_EXEMPT,
+    SET_SUBSCRIPTION,
+    WEBHOOK_POLL,
+    WEBHOOK_READ_NEW,
+    WEBHOOK_RENEW,
+    WEBHOOK_RELEASE,
+)

@@ -9,119 +9,37 @@ the decision path's connection.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from redis import exceptions as rex
+from sidecar.domain.delivery import Lease, NewEntries, StreamEntry, WorkspacePoll
+from sidecar.storage import calls, codec
+from sidecar.storage.calls import Pooled
+from sidecar.storage.connections import Client
+from sidecar.storage.keys import WEBHOOK_GROUP, WEBHOOKS_SINCE, WorkspaceKeys
+from sidecar.storage.scripts import WEBHOOK_POLL, WEBHOOK_READ_NEW, WEBHOOK_RELEASE, WEBHOOK_RENEW
+from sidecar.storage.store import workspaces
 
-from sidecar import metrics
-from sidecar.domain.decision import Event
-from sidecar.domain.errors import StorageError
-from sidecar.settings import Settings
-from sidecar.storage import codec
-from sidecar.storage.connections import Client, redis_client
-from sidecar.storage.keys import REGISTRY, WEBHOOK_GROUP, WEBHOOKS_SINCE, WorkspaceKeys
-from sidecar.storage.scripts import Script
-from sidecar.storage.store import wrap_error
-
-POLL = Script.load("webhook_poll")
-READ_NEW = Script.load("webhook_read_new")
-RENEW = Script.load("webhook_renew")
-RELEASE = Script.load("webhook_release")
 _MAX_SEQUENCE = 2**64 - 1
 
 
-# Whose a workspace's lease is, as webhook_poll.lua answers it (when there is work).
-LEASE_MINE = "mine"
-LEASE_OTHER = "other"
-LEASE_FREE = "free"
-_LEASE_STATES = {0: "", 1: LEASE_MINE, 2: LEASE_OTHER, 3: LEASE_FREE}
-
-
-@dataclass(frozen=True, slots=True)
-class WorkspacePoll:
-    """What a look at one workspace found.
-
-    :param oldest_ms: when the oldest event not yet delivered was recorded (unix ms of its
-        stream id), 0 when every event was delivered.
-    :param lease: with something to deliver, whose the lease is: ``LEASE_MINE`` (this
-        consumer is to deliver it), ``LEASE_OTHER`` or ``LEASE_FREE``; "" with nothing.
-    """
-
-    workspace_id: str
-    oldest_ms: int
-    lease: str
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEntry:
-    """An entry of the group's pending list or a new one; ``event`` is None when the entry
-    was trimmed from the stream while it was pending."""
-
-    id: str
-    event: Event | None
-
-
-@dataclass(frozen=True, slots=True)
-class NewEntries:
-    """Entries read for the first time, and how many were trimmed before anyone read them."""
-
-    entries: list[StreamEntry]
-    skipped: int
+# Whose a workspace's lease is, as webhook_poll.lua answers it.
+_LEASE_STATES = {0: Lease.NONE, 1: Lease.MINE, 2: Lease.OTHER, 3: Lease.FREE}
 
 
 class WebhookStreams:
-    """The Redis commands of one webhook consumer.
+    """The Redis commands of one webhook consumer (a ``WebhookStore``).
 
     :param client: a redis-py client of the deliverer's own.
     :param consumer: this consumer's name in every workspace's group, unique to the process.
     """
 
     def __init__(self, client: Client, consumer: str) -> None:
-        self._client = client
+        self._connection = Pooled(client)
         self.consumer = consumer
-
-    @classmethod
-    def from_settings(cls, settings: Settings, consumer: str) -> WebhookStreams:
-        """A consumer on a pool of its own to ``MAC_REDIS_URL``."""
-        return cls(redis_client(settings), consumer)
 
     async def close(self) -> None:
         """Close the client's connections."""
-        await self._client.aclose()
-
-    async def _send(self, operation: str, command: Sequence[Any]) -> Any:
-        """Send one command, counted under ``operation``; Redis errors pass through."""
-        metrics.REDIS_ROUND_TRIPS.labels(operation).inc()
-        # see RedisStore._send: one plain, awaited path for the async client
-        return await self._client.execute_command(*command)  # type: ignore[no-untyped-call,unused-ignore]
-
-    async def _run(self, operation: str, *command: Any) -> Any:
-        try:
-            return await self._send(operation, command)
-        except rex.RedisError as exc:
-            raise self._failed(operation, exc) from exc
-
-    def _failed(self, operation: str, exc: rex.RedisError) -> StorageError:
-        error = wrap_error(exc)
-        kind = "transient" if error.transient else "permanent"
-        metrics.REDIS_ERRORS.labels(operation, kind).inc()
-        return error
-
-    async def _script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """``EVALSHA``; on ``NOSCRIPT`` (Redis restarted, or SCRIPT FLUSH) load it, once."""
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        try:
-            try:
-                return await self._send(script.name, command)
-            except rex.NoScriptError:
-                metrics.SCRIPT_RELOADS.labels(script.name).inc()
-                await self._send("script_load", ("SCRIPT", "LOAD", script.source))
-                return await self._send(script.name, command)
-        except rex.ResponseError as exc:
-            raise wrap_error(exc, script.explain(str(exc))) from exc
-        except rex.RedisError as exc:
-            raise self._failed(script.name, exc) from exc
+        await self._connection.client.aclose()
 
     async def start_id(self) -> str:
         """The id new groups start after: just before webhooks were first turned on.
@@ -130,16 +48,15 @@ class WebhookStreams:
         later one reads it, so a group created for a workspace seen only later still delivers
         every event recorded since then, and none from before.
         """
-        seconds, micros = await self._run("webhook_since", "TIME")
+        seconds, micros = await calls.command(self._connection, "webhook_since", "TIME")
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        await self._run("webhook_since", "SET", WEBHOOKS_SINCE, now_ms, "NX")
-        since = int(await self._run("webhook_since", "GET", WEBHOOKS_SINCE))
+        await calls.command(self._connection, "webhook_since", "SET", WEBHOOKS_SINCE, now_ms, "NX")
+        since = int(await calls.command(self._connection, "webhook_since", "GET", WEBHOOKS_SINCE))
         return f"{since - 1}-{_MAX_SEQUENCE}"
 
     async def workspaces(self) -> list[str]:
         """Every workspace that may have events, sorted."""
-        found = await self._run("workspaces", "SMEMBERS", REGISTRY)
-        return sorted(m.decode() for m in found)
+        return await workspaces(self._connection)
 
     async def poll(
         self, workspaces: Sequence[str], *, start_id: str, lease_ms: int, take: bool
@@ -151,41 +68,30 @@ class WebhookStreams:
             whose lease is free; else only look.
         """
         args = (WEBHOOK_GROUP, self.consumer, lease_ms, start_id, 1 if take else 0)
-        replies = await self._pipelined_polls(workspaces, args)
-        if any(isinstance(reply, rex.NoScriptError) for reply in replies):
-            metrics.SCRIPT_RELOADS.labels(POLL.name).inc()
-            await self._run("script_load", "SCRIPT", "LOAD", POLL.source)
-            replies = await self._pipelined_polls(workspaces, args)
-        found: list[WorkspacePoll] = []
-        for workspace, reply in zip(workspaces, replies, strict=True):
-            if isinstance(reply, rex.ResponseError):
-                raise wrap_error(reply, POLL.explain(str(reply)))
-            if isinstance(reply, rex.RedisError):
-                raise self._failed(POLL.name, reply)
-            state, oldest = reply
-            found.append(WorkspacePoll(workspace, _id_ms(oldest), _LEASE_STATES[state]))
-        return found
-
-    async def _pipelined_polls(self, workspaces: Sequence[str], args: Sequence[Any]) -> list[Any]:
-        metrics.REDIS_ROUND_TRIPS.labels(POLL.name).inc()
-        async with self._client.pipeline(transaction=False) as pipe:
-            for workspace in workspaces:
-                keys = WorkspaceKeys(workspace)
-                pipe.execute_command("EVALSHA", POLL.sha, 2, keys.events, keys.webhook_lease, *args)
-            try:
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-            except rex.RedisError as exc:
-                raise self._failed(POLL.name, exc) from exc
-        return replies
+        polls = [
+            ((keys.events, keys.webhook_lease), args) for keys in map(WorkspaceKeys, workspaces)
+        ]
+        replies = await calls.script_batch(self._connection, WEBHOOK_POLL, polls)
+        return [
+            WorkspacePoll(workspace, _id_ms(oldest), _LEASE_STATES[state])
+            for workspace, (state, oldest) in zip(workspaces, replies, strict=True)
+        ]
 
     async def renew(self, workspace_id: str, lease_ms: int) -> bool:
         """Extend the workspace's lease; False when it is no longer this consumer's."""
         lease = WorkspaceKeys(workspace_id).webhook_lease
-        return bool(await self._script(RENEW, (lease,), (self.consumer, lease_ms)))
+        return bool(
+            await calls.script(self._connection, WEBHOOK_RENEW, (lease,), (self.consumer, lease_ms))
+        )
 
     async def release(self, workspace_id: str) -> None:
         """Give up the workspace's lease, if it is still this consumer's."""
-        await self._script(RELEASE, (WorkspaceKeys(workspace_id).webhook_lease,), (self.consumer,))
+        await calls.script(
+            self._connection,
+            WEBHOOK_RELEASE,
+            (WorkspaceKeys(workspace_id).webhook_lease,),
+            (self.consumer,),
+        )
 
     async def claim(self, workspace_id: str, count: int = 100) -> int:
         """Take over every pending entry of the workspace's group (``XAUTOCLAIM``, any idle
@@ -195,7 +101,8 @@ class WebhookStreams:
         stream = WorkspaceKeys(workspace_id).events
         cursor, trimmed = "0-0", 0
         while True:
-            reply = await self._run(
+            reply = await calls.command(
+                self._connection,
                 "webhook_claim",
                 "XAUTOCLAIM",
                 stream,
@@ -211,18 +118,27 @@ class WebhookStreams:
             trimmed += len(reply[2])
             if cursor == "0-0":
                 break
-        consumers = await self._run("webhook_claim", "XINFO", "CONSUMERS", stream, WEBHOOK_GROUP)
+        consumers = await calls.command(
+            self._connection, "webhook_claim", "XINFO", "CONSUMERS", stream, WEBHOOK_GROUP
+        )
         for raw in consumers:
             info = _fields(raw)
             if info["name"] != self.consumer and info["pending"] == 0:
-                await self._run(
-                    "webhook_claim", "XGROUP", "DELCONSUMER", stream, WEBHOOK_GROUP, info["name"]
+                await calls.command(
+                    self._connection,
+                    "webhook_claim",
+                    "XGROUP",
+                    "DELCONSUMER",
+                    stream,
+                    WEBHOOK_GROUP,
+                    info["name"],
                 )
         return trimmed
 
     async def pending(self, workspace_id: str, count: int) -> list[StreamEntry]:
         """This consumer's pending entries of the workspace, oldest first."""
-        reply = await self._run(
+        reply = await calls.command(
+            self._connection,
             "webhook_read",
             "XREADGROUP",
             "GROUP",
@@ -238,8 +154,9 @@ class WebhookStreams:
 
     async def read_new(self, workspace_id: str, count: int) -> NewEntries:
         """Run ``webhook_read_new.lua``: up to ``count`` entries nobody read yet, oldest first."""
-        skipped, entries = await self._script(
-            READ_NEW,
+        skipped, entries = await calls.script(
+            self._connection,
+            WEBHOOK_READ_NEW,
             (WorkspaceKeys(workspace_id).events,),
             (WEBHOOK_GROUP, self.consumer, count),
         )
@@ -247,8 +164,13 @@ class WebhookStreams:
 
     async def ack(self, workspace_id: str, entry_id: str) -> None:
         """Mark the entry delivered (``XACK``)."""
-        await self._run(
-            "webhook_ack", "XACK", WorkspaceKeys(workspace_id).events, WEBHOOK_GROUP, entry_id
+        await calls.command(
+            self._connection,
+            "webhook_ack",
+            "XACK",
+            WorkspaceKeys(workspace_id).events,
+            WEBHOOK_GROUP,
+            entry_id,
         )
 
 

@@ -23,8 +23,9 @@ from google.protobuf import json_format
 from prometheus_client import REGISTRY
 
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
-from sidecar.server.webhooks import WebhookDeliverer
+from sidecar.server.app import webhook_deliverer
 from sidecar.settings import Settings
+from sidecar.usecases.delivery import WebhookDeliverer
 from tests.support.calls import activate, read_events
 from tests.support.redis_servers import RedisServer, free_port
 from tests.support.sidecar_process import SidecarProcess
@@ -240,7 +241,7 @@ async def deliverers(
 
     def start(sessions: int = 16, **changes: Any) -> WebhookDeliverer:
         settings = webhook_settings.replace(**changes)
-        deliverer = WebhookDeliverer.from_settings(settings, poll_s=0.1, sessions=sessions)
+        deliverer = webhook_deliverer(settings, poll_s=0.1, sessions=sessions)
         deliverer.start()
         started.append(deliverer)
         return deliverer

@@ -48,6 +48,9 @@ def test_the_package_keeps_its_contracts(tmp_path: Path) -> None:
         ("domain/contact.py", "import grpc  # noqa", "the domain and the use cases know no"),
         ("usecases/enforcer.py", "from sidecar import metrics  # noqa", "the domain and the use"),
         ("transport/wire.py", "from sidecar.storage import keys  # noqa", "transport never"),
+        ("server/health.py", "from sidecar.storage import store  # noqa", "only the composition"),
+        ("server/webhooks.py", "import sidecar.storage.webhooks  # noqa", "only the composition"),
+        ("cli/serve.py", "from sidecar.storage import keys  # noqa", "only the composition"),
         ("storage/keys.py", "from sidecar.usecases import periods  # noqa", "layers"),
         ("domain/clock.py", "from sidecar import settings  # noqa", "layers"),
     ],
@@ -55,5 +58,6 @@ def test_the_package_keeps_its_contracts(tmp_path: Path) -> None:
 def test_a_violation_fails(tmp_path: Path, module: str, line: str, contract: str) -> None:
     result = lint_copy(tmp_path, module, line)
     assert result.returncode != 0
-    broken = [ln for ln in result.stdout.splitlines() if ln.endswith(" BROKEN")]
+    # "<contract> BROKEN", followed by "(N ignored imports)" when the contract ignores some
+    broken = [ln for ln in result.stdout.splitlines() if " BROKEN" in ln]
     assert [ln for ln in broken if ln.startswith(contract)], result.stdout
