@@ -37,4 +37,5 @@ export MAC_JOURNAL_DIR=${MAC_JOURNAL_DIR:-$(pwd)/$data/journal}
 if [ -z "${MAC_IDENTITY_SECRET:-}" ]; then
   export MAC_IDENTITY_SECRET_FILE=${MAC_IDENTITY_SECRET_FILE:-$secret_file}
 fi
+echo "the operator CLI: .venv/bin/sidecar --help (or: source .venv/bin/activate; sidecar --help)"
 .venv/bin/sidecar serve "$@"
