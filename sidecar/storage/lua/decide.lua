@@ -35,21 +35,22 @@
 --   [1] active            the period's count (a dry run: as it was before the call)
 --   [2] limit             the limit that applies (the trial's while one runs)
 --   [3] trial_until_ms    when the running trial ends, 0 for none
---   [4] plan
+--   [4] plan              the plan that applies (terms_of)
 --   [5] events_written    events recorded by this call
 --   [6] channels_changed  how many channels end the reply (0 in a dry run)
 --   [7] identity_version  the links hash's IDENTITY_VERSION ('0' before any): raised by each
---                         merge that folds an identity and each exemption change
+--                         merge that folds and each set_exempt that changes a mark
 --   then per contact: code, identity, flags
 --   then per channel changed: channel, count
 -- code and flags are CODE and FLAG below; count is the channel's new count.
--- Reply when the subscription's version is not subscription_version (nothing is decided; the
--- caller computes the period, and the keys of national phone numbers, again and retries):
---   [1] stale  STALE
---   [2] timezone
---   [3] starts_at_ms
---   [4] version
---   [5] default_region
+-- When the subscription's version is not subscription_version nothing is decided, and the
+-- caller computes the period (and the keys of national phone numbers) again and retries:
+-- Reply when stale:
+--   [1] stale           STALE
+--   [2] timezone        the subscription's time zone ('UTC' when none)
+--   [3] starts_at_ms    its start, unix ms (0 when none)
+--   [4] version         its version ('' when none)
+--   [5] default_region  its default phone region ('' when none)
 --
 -- Why one script: "which identity is this, is it counted, is the count below the limit, may
 -- a trial start, count it, record what it crosses" must be one step. Split over round trips,
