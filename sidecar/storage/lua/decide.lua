@@ -98,7 +98,7 @@ local trial_on = trial.until_ms > input.now
 local active = redis.call('SCARD', key.members)
 local limit = trial_on and math.max(input.terms.limit, tonumber(trial.limit)) or input.terms.limit
 
--- What the call changes, and only through the functions it is passed to.
+-- What the call changes, all of it: the lib functions are passed it, decide and reply see it.
 local state = {
   active = active,
   limit = limit,

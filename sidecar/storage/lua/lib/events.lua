@@ -3,7 +3,8 @@
 --
 -- KEYS: none of its own; its functions are given decide.lua's input: input.key.events (the
 -- events stream) and input.key.flags (the period's flags hash: flag -> unix ms raised).
--- ARGV: none of its own; input.arg.events_max, workspace_id and period_name, input.now.
+-- ARGV: none of its own; input.arg.events_max, workspace_id, period_name and expire_at_ms,
+-- and input.now, of decide.lua.
 -- Reply: none: a library of functions (emit, once, record_crossed, expire_flags); they count
 -- what they record in decide.lua's state (written, flags_touched).
 -- Why in a script: an event is recorded in the same step as the decision it reports, and a

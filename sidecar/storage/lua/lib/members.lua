@@ -5,8 +5,9 @@
 -- input.key.counts (the counts hash: period_key -> active, period_key:limit -> limit).
 -- ARGV: none of its own; input.arg.period_key and input.arg.expire_at_ms of decide.lua.
 -- Reply: none: a library of functions (is_member, write_count).
--- Why in a script: the membership read and the SADD that follows it are one step, so two
--- calls cannot both take the last free place.
+-- Why in a script: who is counted is read in the same step that counts the next contact
+-- (decide.lua), so two calls cannot both take the last free place, and the count written is
+-- the set's size at that step.
 -- Uses: nothing.
 
 -- Whether `key` is counted. A dry run counts nobody, so it remembers whom it would have

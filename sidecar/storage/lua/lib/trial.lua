@@ -5,12 +5,11 @@
 -- major, started, ended, granted:<trial plan>:<major>) and input.key.members.
 -- ARGV: none of its own; input.now and input.dry of decide.lua, and its terms (input.terms:
 -- trial_plan, trial_limit, trial_days, major).
--- Reply: none: a library of functions (read_trial, end_trial, start_trial); a trial started or
--- ended moves decide.lua's state (trial_on, trial_until, limit).
+-- Reply: none: a library of functions (read_trial, end_trial, start_trial); a trial started
+-- moves decide.lua's state (trial_on, trial_until, limit, and active: its contact is counted).
 -- Why in a script: checking that the trial was never granted and granting it is one step, so
 -- two calls cannot both start it.
--- Uses: lib/events.lua (emit, record_crossed),
--- lib/usage.lua (count_admission).
+-- Uses: lib/events.lua (emit, record_crossed), lib/usage.lua (count_admission).
 
 -- The trial hash's until (until_ms, 0 for none), limit and ended (false where missing).
 local function read_trial(input)
