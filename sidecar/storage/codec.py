@@ -18,6 +18,8 @@ from sidecar.domain.ports import (
     DecideReply,
     DecideRequest,
     ExemptReply,
+    ExemptRequest,
+    MergeRequest,
 )
 from sidecar.domain.subscription import Resolved, Subscription
 
@@ -34,19 +36,76 @@ CODES: dict[int, tuple[Reason, bool]] = {
 # decide.lua's FLAG table.
 FLAG_CONFLICT = 1
 FLAG_VISITOR_MERGED = 2
-STALE = -1  # decide.lua's first reply element when the subscription version moved on
-# active, limit, trial_until_ms, plan, events_written, channels changed, identity version
-_DECIDE_HEAD = 7
-_PER_CONTACT = 3  # code, identity, flags
 _ADMITTING = (1, 4)  # ADMITTED, TRIAL_STARTED
+
+# Each script's ARGV and reply by name, in the order of its header (tests/storage/
+# test_script_layouts.py holds one to the other). A name added here needs its place below.
+
+# decide.lua's ARGV, in order: decide_args follows it; the contacts (encode_contacts) come after.
+DECIDE_ARGV = (
+    "period_key",
+    "period_name",
+    "now_ms",
+    "expire_at_ms",
+    "dry_run",
+    "limit",  # limit .. events_max: the Policy's, _policy_args
+    "plan",
+    "trial_plan",
+    "trial_limit",
+    "trial_days",
+    "thresholds",
+    "events_max",
+    "workspace_id",
+    "subscription_version",
+    "day",
+)
+# decide.lua's reply: these places, then DECIDE_PER_CONTACT for each contact in order, then
+# DECIDE_PER_CHANNEL for each channel changed.
+DECIDE_REPLY = (
+    "active",
+    "limit",
+    "trial_until_ms",
+    "plan",
+    "events_written",
+    "channels_changed",
+    "identity_version",
+)
+DECIDE_PER_CONTACT = ("code", "identity", "flags")
+DECIDE_PER_CHANNEL = ("channel", "count")
+_ACTIVE, _LIMIT, _TRIAL_UNTIL_MS, _PLAN, _EVENTS_WRITTEN, _CHANNELS_CHANGED, _IDENTITY_VERSION = (
+    range(len(DECIDE_REPLY))
+)
+_CODE, _IDENTITY, _FLAGS = range(len(DECIDE_PER_CONTACT))
+_CHANNEL, _COUNT = range(len(DECIDE_PER_CHANNEL))
+_HEAD, _PER_CONTACT, _PER_CHANNEL = (
+    len(DECIDE_REPLY),
+    len(DECIDE_PER_CONTACT),
+    len(DECIDE_PER_CHANNEL),
+)
+# decide.lua's reply when the subscription's version moved on: nothing was decided.
+STALE_REPLY = ("stale", "timezone", "starts_at_ms", "version", "default_region")
+STALE = -1  # its first place
+_TIMEZONE, _STARTS_AT_MS, _VERSION, _DEFAULT_REGION = range(1, len(STALE_REPLY))
+
+# merge.lua's ARGV (the target contact, then the sources, come after) and reply.
+MERGE_ARGV = ("period_key", "expire_at_ms")
+MERGE_REPLY = ("survivor", "folded", "uncounted", "active")
+# set_exempt.lua's ARGV (the contacts come after) and reply: these places, then
+# EXEMPT_PER_CONTACT for each contact.
+EXEMPT_ARGV = ("exempt",)
+EXEMPT_REPLY = ("changed",)
+EXEMPT_PER_CONTACT = ("identity",)
+# set_subscription.lua's ARGV: this, then field, value, ... of SUBSCRIPTION_FIELDS; its reply is
+# the new version alone.
+SET_SUBSCRIPTION_ARGV = ("expected_version",)
 
 
 def admitted_any(reply: list[Any]) -> bool:
     """Whether a ``decide.lua`` reply counted a new contact."""
     if reply[0] == STALE:
         return False
-    tail = len(reply) - 2 * reply[5]
-    return any(reply[i] in _ADMITTING for i in range(_DECIDE_HEAD, tail, _PER_CONTACT))
+    tail = len(reply) - _PER_CHANNEL * reply[_CHANNELS_CHANGED]
+    return any(reply[i + _CODE] in _ADMITTING for i in range(_HEAD, tail, _PER_CONTACT))
 
 
 # set_subscription.lua writes these fields, and the version.
@@ -95,7 +154,7 @@ def _policy_args(policy: Policy) -> tuple[Any, ...]:
 
 
 def decide_args(request: DecideRequest) -> list[Any]:
-    """``decide.lua``'s ARGV."""
+    """``decide.lua``'s ARGV: ``DECIDE_ARGV`` in order, then the contacts."""
     period = request.period
     return [
         period.key,
@@ -113,53 +172,72 @@ def decide_args(request: DecideRequest) -> list[Any]:
 
 def events_written(reply: list[Any]) -> int:
     """How many events a ``decide.lua`` reply says it recorded."""
-    return 0 if reply[0] == STALE else int(reply[4])
+    return 0 if reply[0] == STALE else int(reply[_EVENTS_WRITTEN])
 
 
 def decide_reply(reply: list[Any]) -> DecideReply:
-    """A ``decide.lua`` reply.
+    """A ``decide.lua`` reply (``DECIDE_REPLY``, or ``STALE_REPLY``).
 
     :raise StaleSubscription: the reply says the subscription's version moved on.
     """
     if reply[0] == STALE:
         raise StaleSubscription(
             SubscriptionBasis(
-                reply[1].decode(), int(reply[2]), reply[3].decode(), reply[4].decode()
+                reply[_TIMEZONE].decode(),
+                int(reply[_STARTS_AT_MS]),
+                reply[_VERSION].decode(),
+                reply[_DEFAULT_REGION].decode(),
             )
         )
     outcomes = []
-    tail = len(reply) - 2 * reply[5]  # the channels changed follow the contacts
-    for i in range(_DECIDE_HEAD, tail, _PER_CONTACT):
-        reason, shadowed = CODES[reply[i]]
-        flags = reply[i + 2]
+    # the channels changed follow the contacts
+    tail = len(reply) - _PER_CHANNEL * reply[_CHANNELS_CHANGED]
+    for i in range(_HEAD, tail, _PER_CONTACT):
+        reason, shadowed = CODES[reply[i + _CODE]]
+        flags = reply[i + _FLAGS]
         outcomes.append(
             ContactOutcome(
                 reason=reason,
-                identity=reply[i + 1],
+                identity=reply[i + _IDENTITY],
                 shadowed=shadowed,
                 conflict=bool(flags & FLAG_CONFLICT),
                 visitor_merged=bool(flags & FLAG_VISITOR_MERGED),
             )
         )
     return DecideReply(
-        active=reply[0],
-        limit=reply[1],
-        plan=reply[3].decode(),
-        trial_until_ms=reply[2],
+        active=reply[_ACTIVE],
+        limit=reply[_LIMIT],
+        plan=reply[_PLAN].decode(),
+        trial_until_ms=reply[_TRIAL_UNTIL_MS],
         outcomes=outcomes,
-        channels=tuple((reply[i].decode(), reply[i + 1]) for i in range(tail, len(reply), 2)),
-        identity_version=int(reply[6]),
+        channels=tuple(
+            (reply[i + _CHANNEL].decode(), reply[i + _COUNT])
+            for i in range(tail, len(reply), _PER_CHANNEL)
+        ),
+        identity_version=int(reply[_IDENTITY_VERSION]),
     )
 
 
+def merge_args(request: MergeRequest) -> list[Any]:
+    """``merge.lua``'s ARGV: ``MERGE_ARGV`` in order, then the target and the sources."""
+    contacts = encode_contacts([request.target, *request.sources])
+    return [request.period_key, request.expire_at_ms, *contacts]
+
+
 def merge_reply(reply: list[Any]) -> Merged:
-    """A ``merge.lua`` reply: ``{survivor, folded, uncounted, active}``."""
-    return Merged(reply[0], int(reply[1]), int(reply[2]), int(reply[3]))
+    """A ``merge.lua`` reply (``MERGE_REPLY``)."""
+    got = dict(zip(MERGE_REPLY, reply, strict=True))
+    return Merged(got["survivor"], int(got["folded"]), int(got["uncounted"]), int(got["active"]))
+
+
+def exempt_args(request: ExemptRequest) -> list[Any]:
+    """``set_exempt.lua``'s ARGV: ``EXEMPT_ARGV`` in order, then the contacts."""
+    return [1 if request.exempt else 0, *encode_contacts(request.contacts)]
 
 
 def exempt_reply(reply: list[Any]) -> ExemptReply:
-    """A ``set_exempt.lua`` reply: ``{changed, identity...}``."""
-    return ExemptReply(int(reply[0]), list(reply[1:]))
+    """A ``set_exempt.lua`` reply (``EXEMPT_REPLY``, then ``EXEMPT_PER_CONTACT`` each)."""
+    return ExemptReply(int(reply[0]), list(reply[len(EXEMPT_REPLY) :]))
 
 
 def basis_reply(reply: list[Any]) -> SubscriptionBasis:

@@ -66,9 +66,21 @@ class Script:
         return _USER_SCRIPT_LINE.sub(where, message)
 
 
-DECIDE = Script.load("decide", "fields", "identity")
-MERGE = Script.load("merge", "identity")
-SET_EXEMPT = Script.load("set_exempt", "identity")
+DECIDE = Script.load(
+    "decide",
+    "fields",
+    "identity",
+    "contacts",
+    "terms",
+    "events",
+    "usage",
+    "members",
+    "exempt",
+    "links",
+    "trial",
+)
+MERGE = Script.load("merge", "identity", "contacts")
+SET_EXEMPT = Script.load("set_exempt", "identity", "contacts")
 SET_SUBSCRIPTION = Script.load("set_subscription")
 WEBHOOK_POLL = Script.load("webhook_poll")
 WEBHOOK_READ_NEW = Script.load("webhook_read_new")

@@ -1,30 +1,34 @@
 -- merge.lua: fold identities into one; the current period's count drops by the number of
 -- folded identities that were counted alongside the survivor.
 --
--- KEYS[1]  members set of the current period
--- KEYS[2]  counts hash
--- KEYS[3]  links hash
--- ARGV[1]  period key
--- ARGV[2]  unix ms at which the period's members expire
--- ARGV[3..] the target contact, then the source contacts, each encoded as in decide.lua:
---           n, n primary identifier keys in precedence order, the visitor key or ''
+-- KEYS[1]  members  the current period's members (SET of identity keys)
+-- KEYS[2]  counts   HASH period_key -> active (decide.lua's)
+-- KEYS[3]  links    HASH identifier key -> identity key, and IDENTITY_VERSION
+-- ARGV[1]  period_key    the period's field in the counts hash
+-- ARGV[2]  expire_at_ms  unix ms at which the period's members expire
+-- ARGV[3..] contacts     the target contact, then the source contacts, each as in decide.lua
+--                        (lib/contacts.lua; the channel is not used here)
 --
 -- The survivor is the target's identity by the rule decide.lua follows (resolve_identity in
 -- lib/identity.lua): its highest-precedence known identity (linked, or counted this period),
 -- else its first identifier. The target's other identities, a visitor seen before it was
--- identified among them, are folded into it too.
+-- identified among them, are folded into it too. Folding raises the identity version (the
+-- links hash's field IDENTITY_VERSION), which decide.lua reports.
 --
--- Folding raises the identity version (the links hash's field IDENTITY_VERSION, see
--- lib/identity.lua), which decide.lua reports.
---
--- Returns { survivor identity key, identities folded, identities uncounted (the count dropped by
--- as many), active after }.
--- Uses lib/identity.lua (root_of, resolve_identity, read_contacts, identifiers_of).
+-- Reply:
+--   [1] survivor   the surviving identity key
+--   [2] folded     identities folded into it
+--   [3] uncounted  folded identities no longer counted: the count dropped by as many
+--   [4] active     the period's count after the merge
 --
 -- Why a script: resolving the identities, re-pointing them and moving their place in the
 -- period's set must not interleave with an Activate of the same contacts, or a contact could
 -- be counted under an identity that has just been folded. Merging again folds nothing more.
+--
+-- Uses: lib/identity.lua (root_of, resolve_identity, IDENTITY_VERSION), lib/contacts.lua
+-- (read_contacts, identifiers_of).
 local members, counts, links = KEYS[1], KEYS[2], KEYS[3]
+local period_key, expire_at_ms = ARGV[1], ARGV[2]
 local contacts = read_contacts(3)
 local survivor = resolve_identity(links, members, contacts[1][1], contacts[1][2], true).identity
 
@@ -68,10 +72,10 @@ if folded > 0 then
 end
 local active = redis.call('SCARD', members)
 if active ~= before then
-  redis.call('HSET', counts, ARGV[1], active)
+  redis.call('HSET', counts, period_key, active)
 end
 if touched and active > 0 then
   -- SREM may have emptied the set and SADD made it again, without its expiry
-  redis.call('PEXPIREAT', members, ARGV[2])
+  redis.call('PEXPIREAT', members, expire_at_ms)
 end
 return { survivor, folded, uncounted, active }

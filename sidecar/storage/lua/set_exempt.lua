@@ -1,27 +1,30 @@
 -- set_exempt.lua: mark contacts exempt (allowed, never counted) or countable again.
 --
--- KEYS[1]  exempt set (identity and identifier keys)
--- KEYS[2]  links hash
--- ARGV[1]  1 to exempt, 0 to make countable again
--- ARGV[2..] contacts, encoded as in decide.lua
+-- KEYS[1]  exempt  SET of identity and identifier keys
+-- KEYS[2]  links   HASH identifier key -> identity key, and IDENTITY_VERSION
+-- ARGV[1]  exempt     1 to exempt, 0 to make countable again
+-- ARGV[2..] contacts  each as in decide.lua (lib/contacts.lua; the channel is not used here)
 --
 -- Every identifier of a contact and the identity each resolves to are marked, and decide.lua
 -- treats a contact as exempt when its identity or any identifier of the request is marked, so
 -- the exemption holds whichever identifier the contact arrives with and whatever it is linked
--- to later.
+-- to later. A change raises the identity version (the links hash's field IDENTITY_VERSION),
+-- which decide.lua reports.
 --
--- A change raises the identity version (the links hash's field IDENTITY_VERSION, see
--- lib/identity.lua), which decide.lua reports.
---
--- Returns { changed, identity key of each contact... }, by the rule of resolve_identity in
--- lib/identity.lua with one difference: this script has no period, so an identifier is known
--- by its links alone, not by being counted. For a contact whose counted identifier was never
--- linked the key shown may then differ from decide.lua's; the exemption does not, because
--- every identifier and every identity it resolves to is marked.
--- Uses lib/identity.lua (root_of, resolve_identity, read_contacts, identifiers_of).
+-- Reply:
+--   [1] changed  how many marks were added (or removed)
+--   then per contact: identity
+-- The identity is resolve_identity's (lib/identity.lua) with one difference: this script has
+-- no period, so an identifier is known by its links alone, not by being counted. For a
+-- contact whose counted identifier was never linked the key shown may then differ from
+-- decide.lua's; the exemption does not, because every identifier and every identity it
+-- resolves to is marked.
 --
 -- Why a script: each contact's identities are resolved and marked in the same step, so a merge
 -- or a link made at the same moment cannot leave a contact half exempt.
+--
+-- Uses: lib/identity.lua (root_of, resolve_identity, IDENTITY_VERSION), lib/contacts.lua
+-- (read_contacts, identifiers_of).
 local exempt, links = KEYS[1], KEYS[2]
 local on = ARGV[1] == '1'
 local out = { 0 }

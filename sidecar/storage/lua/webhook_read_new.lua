@@ -1,20 +1,23 @@
 -- webhook_read_new.lua: read a workspace's next events for this consumer (XREADGROUP >), and
 -- count the events that were trimmed from the stream before the group read them.
 --
--- KEYS[1]  events stream
--- ARGV[1]  consumer group
--- ARGV[2]  this consumer's name
--- ARGV[3]  most entries to read
+-- KEYS[1]  stream  the workspace's events STREAM
+-- ARGV[1]  group     consumer group
+-- ARGV[2]  consumer  this consumer's name
+-- ARGV[3]  count     most entries to read
 --
--- Returns { skipped, entries }: entries as XREADGROUP gives them ({ id, { field, value, ... } }
--- each, in id order); skipped the events trimmed (MAXLEN ~ MAC_EVENTS_MAX) before they were
--- read, counted once.
+-- Reply:
+--   [1] skipped  the events trimmed (MAXLEN ~ MAC_EVENTS_MAX) before they were read, counted
+--                once
+--   [2] entries  as XREADGROUP gives them: { id, { field, value, ... } } each, in id order
 --
 -- How: once the group has read up to the stream's last entry, its lag (Redis 7: entries added
 -- minus entries read, a counter the trim does not move) is the number of entries it never
 -- read; the counter is then set to the entries added, so they are counted once.
 -- Why a script: that lag means "trimmed" only while nothing was added after the read; an
 -- event recorded between the read and the look would otherwise be counted as lost.
+--
+-- Uses: nothing.
 local stream = KEYS[1]
 local group, consumer, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
 

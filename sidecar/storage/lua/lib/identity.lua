@@ -1,6 +1,19 @@
--- lib/identity.lua: who a contact is. The one identity rule of the service, shared by
--- decide.lua, merge.lua and set_exempt.lua; the service puts it in front of them when it
--- loads them.
+-- lib/identity.lua: who a contact is. The one identity rule of the service (resolve_identity),
+-- shared by decide.lua, merge.lua and set_exempt.lua, and the identity version they keep.
+--
+-- KEYS: none of its own; its functions are given the links hash (identifier key -> identity
+-- key) and the period's members set of the script that calls them.
+-- ARGV: none.
+-- Reply: none: a library of functions (root_of, resolve_identity; the field name
+-- IDENTITY_VERSION).
+-- Why in a script: following and shortening link chains must not interleave with a merge
+-- re-pointing them; it runs inside the one step of the script that calls it.
+-- Uses: nothing.
+
+-- The links hash's field counting changes of who is who (merges) and who is exempt: a sidecar
+-- that sees it change forgets what it knew of the workspace's contacts. Identifier keys are
+-- 14 bytes, so this 2-byte field can be none of them.
+local IDENTITY_VERSION = '~v'
 
 -- The identity an identifier belongs to in the links hash, and whether it has links. Chains
 -- left by merges are followed and, when `write`, shortened to point at the identity.
@@ -68,37 +81,4 @@ local function resolve_identity(links, members, prim, visitor, write)
     r.conflict = #r.known_order >= 2
   end
   return r
-end
-
--- The contacts encoded in ARGV from index `first`: each as n, n primary identifier keys in
--- precedence order, the visitor key or '', then the channel or ''. Returns a list of
--- { primaries, visitor|false, channel }.
--- The links hash's field counting changes of who is who (merges) and who is exempt: a sidecar
--- that sees it change forgets what it knew of the workspace's contacts. Identifier keys are
--- 14 bytes, so this 2-byte field can be none of them.
-local IDENTITY_VERSION = '~v'
-
-local function read_contacts(first)
-  local found = {}
-  local i = first
-  while i <= #ARGV do
-    local n = tonumber(ARGV[i])
-    local prim = {}
-    for j = 1, n do
-      prim[j] = ARGV[i + j]
-    end
-    local visitor = ARGV[i + n + 1]
-    found[#found + 1] = { prim, visitor ~= '' and visitor or false, ARGV[i + n + 2] }
-    i = i + n + 3
-  end
-  return found
-end
-
--- Every identifier key of a contact read by read_contacts: its primaries, then its visitor.
-local function identifiers_of(contact)
-  local keys = { unpack(contact[1]) }
-  if contact[2] then
-    keys[#keys + 1] = contact[2]
-  end
-  return keys
 end

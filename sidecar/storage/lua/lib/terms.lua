@@ -1,0 +1,35 @@
+-- lib/terms.lua: what applies to a decision: the subscription's numbers, else the service's.
+--
+-- KEYS: none of its own; read_subscription is given decide.lua's subscription hash
+-- (input.key.subscription; its fields are set_subscription.lua's).
+-- ARGV: none of its own; terms_of falls back on decide.lua's limit, plan, trial_plan,
+-- trial_limit, trial_days and thresholds (input.arg).
+-- Reply: none: a library of functions (read_subscription, terms_of).
+-- Why in a script: the terms are read in the same step as the decision made under them, so
+-- a subscription changed meanwhile is either wholly seen or not at all.
+-- Uses: lib/fields.lua (read_fields).
+
+-- The subscription hash's fields a decision reads (false where missing).
+local function read_subscription(key)
+  return read_fields(key, 'limit', 'plan', 'trial_plan', 'trial_limit', 'trial_days', 'major',
+    'shadow', 'version', 'timezone', 'starts_at', 'default_region', 'thresholds')
+end
+
+-- The terms: limit, plan, trial_plan ('' = none), trial_limit, trial_days, major, shadow, and
+-- thresholds (a list of percents): the subscription's when it has a limit, else the service's.
+local function terms_of(sub, arg)
+  -- the workspace's own thresholds, else the service's
+  local thresholds = {}
+  local own = sub.limit and sub.thresholds or ''
+  for pct in string.gmatch(own ~= '' and own or arg.thresholds, '%d+') do
+    thresholds[#thresholds + 1] = tonumber(pct)
+  end
+  if sub.limit then
+    return { limit = tonumber(sub.limit), plan = sub.plan, trial_plan = sub.trial_plan or '',
+      trial_limit = tonumber(sub.trial_limit or '0'), trial_days = tonumber(sub.trial_days or '30'),
+      major = sub.major or '0', shadow = sub.shadow == '1', thresholds = thresholds }
+  end
+  return { limit = tonumber(arg.limit), plan = arg.plan, trial_plan = arg.trial_plan,
+    trial_limit = tonumber(arg.trial_limit), trial_days = tonumber(arg.trial_days), major = '0',
+    shadow = false, thresholds = thresholds }
+end
