@@ -146,11 +146,7 @@ class RedisStore:
             self._pipelined,
             scripts.MERGE,
             (keys.members(request.period_key), keys.counts, keys.links),
-            (
-                request.period_key,
-                request.expire_at_ms,
-                *codec.encode_contacts([request.target, *request.sources]),
-            ),
+            codec.merge_args(request),
         )
         return codec.merge_reply(reply)
 
@@ -161,7 +157,7 @@ class RedisStore:
             self._pipelined,
             scripts.SET_EXEMPT,
             (keys.exempt, keys.links),
-            (1 if request.exempt else 0, *codec.encode_contacts(request.contacts)),
+            codec.exempt_args(request),
         )
         return codec.exempt_reply(reply)
 
