@@ -16,11 +16,14 @@ from sidecar.transport import wire
 from sidecar.transport.runner import Gate, MethodMetrics, OrderedStream
 from sidecar.transport.status import Context, log
 from sidecar.usecases.enforcer import Enforcer
+from sidecar.usecases.warm import WarmPath
 
 
 class EnforcerService(OrderedStream):
     """``mac.v1.Enforcer``.
 
+    :param enforcer: decides what the warm path leaves.
+    :param warm: answers the contacts it knows at once, before anything is awaited.
     :param workspace_gauges: where per-workspace usage is exported (opt-in, bounded).
     :param log_requests: log every decision at debug level (not only denials).
     :param clock: the time the per-workspace forecast is computed at.
@@ -29,6 +32,7 @@ class EnforcerService(OrderedStream):
     def __init__(
         self,
         enforcer: Enforcer,
+        warm: WarmPath,
         workspace_gauges: metrics.WorkspaceGauges,
         log_requests: bool = False,
         gate: Gate | None = None,
@@ -36,6 +40,7 @@ class EnforcerService(OrderedStream):
     ) -> None:
         super().__init__(gate)
         self._enforcer = enforcer
+        self._warm = warm
         self._gauges = workspace_gauges
         self._clock = clock or SystemClock()
         self._log_requests = log_requests
@@ -91,18 +96,13 @@ class EnforcerService(OrderedStream):
         """One contact: answered by the warm path at once, or decided by ``decide``."""
         workspace = request.workspace_id
         fields = wire.contact_fields(request.contact)
-        warm = self.at_once(
-            method,
-            workspace,
-            lambda: self._enforcer.warm(workspace, fields),
-            wire.decision_message,
-        )
+        warm = self.at_once(method, workspace, self._warm.answer, fields, wire.decision_message)
         if warm is not None:
             return warm
         return await self.unary(
             method,
             context,
-            lambda: decide(workspace, fields, warm_tried=True),
+            lambda: decide(workspace, fields),
             wire.decision_message,
             workspace,
         )
@@ -152,18 +152,18 @@ class EnforcerService(OrderedStream):
         if kind is None:
             return None
         call = request.activate if kind == "activate" else request.check
-        return self._enforcer.warm(call.workspace_id, wire.contact_fields(call.contact))
+        return self._warm.answer(call.workspace_id, wire.contact_fields(call.contact))
 
     def _stream_call(self, request: pb.ActivateStreamRequest) -> Any:
         kind = request.WhichOneof("call")
         if kind == "activate":
             activate = request.activate
             fields = wire.contact_fields(activate.contact)
-            return self._enforcer.activate(activate.workspace_id, fields, warm_tried=True)
+            return self._enforcer.activate(activate.workspace_id, fields)
         if kind == "check":
             check = request.check
             fields = wire.contact_fields(check.contact)
-            return self._enforcer.check(check.workspace_id, fields, warm_tried=True)
+            return self._enforcer.check(check.workspace_id, fields)
         raise InvalidArgument("call", "is not set: give activate or check")
 
 

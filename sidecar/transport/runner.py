@@ -22,6 +22,7 @@ from sidecar.transport.status import Context, abort_with, counted_status, status
 
 T = TypeVar("T")
 M = TypeVar("M")
+A = TypeVar("A")
 
 
 class MethodMetrics:
@@ -192,17 +193,19 @@ class UnaryRunner:
         self,
         method: str,
         workspace: str,
-        answer: Callable[[], T | None],
+        answer: Callable[[str, A], T | None],
+        asked: A,
         to_message: Callable[[T], M],
     ) -> M | None:
-        """The message of ``answer()`` when it answers at once (the warm path), counted as
-        ``unary`` counts a call; ``None`` when it does not, or the gate is closed: then
-        ``unary`` runs the call. Nothing is awaited, so the call is never in flight."""
+        """The message of ``answer(workspace, asked)`` when it answers at once (the warm
+        path), counted as ``unary`` counts a call; ``None`` when it does not, or the gate is
+        closed: then ``unary`` runs the call. Nothing is awaited, so the call is never in
+        flight."""
         if self.gate.closed:
             return None
         started = time.perf_counter()
         try:
-            result = answer()
+            result = answer(workspace, asked)
         except Exception:  # the call's own path decides it, and says what went wrong
             return None
         if result is None:

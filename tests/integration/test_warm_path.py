@@ -182,7 +182,7 @@ async def test_a_warm_path_that_fails_leaves_the_call_to_redis(
     def broken(workspace_id: str, contact: ContactFields) -> None:
         raise RuntimeError("the record is unreadable")
 
-    make_sidecar.last.enforcer.warm = broken  # type: ignore[method-assign]
+    make_sidecar.last.warm.answer = broken  # type: ignore[method-assign]
     before = decide_calls()
     again = await act(stub, email="known@example.com")
     new = await act(stub, email="new@example.com")

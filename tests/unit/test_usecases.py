@@ -17,7 +17,10 @@ from sidecar.storage.journal import FileJournal
 from sidecar.usecases.contacts import ContactReader
 from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.identities import Identities
+from sidecar.usecases.known import KnownContacts
+from sidecar.usecases.outage import OutageAnswers
 from sidecar.usecases.periods import Periods
+from sidecar.usecases.warm import WarmPath
 from tests.support.constants import SECRET
 from tests.support.constants import SMALL_POLICY as POLICY
 from tests.support.memory_store import MemoryStore
@@ -43,14 +46,16 @@ class World:
         contacts = ContactReader(KEYER, batch_max)
         self.periods = Periods(self.store, retention_periods=2)
         journal = FileJournal(str(journal_dir), 1000) if journal_dir is not None else None
+        known = KnownContacts(0)
         self.enforcer = Enforcer(
             self.store,
             contacts,
             self.periods,
             self.clock,
             POLICY,
-            failure_mode=failure_mode,
-            journal=journal,
+            known=known,
+            outage=OutageAnswers(failure_mode, known, self.periods, self.clock, journal),
+            warm=WarmPath(known, contacts, self.periods, self.clock),
         )
         self.identities = Identities(self.store, contacts, self.periods, self.enforcer, self.clock)
 
