@@ -4,6 +4,7 @@ turned into a status."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from sidecar.domain.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from sidecar.transport.status import Context, abort_with, counted_status, status_for
+from sidecar.transport.status import Context, abort_with, counted_status, log, status_for
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -127,6 +128,47 @@ class Gate:
             self.drained.set()
 
 
+# A failing warm path fails every call it sees: its error is logged this often at most.
+WARM_ERROR_LOG_SECONDS = 60.0
+
+
+class WarmPathErrors:
+    """Counts the warm path's failures in ``mac_warm_path_errors_total`` and logs them with
+    the exception, at most once per ``every`` seconds. The call is then decided by Redis.
+
+    :param monotonic: the time source of the rate limit.
+    """
+
+    def __init__(
+        self,
+        every: float = WARM_ERROR_LOG_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._every = every
+        self._monotonic = monotonic
+        self._next_log = -math.inf
+        self._unlogged = 0
+
+    def failed(self, exc: Exception) -> bool:
+        """Count ``exc``; log it unless one was logged less than ``every`` seconds ago.
+
+        :return: whether it was logged.
+        """
+        metrics.WARM_PATH_ERRORS.inc()
+        now = self._monotonic()
+        if now < self._next_log:
+            self._unlogged += 1
+            return False
+        self._next_log = now + self._every
+        log.error(
+            "the warm path failed; its calls go to Redis",
+            not_logged_before=self._unlogged,
+            exc_info=exc,
+        )
+        self._unlogged = 0
+        return True
+
+
 class UnaryRunner:
     """Runs unary RPCs and hands each result to ``after`` (logs, decision metrics) before
     converting it to its message. A call is refused ``UNAVAILABLE`` once the gate closes, and
@@ -136,6 +178,7 @@ class UnaryRunner:
     def __init__(self, gate: Gate | None = None) -> None:
         self._metrics: dict[str, MethodMetrics] = {}
         self.gate = gate or Gate()
+        self.warm_errors = WarmPathErrors()
 
     def method(self, method: str) -> MethodMetrics:
         """The metrics of ``method``."""
@@ -206,7 +249,8 @@ class UnaryRunner:
         started = time.perf_counter()
         try:
             result = answer(workspace, asked)
-        except Exception:  # the call's own path decides it, and says what went wrong
+        except Exception as exc:  # counted and logged; the call's own path decides it
+            self.warm_errors.failed(exc)
             return None
         if result is None:
             return None
@@ -290,7 +334,8 @@ class OrderedStream(UnaryRunner):
             started = time.perf_counter()
             try:
                 result = answer_now(request)
-            except Exception:  # decided as any message, which says what went wrong
+            except Exception as exc:  # counted and logged; decided as any message
+                self.warm_errors.failed(exc)
                 return None
             if result is None:
                 return None
