@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sidecar.domain.addresses import is_national
+from sidecar.domain.cache import LruCache
 from sidecar.domain.contact import ContactFields, ContactKeyer, KeyedContact
 from sidecar.domain.errors import InvalidArgument
 
@@ -17,12 +18,15 @@ class ContactReader:
 
     :param keyer: turns identifiers into counting keys.
     :param batch_max: the most contacts one request may carry.
+    :param cache_max: the most contacts ``one`` keeps keyed.
     """
 
-    def __init__(self, keyer: ContactKeyer, batch_max: int) -> None:
+    def __init__(
+        self, keyer: ContactKeyer, batch_max: int, cache_max: int = KEYED_CACHE_MAX
+    ) -> None:
         self._keyer = keyer
         self.batch_max = batch_max
-        self._keyed: dict[tuple[ContactFields, str], KeyedContact] = {}
+        self._keyed: LruCache[tuple[ContactFields, str], KeyedContact] = LruCache(cache_max)
 
     def one(self, contact: ContactFields, field: str = "contact", region: str = "") -> KeyedContact:
         """Validate and key one contact.
@@ -30,12 +34,11 @@ class ContactReader:
         :param region: the region national phone numbers are read in ("" refuses them).
         :raise InvalidArgument: naming the first offending field.
         """
-        cached = self._keyed.get((contact, region))
+        asked = (contact, region)
+        cached = self._keyed.get(asked)
         if cached is None:
             cached = self._keyer.keyed(contact, field, region)  # a refused one is not kept
-            if len(self._keyed) >= KEYED_CACHE_MAX:
-                self._keyed.clear()
-            self._keyed[(contact, region)] = cached
+            self._keyed.put(asked, cached)
         return cached
 
     def many(

@@ -13,12 +13,14 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sidecar.domain.basis import SubscriptionBasis
+from sidecar.domain.cache import LruCache
 from sidecar.domain.clock import from_ms, to_ms
 from sidecar.domain.errors import FailedPrecondition
 from sidecar.domain.period import BillingPeriod, months_after, period_at
 from sidecar.domain.ports import DecisionStore
 
-_CACHE_MAX = 100_000
+# workspaces whose basis is kept, and periods and days computed
+CACHE_MAX = 100_000
 _UTC = SubscriptionBasis()
 
 
@@ -52,17 +54,26 @@ class Periods:
 
     :param store: where the basis is read on ``refresh``.
     :param retention_periods: past periods whose member sets stay listable.
+    :param cache_max: the most workspaces whose basis is kept (one forgotten costs its next
+        decision a retry), and the most periods and days kept computed.
     """
 
     def __init__(
-        self, store: DecisionStore, retention_periods: int, *, require_subscription: bool = False
+        self,
+        store: DecisionStore,
+        retention_periods: int,
+        *,
+        require_subscription: bool = False,
+        cache_max: int = CACHE_MAX,
     ) -> None:
         self._store = store
         self._retention = retention_periods
         self._require = require_subscription
-        self._bases: dict[str, SubscriptionBasis] = {}
-        self._periods: dict[tuple[str, int], tuple[BillingPeriod, int, ZoneInfo]] = {}
-        self._days: dict[str, tuple[str, datetime, datetime]] = {}
+        self._bases: LruCache[str, SubscriptionBasis] = LruCache(cache_max)
+        self._periods: LruCache[tuple[str, int], tuple[BillingPeriod, int, ZoneInfo]] = LruCache(
+            cache_max
+        )
+        self._days: LruCache[str, tuple[str, datetime, datetime]] = LruCache(cache_max)
 
     def current(self, workspace_id: str, now: datetime) -> CurrentPeriod:
         """The workspace's period at ``now`` as last seen (cached until the period ends)."""
@@ -74,14 +85,12 @@ class Periods:
             starts = from_ms(basis.starts_at_ms) if basis.starts_at_ms else None
             period = period_at(now, zone, starts)
             expire = to_ms(months_after(period, self._retention, zone))
-            if len(self._periods) > _CACHE_MAX:
-                self._periods.clear()
-            found = self._periods[cache_key] = (period, expire, zone)
+            found = (period, expire, zone)
+            self._periods.put(cache_key, found)
         day = self._days.get(basis.timezone)
         if day is None or not day[1] <= now < day[2]:
-            if len(self._days) > _CACHE_MAX:
-                self._days.clear()
-            day = self._days[basis.timezone] = _day_at(now, found[2])
+            day = _day_at(now, found[2])
+            self._days.put(basis.timezone, day)
         return CurrentPeriod(found[0], found[1], basis.version, found[2], day[0])
 
     def basis(self, workspace_id: str) -> SubscriptionBasis:
@@ -90,9 +99,7 @@ class Periods:
 
     def learn(self, workspace_id: str, basis: SubscriptionBasis) -> None:
         """Remember what the workspace's periods depend on now."""
-        if len(self._bases) > _CACHE_MAX:
-            self._bases.clear()
-        self._bases[workspace_id] = basis
+        self._bases.put(workspace_id, basis)
 
     def unsubscribed(self, workspace_id: str) -> bool:
         """Whether ``require_subscription`` is on and this process knows of no subscription

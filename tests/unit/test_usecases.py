@@ -212,3 +212,23 @@ async def test_international_numbers_never_read_the_region() -> None:
         "acme", [ContactFields(phone="+4915112345678"), ContactFields(phone="0049 30 123456")]
     )
     assert world.store.basis_reads == 0
+
+
+async def test_past_the_bound_only_the_least_recent_workspace_bases_are_forgotten() -> None:
+    store = MemoryStore()
+    periods = Periods(store, retention_periods=2, cache_max=3)
+    for n in range(5):
+        store.bases[f"w{n}"] = SubscriptionBasis("Europe/Berlin", 0, "1")
+        await periods.refresh(f"w{n}")
+    # the three most recent are kept: their next decisions need no second read
+    assert [periods.basis(f"w{n}").version for n in range(5)] == ["", "", "1", "1", "1"]
+
+
+def test_past_the_bound_only_the_least_recently_keyed_contacts_are_keyed_again() -> None:
+    reader = ContactReader(KEYER, batch_max=10, cache_max=3)
+    c0, c1, c2 = (reader.one(ContactFields(id=f"c{n}")) for n in range(3))
+    assert reader.one(ContactFields(id="c0")) is c0  # now the most recent
+    reader.one(ContactFields(id="c3"))
+    assert reader.one(ContactFields(id="c0")) is c0
+    assert reader.one(ContactFields(id="c2")) is c2
+    assert reader.one(ContactFields(id="c1")) is not c1
