@@ -44,11 +44,11 @@ class ContactReader:
     def many(
         self, contacts: Sequence[ContactFields], field: str, region: str = ""
     ) -> list[KeyedContact]:
-        """Validate and key the contacts of a repeated request field, in order.
+        """Validate and key the contacts of a repeated request field, in order; their number
+        is checked once, before anything else is done for the request (``check_count``).
 
-        :raise InvalidArgument: for none, more than ``batch_max``, or any invalid contact.
+        :raise InvalidArgument: for any invalid contact.
         """
-        self.check_count(contacts, field)
         keyed = self._keyer.keyed
         try:
             return [keyed(c, field, region) for c in contacts]
@@ -60,7 +60,10 @@ class ContactReader:
             raise
 
     def check_count(self, contacts: Sequence[ContactFields], field: str) -> None:
-        """Refuse a repeated request field with no contact or more than ``batch_max``.
+        """Refuse a repeated request field with no contact or more than ``batch_max``: the
+        one check of a request's size in the use cases, made before any other step (the
+        transport also refuses a request over the bound before parsing it, so that none is
+        ever built).
 
         :raise InvalidArgument: naming the field and the bound.
         """

@@ -9,17 +9,14 @@ from sidecar.domain.addresses import is_national
 from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import ContactFields, KeyedContact, key_text, validate_workspace_id
 from sidecar.domain.decision import BatchResult, Decision, Policy, Reason, Usage
-from sidecar.domain.errors import InvalidArgument, StaleSubscription, StorageError
-from sidecar.domain.ports import DecideReply, DecideRequest, DecisionStore
+from sidecar.domain.errors import InvalidArgument, StorageError
+from sidecar.domain.ports import DecideReply, DecisionStore
 from sidecar.usecases.coalesce import Coalescer
 from sidecar.usecases.contacts import ContactReader, has_national_phone
 from sidecar.usecases.known import KnownContacts
 from sidecar.usecases.outage import OutageAnswers
-from sidecar.usecases.periods import Periods
+from sidecar.usecases.periods import PeriodDecisions, Periods
 from sidecar.usecases.warm import WarmPath
-
-# a subscription changed this often during one decision is not worth chasing further
-_STALE_RETRIES = 3
 
 
 class Enforcer:
@@ -51,15 +48,13 @@ class Enforcer:
         outage: OutageAnswers,
         warm: WarmPath,
     ) -> None:
-        self._store = store
         self._contacts = contacts
         self._periods = periods
         self._clock = clock
-        self._policy = policy
         self._known = known
         self._outage = outage
         self._warm = warm
-        self._coalescer = Coalescer(store)
+        self._decisions = PeriodDecisions(Coalescer(store).decide, periods, policy)
 
     async def check(self, workspace_id: str, contact: ContactFields) -> Decision:
         """What ``activate`` would answer; changes nothing."""
@@ -118,25 +113,27 @@ class Enforcer:
 
     async def _one(self, workspace_id: str, contact: ContactFields, dry_run: bool) -> Decision:
         validate_workspace_id(workspace_id)
-
-        def key(region: str) -> list[KeyedContact]:
-            return [self._contacts.one(contact, region=region)]
-
-        national = bool(contact.phone) and is_national(contact.phone)
         region = self._periods.basis(workspace_id).default_region
+        rekey: Callable[[str], list[KeyedContact]] | None = None
+        if contact.phone and is_national(contact.phone):
+
+            def key(region: str) -> list[KeyedContact]:
+                return [self._contacts.one(contact, "contact", region)]
+
+            rekey = key
+            try:
+                keyed = await self._key(workspace_id, key, True, region)
+            except StorageError as exc:
+                return await self._outage.one(exc, workspace_id, None, dry_run)
+            if self._periods.basis(workspace_id).default_region != region:
+                # keyed in a region read just now: the warm path could not key it before
+                warm = self._warm.answer(workspace_id, contact)
+                if warm is not None:
+                    return warm
+        else:
+            keyed = [self._contacts.one(contact, "contact", region)]
         try:
-            keyed = await self._key(workspace_id, key, national, region)
-        except StorageError as exc:
-            return await self._outage.one(exc, workspace_id, None, dry_run)
-        if national and self._periods.basis(workspace_id).default_region != region:
-            # keyed in a region read just now: the warm path could not key it before
-            warm = self._warm.answer(workspace_id, contact)
-            if warm is not None:
-                return warm
-        try:
-            reply, usage = await self._decide(
-                workspace_id, keyed, key if national else None, dry_run
-            )
+            reply, usage = await self._decide(workspace_id, keyed, rekey, dry_run)
         except StorageError as exc:
             return await self._outage.one(exc, workspace_id, keyed[0], dry_run)
         self._remember(workspace_id, usage.period.key, keyed, reply, dry_run)
@@ -193,42 +190,20 @@ class Enforcer:
         rekey: Callable[[str], list[KeyedContact]] | None,
         dry_run: bool,
     ) -> tuple[DecideReply, Usage]:
-        """One decision script call; when the subscription changed under it, learn the new
-        basis, key national phone numbers again if the region moved (``rekey``), and retry."""
+        """One decision in the workspace's current period (``PeriodDecisions.decide``); the
+        warm path learns its reply."""
         if self._periods.unsubscribed(workspace_id):  # no coroutine per decision otherwise
             await self._periods.ensure_subscribed(workspace_id)
         now = self._clock.now()
-        region = self._periods.basis(workspace_id).default_region
-        for _ in range(_STALE_RETRIES):
-            current = self._periods.current(workspace_id, now)
-            decide = self._coalescer.decide if len(contacts) == 1 else self._store.decide
-            try:
-                reply = await decide(
-                    DecideRequest(
-                        workspace_id=workspace_id,
-                        period=current.period,
-                        now_ms=to_ms(now),
-                        expire_at_ms=current.expire_at_ms,
-                        policy=self._policy,
-                        subscription_version=current.version,
-                        contacts=contacts,
-                        dry_run=dry_run,
-                        day=current.day,
-                    )
-                )
-            except StaleSubscription as stale:
-                self._periods.learn(workspace_id, stale.basis)
-                if rekey is not None and stale.basis.default_region != region:
-                    region = stale.basis.default_region
-                    contacts = rekey(region)
-                continue
-            trial_end = from_ms(reply.trial_until_ms) if reply.trial_until_ms else None
-            usage = Usage(
-                current.period, reply.active, reply.limit, reply.plan, trial_end, reply.channels
-            )
-            self._warm.learn(workspace_id, now, usage, reply.identity_version)
-            return reply, usage
-        raise StorageError("the subscription changed during the decision", transient=True)
+        reply, current = await self._decisions.decide(
+            workspace_id, contacts, now, to_ms(now), dry_run=dry_run, rekey=rekey
+        )
+        trial_end = from_ms(reply.trial_until_ms) if reply.trial_until_ms else None
+        usage = Usage(
+            current.period, reply.active, reply.limit, reply.plan, trial_end, reply.channels
+        )
+        self._warm.learn(workspace_id, now, usage, reply.identity_version)
+        return reply, usage
 
 
 def _decisions(reply: DecideReply, usage: Usage | None) -> list[Decision]:

@@ -3,11 +3,13 @@
 A workspace's period depends on its subscription's time zone and start. The process remembers
 them per workspace with the subscription's version; the decision script compares the version,
 so a changed subscription costs one retry (``learn``) and never a wrong period. Operator calls
-that must follow the subscription ``refresh`` it first.
+that must follow the subscription ``refresh`` it first. ``PeriodDecisions`` makes every
+decision script call in the period, with that retry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -15,13 +17,17 @@ from zoneinfo import ZoneInfo
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.cache import LruCache
 from sidecar.domain.clock import from_ms, to_ms
-from sidecar.domain.errors import FailedPrecondition
+from sidecar.domain.contact import KeyedContact
+from sidecar.domain.decision import Policy
+from sidecar.domain.errors import FailedPrecondition, StaleSubscription, StorageError
 from sidecar.domain.period import BillingPeriod, months_after, period_at
-from sidecar.domain.ports import DecisionStore
+from sidecar.domain.ports import DecideReply, DecideRequest, DecisionStore
 
 # workspaces whose basis is kept, and periods and days computed
 CACHE_MAX = 100_000
 _UTC = SubscriptionBasis()
+# a subscription changed this often during one decision is not worth chasing further
+STALE_RETRIES = 3
 
 
 @dataclass(slots=True)
@@ -123,3 +129,70 @@ class Periods:
     async def refresh(self, workspace_id: str) -> None:
         """Read the workspace's basis from storage, for calls that do not decide."""
         self.learn(workspace_id, await self._store.period_basis(workspace_id))
+
+
+class PeriodDecisions:
+    """Decision script calls in a workspace's period, each retried when the subscription
+    changed under it: the new basis is learnt, and the call made again in the period it
+    gives.
+
+    :param send: ``DecisionStore.decide``, or what groups its calls (``Coalescer.decide``).
+    :param periods: each workspace's period, and where a changed basis is learnt.
+    :param policy: what applies without a subscription, sent with every call.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[DecideRequest], Awaitable[DecideReply]],
+        periods: Periods,
+        policy: Policy,
+    ) -> None:
+        self._send = send
+        self._periods = periods
+        self._policy = policy
+
+    async def decide(
+        self,
+        workspace_id: str,
+        contacts: list[KeyedContact],
+        at: datetime,
+        at_ms: int,
+        *,
+        dry_run: bool = False,
+        rekey: Callable[[str], list[KeyedContact]] | None = None,
+    ) -> tuple[DecideReply, CurrentPeriod]:
+        """Decide ``contacts`` in order at the instant ``at`` (``at_ms`` in unix ms), in the
+        workspace's period then.
+
+        :param rekey: keys the contacts again in a region, when a changed subscription moved
+            the workspace's default phone region (national numbers).
+        :return: the reply, and the period it was decided in.
+        :raise StorageError: transient, when the subscription changed ``STALE_RETRIES``
+            times; and any storage error.
+        """
+        periods = self._periods
+        region = periods.basis(workspace_id).default_region if rekey is not None else ""
+        for _ in range(STALE_RETRIES):
+            current = periods.current(workspace_id, at)
+            try:
+                reply = await self._send(
+                    DecideRequest(
+                        workspace_id=workspace_id,
+                        period=current.period,
+                        now_ms=at_ms,
+                        expire_at_ms=current.expire_at_ms,
+                        policy=self._policy,
+                        subscription_version=current.version,
+                        contacts=contacts,
+                        dry_run=dry_run,
+                        day=current.day,
+                    )
+                )
+            except StaleSubscription as stale:
+                periods.learn(workspace_id, stale.basis)
+                if rekey is not None and stale.basis.default_region != region:
+                    region = stale.basis.default_region
+                    contacts = rekey(region)
+                continue
+            return reply, current
+        raise StorageError("the subscription changed during the decision", transient=True)
