@@ -113,9 +113,9 @@ class Enforcer:
 
     async def _one(self, workspace_id: str, contact: ContactFields, dry_run: bool) -> Decision:
         validate_workspace_id(workspace_id)
-        region = self._periods.basis(workspace_id).default_region
         rekey: Callable[[str], list[KeyedContact]] | None = None
         if contact.phone and is_national(contact.phone):
+            region = self._periods.basis(workspace_id).default_region
 
             def key(region: str) -> list[KeyedContact]:
                 return [self._contacts.one(contact, "contact", region)]
@@ -131,7 +131,9 @@ class Enforcer:
                 if warm is not None:
                     return warm
         else:
-            keyed = [self._contacts.one(contact, "contact", region)]
+            # the default region reads national numbers only: keyed without it, as the warm
+            # path keys it
+            keyed = [self._contacts.one(contact, "contact", "")]
         try:
             reply, usage = await self._decide(workspace_id, keyed, rekey, dry_run)
         except StorageError as exc:

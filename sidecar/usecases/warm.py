@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from sidecar.domain.addresses import is_national
 from sidecar.domain.cache import LruCache
 from sidecar.domain.clock import Clock
 from sidecar.domain.contact import ContactFields, key_text
@@ -85,10 +86,13 @@ class WarmPath:
         last = self._last.peek(workspace_id)
         if last is None or self._clock.now() >= last.until:
             return None  # asked before keying: a stale workspace costs no more
+        phone = contact.phone
+        # a national number is read in the workspace's region; no other contact needs it
+        region = (
+            self._periods.basis(workspace_id).default_region if phone and is_national(phone) else ""
+        )
         try:
-            keyed = self._contacts.one(
-                contact, "contact", self._periods.basis(workspace_id).default_region
-            )
+            keyed = self._contacts.one(contact, "contact", region)
         except InvalidArgument:
             return None
         usage = last.usage
