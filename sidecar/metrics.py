@@ -66,6 +66,11 @@ SHADOW_DENIALS = Counter(
     "Contacts over the limit that shadow mode allowed instead of denying, by method",
     ["method"],
 )
+WARM_PATH_ERRORS = Counter(
+    "mac_warm_path_errors_total",
+    "Warm path answers that raised (a fault of the sidecar): each call was decided by Redis "
+    "instead; the error is logged at most once a minute",
+)
 REDIS_ROUND_TRIPS = Counter(
     "mac_redis_round_trips_total", "Commands sent to Redis, by operation", ["operation"]
 )

@@ -50,8 +50,10 @@ from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.events import EventWatch
 from sidecar.usecases.identities import Identities
 from sidecar.usecases.known import KnownContacts
+from sidecar.usecases.outage import OutageAnswers
 from sidecar.usecases.periods import Periods
 from sidecar.usecases.replay import JournalReplay
+from sidecar.usecases.warm import WarmPath
 
 log = get_logger("sidecar.server")
 
@@ -146,16 +148,18 @@ class Sidecar:
             if settings.journal_dir
             else None
         )
+        known = KnownContacts(settings.known_contacts_max)
+        outage = OutageAnswers(settings.failure_mode, known, periods, self.clock, self.journal)
+        self.warm = WarmPath(known, contacts, periods, self.clock, settings.warm_seconds)
         self.enforcer = Enforcer(
             self.store,
             contacts,
             periods,
             self.clock,
             policy(settings, catalog),
-            failure_mode=settings.failure_mode,
-            known=KnownContacts(settings.known_contacts_max),
-            journal=self.journal,
-            warm_seconds=settings.warm_seconds,
+            known=known,
+            outage=outage,
+            warm=self.warm,
         )
         self.replay = (
             JournalReplay(
@@ -163,8 +167,8 @@ class Sidecar:
                 self.journal,
                 periods,
                 policy(settings, catalog),
-                self.enforcer.known,
-                self.enforcer.outage,
+                known,
+                outage,
                 ready=lambda: self.health.redis_ok,
             )
             if self.journal is not None
@@ -239,6 +243,7 @@ class Sidecar:
         settings = self.settings
         enforcer = EnforcerService(
             self.enforcer,
+            self.warm,
             self.workspace_gauges,
             log_requests=settings.log_level == "debug",
             gate=self.gate,

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
 from sidecar import metrics
 from sidecar.domain.clock import Clock, SystemClock
+from sidecar.domain.contact import ContactFields
 from sidecar.domain.decision import BatchResult, Decision, forecast_active
 from sidecar.domain.errors import InvalidArgument
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.transport import wire
-from sidecar.transport.runner import Gate, MethodMetrics, OrderedStream
+from sidecar.transport.runner import Gate, MethodMetrics
 from sidecar.transport.status import Context, log
+from sidecar.transport.streams import OrderedStream
 from sidecar.usecases.enforcer import Enforcer
+from sidecar.usecases.warm import WarmPath
 
 
 class EnforcerService(OrderedStream):
     """``mac.v1.Enforcer``.
 
+    :param enforcer: decides what the warm path leaves.
+    :param warm: answers the contacts it knows at once, before anything is awaited.
     :param workspace_gauges: where per-workspace usage is exported (opt-in, bounded).
     :param log_requests: log every decision at debug level (not only denials).
     :param clock: the time the per-workspace forecast is computed at.
@@ -29,6 +34,7 @@ class EnforcerService(OrderedStream):
     def __init__(
         self,
         enforcer: Enforcer,
+        warm: WarmPath,
         workspace_gauges: metrics.WorkspaceGauges,
         log_requests: bool = False,
         gate: Gate | None = None,
@@ -36,6 +42,8 @@ class EnforcerService(OrderedStream):
     ) -> None:
         super().__init__(gate)
         self._enforcer = enforcer
+        self._warm = warm
+        self._stream_calls = ActivateStreamCalls(enforcer, warm)
         self._gauges = workspace_gauges
         self._clock = clock or SystemClock()
         self._log_requests = log_requests
@@ -91,18 +99,13 @@ class EnforcerService(OrderedStream):
         """One contact: answered by the warm path at once, or decided by ``decide``."""
         workspace = request.workspace_id
         fields = wire.contact_fields(request.contact)
-        warm = self.at_once(
-            method,
-            workspace,
-            lambda: self._enforcer.warm(workspace, fields),
-            wire.decision_message,
-        )
+        warm = self.at_once(method, workspace, self._warm.answer, fields, wire.decision_message)
         if warm is not None:
             return warm
         return await self.unary(
             method,
             context,
-            lambda: decide(workspace, fields, warm_tried=True),
+            lambda: decide(workspace, fields),
             wire.decision_message,
             workspace,
         )
@@ -135,51 +138,67 @@ class EnforcerService(OrderedStream):
         self, requests: AsyncIterator[pb.ActivateStreamRequest | InvalidArgument], context: Context
     ) -> None:
         # Every message counts under method="ActivateStream", Check messages included.
-        await self.ordered(
-            "ActivateStream",
-            context,
-            requests,
-            self._stream_call,
-            _stream_decision,
-            _stream_error,
-            _stream_workspace,
-            answer_now=self._stream_warm,
-        )
+        await self.ordered("ActivateStream", context, requests, self._stream_calls)
 
-    def _stream_warm(self, request: pb.ActivateStreamRequest) -> Decision | None:
-        """The warm path's answer, computed while the stream is read: no task for it."""
-        kind = request.WhichOneof("call")
-        if kind is None:
-            return None
-        call = request.activate if kind == "activate" else request.check
-        return self._enforcer.warm(call.workspace_id, wire.contact_fields(call.contact))
 
-    def _stream_call(self, request: pb.ActivateStreamRequest) -> Any:
+class StreamCall(NamedTuple):
+    """One message of ``ActivateStream``, converted from the wire once.
+
+    :param decide: ``Enforcer.activate`` or ``Enforcer.check``; ``None`` when the message
+        names neither.
+    """
+
+    tag: int
+    workspace_id: str
+    contact: ContactFields
+    decide: Callable[[str, ContactFields], Awaitable[Decision]] | None
+
+
+_NO_CONTACT = ContactFields()
+
+
+class ActivateStreamCalls:
+    """The ``StreamCalls`` of ``ActivateStream``: Activate and Check messages, each answered by
+    the warm path at once when it can, else decided by the enforcer."""
+
+    __slots__ = ("_activate", "_check", "_warm")
+
+    def __init__(self, enforcer: Enforcer, warm: WarmPath) -> None:
+        self._activate = enforcer.activate
+        self._check = enforcer.check
+        self._warm = warm
+
+    def read(self, request: pb.ActivateStreamRequest) -> StreamCall:
         kind = request.WhichOneof("call")
+        call: pb.ActivateRequest | pb.CheckRequest
         if kind == "activate":
-            activate = request.activate
-            fields = wire.contact_fields(activate.contact)
-            return self._enforcer.activate(activate.workspace_id, fields, warm_tried=True)
-        if kind == "check":
-            check = request.check
-            fields = wire.contact_fields(check.contact)
-            return self._enforcer.check(check.workspace_id, fields, warm_tried=True)
-        raise InvalidArgument("call", "is not set: give activate or check")
+            call, decide = request.activate, self._activate
+        elif kind == "check":
+            call, decide = request.check, self._check
+        else:
+            return StreamCall(request.tag, "", _NO_CONTACT, None)
+        return StreamCall(request.tag, call.workspace_id, wire.contact_fields(call.contact), decide)
 
+    def workspace(self, call: StreamCall) -> str:
+        return call.workspace_id
 
-def _stream_decision(request: pb.ActivateStreamRequest, decision: Decision) -> Any:
-    response = pb.ActivateStreamResponse(tag=request.tag)
-    wire.fill_decision(response.decision, decision)
-    return response
+    def answer_now(self, call: StreamCall) -> Decision | None:
+        if call.decide is None:
+            return None
+        return self._warm.answer(call.workspace_id, call.contact)
 
+    def decide(self, call: StreamCall) -> Awaitable[Decision]:
+        if call.decide is None:
+            raise InvalidArgument("call", "is not set: give activate or check")
+        return call.decide(call.workspace_id, call.contact)
 
-def _stream_error(
-    request: pb.ActivateStreamRequest | None, code: grpc.StatusCode, details: str
-) -> Any:
-    error = pb.StreamError(code=code.value[0], message=details)
-    return pb.ActivateStreamResponse(error=error, tag=request.tag if request is not None else 0)
+    def answered(self, call: StreamCall, decision: Decision) -> pb.ActivateStreamResponse:
+        response = pb.ActivateStreamResponse(tag=call.tag)
+        wire.fill_decision(response.decision, decision)
+        return response
 
-
-def _stream_workspace(request: pb.ActivateStreamRequest) -> str:
-    kind = request.WhichOneof("call")
-    return getattr(request, kind).workspace_id if kind else ""
+    def error(
+        self, call: StreamCall | None, code: grpc.StatusCode, details: str
+    ) -> pb.ActivateStreamResponse:
+        error = pb.StreamError(code=code.value[0], message=details)
+        return pb.ActivateStreamResponse(error=error, tag=call.tag if call is not None else 0)

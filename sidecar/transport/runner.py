@@ -4,24 +4,19 @@ turned into a status."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-
-import grpc
 
 from sidecar import metrics
 from sidecar.domain.decision import Decision, Reason
-from sidecar.domain.errors import (
-    DeadlineExceeded,
-    InvalidArgument,
-    ResourceExhausted,
-    Unavailable,
-)
-from sidecar.transport.status import Context, abort_with, counted_status, status_for
+from sidecar.domain.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from sidecar.transport.status import Context, abort_with, log
 
 T = TypeVar("T")
 M = TypeVar("M")
+A = TypeVar("A")
 
 
 class MethodMetrics:
@@ -126,6 +121,47 @@ class Gate:
             self.drained.set()
 
 
+# A failing warm path fails every call it sees: its error is logged this often at most.
+WARM_ERROR_LOG_SECONDS = 60.0
+
+
+class WarmPathErrors:
+    """Counts the warm path's failures in ``mac_warm_path_errors_total`` and logs them with
+    the exception, at most once per ``every`` seconds. The call is then decided by Redis.
+
+    :param monotonic: the time source of the rate limit.
+    """
+
+    def __init__(
+        self,
+        every: float = WARM_ERROR_LOG_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._every = every
+        self._monotonic = monotonic
+        self._next_log = -math.inf
+        self._unlogged = 0
+
+    def failed(self, exc: Exception) -> bool:
+        """Count ``exc``; log it unless one was logged less than ``every`` seconds ago.
+
+        :return: whether it was logged.
+        """
+        metrics.WARM_PATH_ERRORS.inc()
+        now = self._monotonic()
+        if now < self._next_log:
+            self._unlogged += 1
+            return False
+        self._next_log = now + self._every
+        log.error(
+            "the warm path failed; its calls go to Redis",
+            not_logged_before=self._unlogged,
+            exc_info=exc,
+        )
+        self._unlogged = 0
+        return True
+
+
 class UnaryRunner:
     """Runs unary RPCs and hands each result to ``after`` (logs, decision metrics) before
     converting it to its message. A call is refused ``UNAVAILABLE`` once the gate closes, and
@@ -135,6 +171,7 @@ class UnaryRunner:
     def __init__(self, gate: Gate | None = None) -> None:
         self._metrics: dict[str, MethodMetrics] = {}
         self.gate = gate or Gate()
+        self.warm_errors = WarmPathErrors()
 
     def method(self, method: str) -> MethodMetrics:
         """The metrics of ``method``."""
@@ -192,158 +229,24 @@ class UnaryRunner:
         self,
         method: str,
         workspace: str,
-        answer: Callable[[], T | None],
+        answer: Callable[[str, A], T | None],
+        asked: A,
         to_message: Callable[[T], M],
     ) -> M | None:
-        """The message of ``answer()`` when it answers at once (the warm path), counted as
-        ``unary`` counts a call; ``None`` when it does not, or the gate is closed: then
-        ``unary`` runs the call. Nothing is awaited, so the call is never in flight."""
+        """The message of ``answer(workspace, asked)`` when it answers at once (the warm
+        path), counted as ``unary`` counts a call; ``None`` when it does not, or the gate is
+        closed: then ``unary`` runs the call. Nothing is awaited, so the call is never in
+        flight."""
         if self.gate.closed:
             return None
         started = time.perf_counter()
         try:
-            result = answer()
-        except Exception:  # the call's own path decides it, and says what went wrong
+            result = answer(workspace, asked)
+        except Exception as exc:  # counted and logged; the call's own path decides it
+            self.warm_errors.failed(exc)
             return None
         if result is None:
             return None
         message = to_message(result)
         self.settled(self.method(method), workspace, result, started)
         return message
-
-
-# What a stream's queue holds besides answers: the caller half-closed; the gate closed.
-_END = object()
-_CLOSING = object()
-STREAM_IN_FLIGHT = 256  # messages read and not yet answered, per stream
-
-
-def refused(method: str, exc: Exception, workspace: str = "") -> tuple[grpc.StatusCode, str]:
-    """The status one message of a stream is answered with, logged and counted as
-    ``abort_with`` does for a unary call, without ending the stream."""
-    return counted_status("message", method, exc, workspace)
-
-
-class OrderedStream(UnaryRunner):
-    """A ``UnaryRunner`` that also runs bidirectional streams of calls: each message is
-    decided as a unary call would be, concurrently, and answered in arrival order.
-
-    A stream holds one place of the gate for its whole life, and counts toward its drain: on
-    a shutdown it reads no more, answers the messages it read, and ends ``UNAVAILABLE``.
-    Every message is counted in the method's metrics as a unary call is (its status, its
-    time from read to decision, in flight); ``after`` sees each decision.
-    """
-
-    async def ordered(
-        self,
-        method: str,
-        context: Context,
-        requests: AsyncIterator[Any],
-        call: Callable[[Any], Awaitable[T]],
-        to_message: Callable[[Any, T], M],
-        error_message: Callable[[Any, grpc.StatusCode, str], M],
-        workspace: Callable[[Any], str],
-        in_flight: int = STREAM_IN_FLIGHT,
-        answer_now: Callable[[Any], T | None] | None = None,
-    ) -> None:
-        """Answer every request of ``requests`` (parsed messages, or the ``InvalidArgument``
-        of one that could not be) in order, with ``to_message(request, await call(request))``
-        or ``error_message(request, code, details)``, through ``context.write``. At most
-        ``in_flight`` requests are read and not yet answered: the next is read once the
-        oldest is written. ``answer_now`` may answer a request at once, without awaiting
-        (the warm path): then no task is made for it, and when no answer before it waits to
-        be written, the reader writes it itself."""
-        measured = self.method(method)
-        gate = self.gate
-        try:
-            gate.enter()
-        except Exception as exc:
-            await abort_with(context, method, exc)
-            raise  # abort raises; this keeps type checkers informed
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        room = asyncio.Semaphore(in_flight)
-
-        async def decide(request: Any) -> M:
-            measured.in_flight.inc()
-            started = time.perf_counter()
-            try:
-                result = await call(request)
-                message = to_message(request, result)
-            except Exception as exc:
-                measured.seconds.observe(time.perf_counter() - started)
-                code, details = refused(method, exc, workspace(request))
-                return error_message(request, code, details)
-            finally:
-                measured.in_flight.dec()
-            return answered(request, result, message, started)
-
-        def answered(request: Any, result: T, message: M, started: float) -> M:
-            self.settled(measured, workspace(request), result, started)
-            return message
-
-        def now(request: Any) -> M | None:
-            if answer_now is None:
-                return None
-            started = time.perf_counter()
-            try:
-                result = answer_now(request)
-            except Exception:  # decided as any message, which says what went wrong
-                return None
-            if result is None:
-                return None
-            return answered(request, result, to_message(request, result), started)
-
-        queued = 0  # in the queue and not yet written: while none, the reader writes itself
-
-        async def read() -> None:
-            nonlocal queued
-            try:
-                while True:
-                    await room.acquire()
-                    try:
-                        request = await anext(requests)
-                    except StopAsyncIteration:
-                        return
-                    if gate.closed:
-                        return  # read after the drain began: left unanswered
-                    if isinstance(request, InvalidArgument):
-                        code, details = refused(method, request)
-                        item: Any = error_message(None, code, details)
-                    elif (item := now(request)) is None:
-                        item = asyncio.ensure_future(decide(request))
-                    if queued or isinstance(item, asyncio.Future):
-                        queued += 1
-                        queue.put_nowait(item)
-                    else:
-                        # nothing before it is unwritten, and the writer waits on the queue:
-                        # written here, in order, without handing it over
-                        await context.write(item)
-                        room.release()
-            finally:
-                queue.put_nowait(_END)
-
-        def closing() -> None:
-            queue.put_nowait(_CLOSING)
-
-        gate.on_close.add(closing)
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                if item is _CLOSING:
-                    code, details = status_for(
-                        Unavailable("the sidecar is shutting down; resend what was not answered")
-                    )
-                    await context.abort(code, details)
-                if isinstance(item, asyncio.Future):
-                    item = await item
-                await context.write(item)
-                queued -= 1
-                room.release()
-            await reader  # its errors (a broken stream) end the call
-        finally:
-            gate.on_close.discard(closing)
-            reader.cancel()
-            gate.leave()

@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sidecar.domain.cache import LruCache
 from sidecar.domain.contact import ContactFields, key_text
 from sidecar.domain.decision import (
     BatchResult,
@@ -24,7 +25,8 @@ from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.usecases.admin import ContactPage
 
-_bounds: dict[tuple[datetime, datetime], tuple[Timestamp, Timestamp]] = {}
+# The same few periods come back on every call: their bounds are converted once.
+_bounds: LruCache[tuple[datetime, datetime], tuple[Timestamp, Timestamp]] = LruCache(4096)
 
 
 def timestamp(instant: datetime) -> Timestamp:
@@ -35,13 +37,11 @@ def timestamp(instant: datetime) -> Timestamp:
 
 
 def _period_bounds(period: BillingPeriod) -> tuple[Timestamp, Timestamp]:
-    # The same few periods come back on every call: convert their bounds once.
     bounds = (period.start, period.end)
     found = _bounds.get(bounds)
     if found is None:
-        if len(_bounds) > 4096:
-            _bounds.clear()
-        found = _bounds[bounds] = (timestamp(period.start), timestamp(period.end))
+        found = (timestamp(period.start), timestamp(period.end))
+        _bounds.put(bounds, found)
     return found
 
 
@@ -71,19 +71,16 @@ def usage_message(usage: Usage) -> pb.Usage:
 
 # The messages of the usages converted last: the warm path answers the decisions of a
 # workspace with the usage of its last reply from the store, one object, many times.
-_usage_messages: dict[int, tuple[Usage, pb.Usage]] = {}
-_USAGE_MESSAGES_MAX = 1024
+# Keyed by identity, each holding its usage so that the id is not reused meanwhile.
+_usage_messages: LruCache[int, tuple[Usage, pb.Usage]] = LruCache(1024)
 
 
 def _usage_of(usage: Usage) -> pb.Usage:
-    # keyed by identity, and holding the usage so that its id is not reused meanwhile
     found = _usage_messages.get(id(usage))
     if found is not None and found[0] is usage:
         return found[1]
     message = usage_message(usage)
-    if len(_usage_messages) >= _USAGE_MESSAGES_MAX:
-        _usage_messages.clear()
-    _usage_messages[id(usage)] = (usage, message)
+    _usage_messages.put(id(usage), (usage, message))
     return message
 
 

@@ -7,7 +7,7 @@ do, so the limit stays exact; a caller's usage is the workspace's after the whol
 a batch). A decision that finds nothing on its way is sent at once: coalescing costs a caller
 nothing when it is alone, and under load groups form by themselves, as in a group commit.
 Dry runs are never coalesced: a dry run counts the contacts it would admit, so two checks
-decided together would see each other.
+decided together would see each other. Nor are batches: they are one atomic step already.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ class Coalescer:
 
     async def decide(self, request: DecideRequest) -> DecideReply:
         """``DecisionStore.decide`` for ``request``, at once, or together with the requests
-        of its key that arrive while one is on its way.
+        of its key that arrive while one is on its way (a request of one contact, not a dry
+        run).
 
         :raise StaleSubscription: and any storage error, for every request of the group.
         """
-        if request.dry_run:
+        if request.dry_run or len(request.contacts) != 1:
             return await self._store.decide(request)
         key = (
             request.workspace_id,

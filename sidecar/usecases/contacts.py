@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sidecar.domain.addresses import is_national
+from sidecar.domain.cache import LruCache
 from sidecar.domain.contact import ContactFields, ContactKeyer, KeyedContact
 from sidecar.domain.errors import InvalidArgument
 
@@ -17,12 +18,15 @@ class ContactReader:
 
     :param keyer: turns identifiers into counting keys.
     :param batch_max: the most contacts one request may carry.
+    :param cache_max: the most contacts ``one`` keeps keyed.
     """
 
-    def __init__(self, keyer: ContactKeyer, batch_max: int) -> None:
+    def __init__(
+        self, keyer: ContactKeyer, batch_max: int, cache_max: int = KEYED_CACHE_MAX
+    ) -> None:
         self._keyer = keyer
         self.batch_max = batch_max
-        self._keyed: dict[tuple[ContactFields, str], KeyedContact] = {}
+        self._keyed: LruCache[tuple[ContactFields, str], KeyedContact] = LruCache(cache_max)
 
     def one(self, contact: ContactFields, field: str = "contact", region: str = "") -> KeyedContact:
         """Validate and key one contact.
@@ -30,22 +34,21 @@ class ContactReader:
         :param region: the region national phone numbers are read in ("" refuses them).
         :raise InvalidArgument: naming the first offending field.
         """
-        cached = self._keyed.get((contact, region))
+        asked = (contact, region)
+        cached = self._keyed.get(asked)
         if cached is None:
             cached = self._keyer.keyed(contact, field, region)  # a refused one is not kept
-            if len(self._keyed) >= KEYED_CACHE_MAX:
-                self._keyed.clear()
-            self._keyed[(contact, region)] = cached
+            self._keyed.put(asked, cached)
         return cached
 
     def many(
         self, contacts: Sequence[ContactFields], field: str, region: str = ""
     ) -> list[KeyedContact]:
-        """Validate and key the contacts of a repeated request field, in order.
+        """Validate and key the contacts of a repeated request field, in order; their number
+        is checked once, before anything else is done for the request (``check_count``).
 
-        :raise InvalidArgument: for none, more than ``batch_max``, or any invalid contact.
+        :raise InvalidArgument: for any invalid contact.
         """
-        self.check_count(contacts, field)
         keyed = self._keyer.keyed
         try:
             return [keyed(c, field, region) for c in contacts]
@@ -57,7 +60,10 @@ class ContactReader:
             raise
 
     def check_count(self, contacts: Sequence[ContactFields], field: str) -> None:
-        """Refuse a repeated request field with no contact or more than ``batch_max``.
+        """Refuse a repeated request field with no contact or more than ``batch_max``: the
+        one check of a request's size in the use cases, made before any other step (the
+        transport also refuses a request over the bound before parsing it, so that none is
+        ever built).
 
         :raise InvalidArgument: naming the field and the bound.
         """

@@ -45,6 +45,10 @@ class KnownContacts:
     entry. An entry of an earlier period is never answered; it is dropped when it is looked
     up, or when it reaches the old end. ``capacity`` 0 keeps nothing.
 
+    It is the LRU of ``LruCache`` with two steps that type does not offer: a lookup that
+    drops an entry of an earlier period in the same probe, and ``forget``'s scan by
+    workspace; and its lookups run for every key of every warm answer, one call less each.
+
     :param capacity: the most keys kept (``MAC_KNOWN_CONTACTS_MAX``).
     """
 

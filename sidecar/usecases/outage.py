@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from sidecar.domain.cache import LruCache
 from sidecar.domain.clock import Clock, to_ms
 from sidecar.domain.contact import KeyedContact, key_text
 from sidecar.domain.decision import Decision, Reason
@@ -16,8 +17,8 @@ from sidecar.usecases.known import KnownContacts
 from sidecar.usecases.periods import Periods
 
 # Journaled contacts remembered at most, so that a contact seen again in the same outage is not
-# written twice; past this the set starts afresh (a second entry is harmless: replay is
-# idempotent).
+# written twice; past this the least recently seen are forgotten (a second entry is harmless:
+# replay is idempotent).
 _JOURNALED_MAX = 100_000
 
 
@@ -51,7 +52,9 @@ class OutageAnswers:
         self._clock = clock
         self._journal = journal
         # (workspace, period key, first key) of contacts journaled since the last seal
-        self._journaled: dict[tuple[str, str, bytes], asyncio.Future[bool]] = {}
+        self._journaled: LruCache[tuple[str, str, bytes], asyncio.Future[bool]] = LruCache(
+            _JOURNALED_MAX
+        )
 
     def forget_journaled(self) -> None:
         """Start the set of contacts journaled afresh (the journal was sealed for replay)."""
@@ -143,8 +146,6 @@ class OutageAnswers:
                 waits.append(False)
                 continue
             written = journal.append(JournalEntry(workspace_id, now_ms, contact))
-            if len(self._journaled) >= _JOURNALED_MAX:
-                self._journaled.clear()
-            self._journaled[seen] = written
+            self._journaled.put(seen, written)
             waits.append(written)
         return [w if isinstance(w, bool) else await asyncio.shield(w) for w in waits]

@@ -3,23 +3,31 @@
 A workspace's period depends on its subscription's time zone and start. The process remembers
 them per workspace with the subscription's version; the decision script compares the version,
 so a changed subscription costs one retry (``learn``) and never a wrong period. Operator calls
-that must follow the subscription ``refresh`` it first.
+that must follow the subscription ``refresh`` it first. ``PeriodDecisions`` makes every
+decision script call in the period, with that retry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sidecar.domain.basis import SubscriptionBasis
+from sidecar.domain.cache import LruCache
 from sidecar.domain.clock import from_ms, to_ms
-from sidecar.domain.errors import FailedPrecondition
+from sidecar.domain.contact import KeyedContact
+from sidecar.domain.decision import Policy
+from sidecar.domain.errors import FailedPrecondition, StaleSubscription, StorageError
 from sidecar.domain.period import BillingPeriod, months_after, period_at
-from sidecar.domain.ports import DecisionStore
+from sidecar.domain.ports import DecideReply, DecideRequest, DecisionStore
 
-_CACHE_MAX = 100_000
+# workspaces whose basis is kept, and periods and days computed
+CACHE_MAX = 100_000
 _UTC = SubscriptionBasis()
+# a subscription changed this often during one decision is not worth chasing further
+STALE_RETRIES = 3
 
 
 @dataclass(slots=True)
@@ -52,17 +60,26 @@ class Periods:
 
     :param store: where the basis is read on ``refresh``.
     :param retention_periods: past periods whose member sets stay listable.
+    :param cache_max: the most workspaces whose basis is kept (one forgotten costs its next
+        decision a retry), and the most periods and days kept computed.
     """
 
     def __init__(
-        self, store: DecisionStore, retention_periods: int, *, require_subscription: bool = False
+        self,
+        store: DecisionStore,
+        retention_periods: int,
+        *,
+        require_subscription: bool = False,
+        cache_max: int = CACHE_MAX,
     ) -> None:
         self._store = store
         self._retention = retention_periods
         self._require = require_subscription
-        self._bases: dict[str, SubscriptionBasis] = {}
-        self._periods: dict[tuple[str, int], tuple[BillingPeriod, int, ZoneInfo]] = {}
-        self._days: dict[str, tuple[str, datetime, datetime]] = {}
+        self._bases: LruCache[str, SubscriptionBasis] = LruCache(cache_max)
+        self._periods: LruCache[tuple[str, int], tuple[BillingPeriod, int, ZoneInfo]] = LruCache(
+            cache_max
+        )
+        self._days: LruCache[str, tuple[str, datetime, datetime]] = LruCache(cache_max)
 
     def current(self, workspace_id: str, now: datetime) -> CurrentPeriod:
         """The workspace's period at ``now`` as last seen (cached until the period ends)."""
@@ -74,14 +91,12 @@ class Periods:
             starts = from_ms(basis.starts_at_ms) if basis.starts_at_ms else None
             period = period_at(now, zone, starts)
             expire = to_ms(months_after(period, self._retention, zone))
-            if len(self._periods) > _CACHE_MAX:
-                self._periods.clear()
-            found = self._periods[cache_key] = (period, expire, zone)
+            found = (period, expire, zone)
+            self._periods.put(cache_key, found)
         day = self._days.get(basis.timezone)
         if day is None or not day[1] <= now < day[2]:
-            if len(self._days) > _CACHE_MAX:
-                self._days.clear()
-            day = self._days[basis.timezone] = _day_at(now, found[2])
+            day = _day_at(now, found[2])
+            self._days.put(basis.timezone, day)
         return CurrentPeriod(found[0], found[1], basis.version, found[2], day[0])
 
     def basis(self, workspace_id: str) -> SubscriptionBasis:
@@ -90,9 +105,7 @@ class Periods:
 
     def learn(self, workspace_id: str, basis: SubscriptionBasis) -> None:
         """Remember what the workspace's periods depend on now."""
-        if len(self._bases) > _CACHE_MAX:
-            self._bases.clear()
-        self._bases[workspace_id] = basis
+        self._bases.put(workspace_id, basis)
 
     def unsubscribed(self, workspace_id: str) -> bool:
         """Whether ``require_subscription`` is on and this process knows of no subscription
@@ -116,3 +129,70 @@ class Periods:
     async def refresh(self, workspace_id: str) -> None:
         """Read the workspace's basis from storage, for calls that do not decide."""
         self.learn(workspace_id, await self._store.period_basis(workspace_id))
+
+
+class PeriodDecisions:
+    """Decision script calls in a workspace's period, each retried when the subscription
+    changed under it: the new basis is learnt, and the call made again in the period it
+    gives.
+
+    :param send: ``DecisionStore.decide``, or what groups its calls (``Coalescer.decide``).
+    :param periods: each workspace's period, and where a changed basis is learnt.
+    :param policy: what applies without a subscription, sent with every call.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[DecideRequest], Awaitable[DecideReply]],
+        periods: Periods,
+        policy: Policy,
+    ) -> None:
+        self._send = send
+        self._periods = periods
+        self._policy = policy
+
+    async def decide(
+        self,
+        workspace_id: str,
+        contacts: list[KeyedContact],
+        at: datetime,
+        at_ms: int,
+        *,
+        dry_run: bool = False,
+        rekey: Callable[[str], list[KeyedContact]] | None = None,
+    ) -> tuple[DecideReply, CurrentPeriod]:
+        """Decide ``contacts`` in order at the instant ``at`` (``at_ms`` in unix ms), in the
+        workspace's period then.
+
+        :param rekey: keys the contacts again in a region, when a changed subscription moved
+            the workspace's default phone region (national numbers).
+        :return: the reply, and the period it was decided in.
+        :raise StorageError: transient, when the subscription changed ``STALE_RETRIES``
+            times; and any storage error.
+        """
+        periods = self._periods
+        region = periods.basis(workspace_id).default_region if rekey is not None else ""
+        for _ in range(STALE_RETRIES):
+            current = periods.current(workspace_id, at)
+            try:
+                reply = await self._send(
+                    DecideRequest(
+                        workspace_id=workspace_id,
+                        period=current.period,
+                        now_ms=at_ms,
+                        expire_at_ms=current.expire_at_ms,
+                        policy=self._policy,
+                        subscription_version=current.version,
+                        contacts=contacts,
+                        dry_run=dry_run,
+                        day=current.day,
+                    )
+                )
+            except StaleSubscription as stale:
+                periods.learn(workspace_id, stale.basis)
+                if rekey is not None and stale.basis.default_region != region:
+                    region = stale.basis.default_region
+                    contacts = rekey(region)
+                continue
+            return reply, current
+        raise StorageError("the subscription changed during the decision", transient=True)

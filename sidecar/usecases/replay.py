@@ -10,13 +10,9 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from sidecar.domain.clock import from_ms
-from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Policy, Reason
-from sidecar.domain.errors import StaleSubscription, StorageError
 from sidecar.domain.ports import (
     AdmissionJournal,
-    DecideReply,
-    DecideRequest,
     DecisionStore,
     JournalEntry,
     JournalSegment,
@@ -24,11 +20,10 @@ from sidecar.domain.ports import (
 )
 from sidecar.usecases.known import KnownContacts
 from sidecar.usecases.outage import OutageAnswers
-from sidecar.usecases.periods import Periods
+from sidecar.usecases.periods import PeriodDecisions, Periods
 
 # Contacts per decision script call: a replay shares Redis with live decisions.
 REPLAY_CHUNK = 500
-_STALE_RETRIES = 3
 _COUNTED = (Reason.ADMITTED, Reason.TRIAL_STARTED)
 
 
@@ -66,10 +61,9 @@ class JournalReplay:
         outage: OutageAnswers | None = None,
         ready: Callable[[], bool] | None = None,
     ) -> None:
-        self._store = store
         self._journal = journal
         self._periods = periods
-        self._policy = policy
+        self._decisions = PeriodDecisions(store.decide, periods, policy)
         self._known = known
         self._outage = outage
         self._ready = ready
@@ -136,7 +130,11 @@ class JournalReplay:
             for start in range(0, len(batch), REPLAY_CHUNK):
                 chunk = batch[start : start + REPLAY_CHUNK]
                 contacts = [e.contact for e in chunk]
-                reply, period_key = await self._decide(workspace_id, chunk[0].at_ms, contacts)
+                at_ms = chunk[0].at_ms
+                reply, current = await self._decisions.decide(
+                    workspace_id, contacts, from_ms(at_ms), at_ms
+                )
+                period_key = current.period.key
                 tally.replayed += len(chunk)
                 for contact, outcome in zip(contacts, reply.outcomes, strict=True):
                     if outcome.reason in _COUNTED:
@@ -149,30 +147,3 @@ class JournalReplay:
         return [
             ReplayedWorkspace(w, t.replayed, t.counted, t.overshoot) for w, t in tallies.items()
         ]
-
-    async def _decide(
-        self, workspace_id: str, at_ms: int, contacts: list[KeyedContact]
-    ) -> tuple[DecideReply, str]:
-        """Decide ``contacts`` at the instant ``at_ms`` in its period; learn a subscription
-        that changed under the call and retry."""
-        instant = from_ms(at_ms)
-        for _ in range(_STALE_RETRIES):
-            current = self._periods.current(workspace_id, instant)
-            try:
-                reply = await self._store.decide(
-                    DecideRequest(
-                        workspace_id=workspace_id,
-                        period=current.period,
-                        now_ms=at_ms,
-                        expire_at_ms=current.expire_at_ms,
-                        policy=self._policy,
-                        subscription_version=current.version,
-                        contacts=contacts,
-                        day=current.day,
-                    )
-                )
-            except StaleSubscription as stale:
-                self._periods.learn(workspace_id, stale.basis)
-                continue
-            return reply, current.period.key
-        raise StorageError("the subscription changed during the replay", transient=True)

@@ -17,7 +17,10 @@ from sidecar.storage.journal import FileJournal
 from sidecar.usecases.contacts import ContactReader
 from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.identities import Identities
+from sidecar.usecases.known import KnownContacts
+from sidecar.usecases.outage import OutageAnswers
 from sidecar.usecases.periods import Periods
+from sidecar.usecases.warm import WarmPath
 from tests.support.constants import SECRET
 from tests.support.constants import SMALL_POLICY as POLICY
 from tests.support.memory_store import MemoryStore
@@ -43,14 +46,16 @@ class World:
         contacts = ContactReader(KEYER, batch_max)
         self.periods = Periods(self.store, retention_periods=2)
         journal = FileJournal(str(journal_dir), 1000) if journal_dir is not None else None
+        known = KnownContacts(0)
         self.enforcer = Enforcer(
             self.store,
             contacts,
             self.periods,
             self.clock,
             POLICY,
-            failure_mode=failure_mode,
-            journal=journal,
+            known=known,
+            outage=OutageAnswers(failure_mode, known, self.periods, self.clock, journal),
+            warm=WarmPath(known, contacts, self.periods, self.clock),
         )
         self.identities = Identities(self.store, contacts, self.periods, self.enforcer, self.clock)
 
@@ -207,3 +212,23 @@ async def test_international_numbers_never_read_the_region() -> None:
         "acme", [ContactFields(phone="+4915112345678"), ContactFields(phone="0049 30 123456")]
     )
     assert world.store.basis_reads == 0
+
+
+async def test_past_the_bound_only_the_least_recent_workspace_bases_are_forgotten() -> None:
+    store = MemoryStore()
+    periods = Periods(store, retention_periods=2, cache_max=3)
+    for n in range(5):
+        store.bases[f"w{n}"] = SubscriptionBasis("Europe/Berlin", 0, "1")
+        await periods.refresh(f"w{n}")
+    # the three most recent are kept: their next decisions need no second read
+    assert [periods.basis(f"w{n}").version for n in range(5)] == ["", "", "1", "1", "1"]
+
+
+def test_past_the_bound_only_the_least_recently_keyed_contacts_are_keyed_again() -> None:
+    reader = ContactReader(KEYER, batch_max=10, cache_max=3)
+    c0, c1, c2 = (reader.one(ContactFields(id=f"c{n}")) for n in range(3))
+    assert reader.one(ContactFields(id="c0")) is c0  # now the most recent
+    reader.one(ContactFields(id="c3"))
+    assert reader.one(ContactFields(id="c0")) is c0
+    assert reader.one(ContactFields(id="c2")) is c2
+    assert reader.one(ContactFields(id="c1")) is not c1
