@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+from sidecar import metrics
 from sidecar.domain.errors import ResourceExhausted, Unauthenticated
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.transport import wire
@@ -142,15 +145,17 @@ class AdminService(UnaryRunner):
     async def WatchEvents(
         self, request: admin_pb.WatchEventsRequest, context: Context
     ) -> AsyncIterator[admin_pb.Event]:
-        """A stream counts once, when it ends: ``OK`` when the caller cancelled it or its
-        deadline passed, else by the status it failed with. It is in flight meanwhile; its
-        duration is not a latency and is not observed. Every stream of the process shares one
-        Redis reader (``EventWatch``); ``max_streams`` bounds memory and fan-out work, not
-        connections."""
+        """A stream counts once, when it ends, and its duration is observed then: ``CANCELLED``
+        when the caller cancelled it, ``DEADLINE_EXCEEDED`` when its deadline passed, ``OK``
+        when the process ended it (shutdown), else by the status it failed with. It is in
+        flight meanwhile. Every stream of the process shares one Redis reader (``EventWatch``);
+        ``max_streams`` bounds memory and fan-out work, not connections."""
         measured = self.method("WatchEvents")
         measured.in_flight.inc()
         self._streams += 1
-        failed = entered = False
+        started = time.perf_counter()
+        ended = "OK"
+        entered = False
         try:
             self.gate.enter(stream=True)
             entered = True
@@ -164,13 +169,20 @@ class AdminService(UnaryRunner):
             async with contextlib.aclosing(watch) as events:
                 async for event in events:
                     yield wire.event_message(event)
+        except asyncio.CancelledError:
+            remaining = context.time_remaining()
+            ended = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+            raise
         except Exception as exc:
-            failed = True
+            ended = ""  # counted by abort_with, with the status it fails with
             await abort_with(context, "WatchEvents", exc, request.workspace_id)
         finally:
             if entered:
                 self.gate.leave(stream=True)
             self._streams -= 1
             measured.in_flight.dec()
-            if not failed:
+            measured.seconds.observe(time.perf_counter() - started)
+            if ended == "OK":
                 measured.ok.inc()
+            elif ended:
+                metrics.REQUESTS.labels("WatchEvents", ended).inc()

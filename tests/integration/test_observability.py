@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable
 
 import grpc
+import pytest
 import redis
 from prometheus_client import REGISTRY
 
@@ -165,13 +166,31 @@ async def test_an_event_stream_is_in_flight_while_open_and_counted_when_it_ends(
         return REGISTRY.get_sample_value(name, {"method": "WatchEvents", **labels}) or 0.0
 
     ok_before = sample("mac_requests_total", code="OK")
+    cancelled_before = sample("mac_requests_total", code="CANCELLED")
+    timed_out_before = sample("mac_requests_total", code="DEADLINE_EXCEEDED")
+    observed_before = sample("mac_request_duration_seconds_count")
     flying_before = sample("mac_requests_in_flight")
     call = admin_stub.WatchEvents(admin_pb.WatchEventsRequest(workspace_id="acme"), metadata=AUTH)
     await wait_for(lambda: sample("mac_requests_in_flight") == flying_before + 1)
-    assert sample("mac_requests_total", code="OK") == ok_before  # not at the start
+    assert sample("mac_requests_total", code="CANCELLED") == cancelled_before  # not at the start
     call.cancel()
     await wait_for(lambda: sample("mac_requests_in_flight") == flying_before)
-    assert sample("mac_requests_total", code="OK") == ok_before + 1
+    # a cancelled stream is told from a finished one, and its duration is observed
+    assert sample("mac_requests_total", code="CANCELLED") == cancelled_before + 1
+    assert sample("mac_requests_total", code="OK") == ok_before
+    assert sample("mac_request_duration_seconds_count") == observed_before + 1
+
+    call = admin_stub.WatchEvents(
+        admin_pb.WatchEventsRequest(workspace_id="acme"), metadata=AUTH, timeout=0.3
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for _event in call:
+            pass
+    assert raised.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    await wait_for(lambda: sample("mac_requests_in_flight") == flying_before)
+    assert sample("mac_requests_total", code="DEADLINE_EXCEEDED") == timed_out_before + 1
+    assert sample("mac_requests_total", code="OK") == ok_before
+    assert sample("mac_request_duration_seconds_count") == observed_before + 2
 
 
 async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:

@@ -592,8 +592,10 @@ def refuse_writes(client: redis.Redis, headroom: int = 1 << 20) -> int:
     """Make a Redis refuse writes as a full one does (``OOM``, with ``noeviction``).
 
     ``maxmemory`` is set a little above what it uses now and values are written until it
-    answers ``OOM``; then ``maxmemory`` is pinned just below the memory used, because right at
-    the line a small write still passes once the big one's query buffer is freed.
+    answers ``OOM``; then ``maxmemory`` is pinned well below the memory used (by ``headroom``
+    / 4): right at the line a small write still passes once the big one's query buffer is
+    freed, and memory a failed script's Lua state or a client's buffers give back must not
+    bring Redis under the line again.
 
     :return: the keys written to fill it (``mac-test:fill:<n>``).
     """
@@ -606,7 +608,7 @@ def refuse_writes(client: redis.Redis, headroom: int = 1 << 20) -> int:
             client.set(f"mac-test:fill:{n}", value)
         except redis.exceptions.OutOfMemoryError:
             used = int(str(client.info("memory")["used_memory"]))
-            client.config_set("maxmemory", str(used - len(value)))
+            client.config_set("maxmemory", str(used - headroom // 4))
             return n
     raise RuntimeError("Redis never refused a write")
 
