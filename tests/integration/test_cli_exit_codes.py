@@ -213,10 +213,10 @@ async def test_a_closed_pipe_ends_quietly(sidecar_app: Sidecar) -> None:
         assert b"BrokenPipeError" not in done.stderr
 
 
-def test_the_readme_table_lists_every_status(capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's table and `sidecar --help` show the statuses the command uses."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    rows = re.findall(r"^\| (\d+) \| ", readme, flags=re.MULTILINE)
+def test_the_cli_page_table_lists_every_status(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table of docs/cli.md and `sidecar --help` show the statuses the command uses."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| ", page, flags=re.MULTILINE)
     assert sorted(int(r) for r in rows) == sorted(status for status, _ in exits.TABLE)
     code, out, _ = run(capsys, "--help")
     assert code == exits.OK
