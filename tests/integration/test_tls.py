@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from sidecar.server.app import Sidecar
 from sidecar.settings import Settings
 from tests.support.calls import kinds
 from tests.support.certificates import CLIENT_EXT, SERVER_EXT, Pair, issue, make_ca
+from tests.support.commands import cli, serve_once
 from tests.support.constants import ADMIN_TOKEN, AUTH
 from tests.support.redis_servers import RedisServer
 from tests.support.sidecar_process import SidecarProcess
@@ -361,14 +360,7 @@ def test_serve_refuses_a_bad_certificate_with_one_line(
         MAC_TLS_CERT_FILE=str(pki.server1.cert),
         MAC_TLS_KEY_FILE=str(pki.client1.key),
     ).env
-    done = subprocess.run(
-        [sys.executable, "-m", "sidecar", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = serve_once(env)
     assert done.returncode == 2
     assert "MAC_TLS_KEY_FILE" in done.stderr
     assert "PRIVATE KEY" not in done.stderr
@@ -398,21 +390,6 @@ async def test_serve_logs_tls_and_mtls_without_key_material(
 
 
 # -- the CLI -----------------------------------------------------------------------------------
-
-
-async def cli(*args: str, **env: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sidecar",
-        *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_the_cli_talks_tls_and_mtls(

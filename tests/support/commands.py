@@ -4,21 +4,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 
 
-async def cli(*args: str) -> tuple[int, str, str]:
-    """``sidecar ARGS``: its exit code, standard output and standard error."""
+async def cli(*args: str, **env: str) -> tuple[int, str, str]:
+    """``sidecar ARGS`` with ``env`` added to the environment: its exit code, standard output
+    and standard error."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "sidecar",
         *args,
+        env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await proc.communicate()
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
