@@ -61,15 +61,17 @@ class KnownContacts:
 
     def remember(self, workspace_id: str, key: bytes, known: Known) -> None:
         """Record that ``key`` is settled in ``known.period_key``."""
-        if not self.capacity:
-            return
+        if self.capacity:
+            self._put(workspace_id, key, tuple(known))  # type: ignore[arg-type]
+
+    def _put(self, workspace_id: str, key: bytes, fields: tuple[str, bool, bytes]) -> None:
         entry = (workspace_id, key)
         entries = self._entries
         if entry in entries:
             entries.move_to_end(entry)
         elif len(entries) >= self.capacity:
             entries.popitem(last=False)
-        entries[entry] = tuple(known)  # type: ignore[assignment]
+        entries[entry] = fields
 
     def remember_outcome(
         self,
@@ -91,8 +93,9 @@ class KnownContacts:
         reason = outcome.reason
         if reason not in (_SETTLED if dry_run else _COUNTED):
             return
-        known = Known(period_key, reason is Reason.EXEMPT, outcome.identity)
-        self.remember(workspace_id, outcome.identity, known)
+        identity = outcome.identity
+        fields = (period_key, reason is Reason.EXEMPT, identity)  # a Known's, as stored
+        self._put(workspace_id, identity, fields)
         if dry_run:
             return  # a dry run links nothing: the request's other keys may lead elsewhere
         keys: Iterable[bytes]
@@ -101,8 +104,8 @@ class KnownContacts:
         else:
             keys = (*contact.primaries, contact.visitor) if contact.visitor else contact.primaries
         for key in keys:
-            if key != outcome.identity:
-                self.remember(workspace_id, key, known)
+            if key != identity:
+                self._put(workspace_id, key, fields)
 
     def lookup(self, workspace_id: str, period_key: str, key: bytes) -> Known | None:
         """What the record knows of ``key`` in the period, or ``None``."""
