@@ -18,13 +18,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /src
 # uv, pinned by hash, then exactly the runtime packages of uv.lock (the same lock `make install`
-# installs), the service itself built as a wheel into /opt/venv.
+# installs) with the native extra (the opt-in MAC_GRPC_ENGINE=native), the service itself
+# built as a wheel into /opt/venv.
 COPY tools/uv/requirements.txt ./tools/uv/requirements.txt
 RUN python -m pip install --require-hashes --no-deps -r tools/uv/requirements.txt
 # Only what the wheel is built from (see .dockerignore).
 COPY pyproject.toml uv.lock README.md ./
 COPY sidecar ./sidecar
-RUN uv sync --locked --no-dev --no-editable --compile-bytecode --python /usr/local/bin/python \
+RUN uv sync --locked --no-dev --extra native --no-editable --compile-bytecode --python /usr/local/bin/python \
     && /opt/venv/bin/sidecar --version
 
 FROM ${PYTHON_IMAGE}

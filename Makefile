@@ -35,13 +35,14 @@ $(UV): tools/uv/requirements.txt
 	$(UV_DIR)/bin/pip install --quiet --require-hashes --no-deps -r tools/uv/requirements.txt
 	@touch $@
 
-# `make run` needs only the service's own packages; tests and linters add the dev group.
+# `make run` needs only the service's own packages; tests and linters add the dev group and
+# the native extra (MAC_GRPC_ENGINE=native), so the tests run on both gRPC engines.
 $(RUNTIME): $(UV) pyproject.toml uv.lock
 	$(UV_SYNC) --no-dev --inexact
 	@touch $@
 
 $(STAMP): $(RUNTIME)
-	$(UV_SYNC)
+	$(UV_SYNC) --extra native
 	@touch $@
 
 install: $(STAMP)

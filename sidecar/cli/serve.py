@@ -20,6 +20,7 @@ EXIT_ERROR = 2
 def serve(ns: argparse.Namespace) -> int:
     """Read the settings and serve until SIGTERM or SIGINT; return the exit status."""
     from sidecar.server.app import run
+    from sidecar.server.engines import engine
     from sidecar.server.tls import ServerTLS
     from sidecar.server.workers import WORKER_ENV, Supervisor, check_ports, watch_supervisor
 
@@ -28,6 +29,7 @@ def serve(ns: argparse.Namespace) -> int:
         settings = Settings.from_env(os.environ, overrides)
         settings.secret_bytes()
         ServerTLS.from_settings(settings)  # unusable certificates stop the start, once
+        engine(settings)  # as does MAC_GRPC_ENGINE=native without the native extra
     except ConfigError as exc:
         print(f"sidecar: configuration error: {exc}", file=sys.stderr)
         return EXIT_ERROR

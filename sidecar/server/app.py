@@ -22,6 +22,7 @@ from sidecar.domain.errors import ConfigError
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.logs import get_logger
+from sidecar.server.engines import engine
 from sidecar.server.files import AdminToken
 from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
@@ -41,7 +42,6 @@ from sidecar.storage.store import RedisStore
 from sidecar.storage.webhooks import WebhookStreams
 from sidecar.transport.admin_service import AdminService
 from sidecar.transport.enforcer_service import EnforcerService
-from sidecar.transport.handlers import generic_handler
 from sidecar.transport.runner import Gate
 from sidecar.usecases.admin import Admin
 from sidecar.usecases.contacts import ContactReader
@@ -129,6 +129,8 @@ class Sidecar:
         self.clock = clock or SystemClock()
         # read (and checked) first: a bad certificate stops the start before anything opens
         self.tls = ServerTLS.from_settings(settings)
+        # and the engine: a missing native extra stops it before anything opens too
+        self.engine = engine(settings)
         catalog = plan_catalog(settings)
         self.connections = RedisConnections.from_options(redis_options(settings))
         self.store = RedisStore(
@@ -198,8 +200,14 @@ class Sidecar:
         self.admin_server = self._grpc_server() if settings.admin_addr else None
         self.workspace_gauges = metrics.WorkspaceGauges(settings.metrics_workspaces)
         self.webhooks = webhook_deliverer(settings) if settings.webhook_url else None
-        # beside TCP, for a caller in the same pod; TLS as on MAC_GRPC_ADDR
+        # beside TCP, for a caller in the same pod; TLS as on MAC_GRPC_ADDR. An engine that
+        # binds one listener per server (native) serves it from a second server.
         self.socket = SocketPath(settings.grpc_uds) if settings.grpc_uds else None
+        self.socket_server = (
+            self._grpc_server()
+            if self.socket is not None and self.engine.one_listener_per_server
+            else None
+        )
         self.port = 0
         self.admin_port = 0
         self.metrics_port = 0
@@ -211,12 +219,21 @@ class Sidecar:
         # must fail, not silently share it.
         reuse = 1 if self.settings.workers > 1 or os.environ.get(WORKER_ENV) else 0
         receive = self.settings.batch_max * CONTACT_MAX_BYTES + _RECEIVE_OVERHEAD
-        return grpc.aio.server(
-            options=[
+        return self.engine.server(
+            [
                 ("grpc.so_reuseport", reuse),
                 ("grpc.max_receive_message_length", receive),
             ],
         )
+
+    @property
+    def servers(self) -> list[grpc.aio.Server]:
+        """Every gRPC server of the process: the Enforcer's, the socket's, the Admin's."""
+        return [
+            server
+            for server in (self.server, self.socket_server, self.admin_server)
+            if server is not None
+        ]
 
     def alive(self) -> bool:
         """Whether the event loop still runs its health probe (for ``/livez``)."""
@@ -260,23 +277,24 @@ class Sidecar:
         )
         enforcer_service = pb.DESCRIPTOR.services_by_name["Enforcer"]
         admin_service = admin_pb.DESCRIPTOR.services_by_name["Admin"]
-        self.server.add_generic_rpc_handlers(
-            (generic_handler(enforcer_service, enforcer, settings.batch_max),)
-        )
-        admin_server = self.admin_server or self.server
-        admin_server.add_generic_rpc_handlers(
-            (generic_handler(admin_service, admin, settings.batch_max),)
-        )
+        add = self.engine.add_service
         names = [ENFORCER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME]
         if self.admin_server is None:
             names.append(ADMIN_SERVICE)
         else:
+            add(self.admin_server, admin_service, admin, settings.batch_max)
             health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.admin_server)
             reflection.enable_server_reflection(
                 (ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.admin_server
             )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
-        reflection.enable_server_reflection(names, self.server)
+        for server in (self.server, self.socket_server):
+            if server is None:
+                continue
+            add(server, enforcer_service, enforcer, settings.batch_max)
+            if self.admin_server is None:
+                add(server, admin_service, admin, settings.batch_max)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, server)
+            reflection.enable_server_reflection(names, server)
 
     async def start(self) -> int:
         """Bind and start serving; return the gRPC port (useful with port 0)."""
@@ -285,7 +303,11 @@ class Sidecar:
         self.port = self._bind(self.server, self.settings.grpc_addr, tls.enforcer if tls else None)
         if self.socket is not None:
             self.socket.prepare()
-            self._bind(self.server, self.socket.address, tls.enforcer if tls else None)
+            self._bind(
+                self.socket_server or self.server,
+                self.socket.address,
+                tls.enforcer if tls else None,
+            )
             self.socket.open_to_all()
         if self.admin_server is not None:
             self.admin_port = self._bind(
@@ -301,9 +323,8 @@ class Sidecar:
             self.replay.start(self.settings.health_interval)
         if self.webhooks is not None:
             self.webhooks.start()
-        await self.server.start()
-        if self.admin_server is not None:
-            await self.admin_server.start()
+        for server in self.servers:
+            await server.start()
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
@@ -320,8 +341,7 @@ class Sidecar:
             await asyncio.wait_for(self.gate.drained.wait(), wait)
         # The unary calls are done (or out of time); what is left are event streams, which
         # never end by themselves: they are cut now, and their callers resume with after_id.
-        servers = [self.server] + ([self.admin_server] if self.admin_server else [])
-        await asyncio.gather(*(server.stop(0) for server in servers))
+        await asyncio.gather(*(server.stop(0) for server in self.servers))
         if self.socket is not None:
             self.socket.remove()
         if self._probes is not None:
@@ -351,6 +371,7 @@ async def run(settings: Settings) -> None:
         grpc_uds=settings.grpc_uds or None,
         admin=f"{admin_host}:{sidecar.admin_port}",
         admin_auth=bool(settings.admin_token or settings.admin_token_file),
+        engine=settings.grpc_engine,
         tls=settings.tls,
         mtls=sidecar.tls.mutual if sidecar.tls else False,
         admin_certificate=settings.admin_tls_cert_file or None,

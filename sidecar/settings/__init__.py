@@ -11,6 +11,7 @@ from sidecar.settings.parsing import parse_bool
 from sidecar.settings.settings import (
     DEFAULT_GRPC_ADDR,
     FAILURE_MODES,
+    GRPC_ENGINES,
     LOG_FORMATS,
     LOG_LEVELS,
     REDIS_TYPES,
@@ -20,6 +21,7 @@ from sidecar.settings.settings import (
 __all__ = [
     "DEFAULT_GRPC_ADDR",
     "FAILURE_MODES",
+    "GRPC_ENGINES",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "REDIS_TYPES",

@@ -39,6 +39,12 @@ def check(settings: Settings) -> None:
     if settings.metrics_addr:
         check_addr(settings.metrics_addr, "MAC_METRICS_ADDR")
     _check_webhook(settings)
+    if settings.grpc_engine == "native" and settings.tls_cert_file:
+        raise ConfigError(
+            "MAC_GRPC_ENGINE=native serves no TLS (pygrpc-native has none yet), so it cannot "
+            "serve MAC_TLS_CERT_FILE's listeners: set MAC_GRPC_ENGINE=grpcio to keep TLS (and "
+            "mTLS), or terminate TLS in front of the sidecar and leave MAC_TLS_* unset"
+        )
 
 
 def _check_ranges(settings: Settings) -> None:

@@ -20,6 +20,7 @@ FAILURE_MODES = ("error", "allow", "deny")
 REDIS_TYPES = ("single", "cluster", "sentinel")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
+GRPC_ENGINES = ("grpcio", "native")
 
 
 def _setting(env: str, default: Any, help: str, *, secret: bool = False, **extra: Any) -> Any:
@@ -111,6 +112,13 @@ class Settings:
         "",
         "path of a Unix domain socket the Enforcer (and Admin) services also listen on, for a "
         "caller in the same pod; empty: none",
+    )
+    grpc_engine: str = _setting(
+        "MAC_GRPC_ENGINE",
+        "grpcio",
+        "what serves gRPC: grpcio, or native (pygrpc-native: HTTP/2 in Rust, outside the GIL; "
+        "opt-in, needs the native extra, no TLS)",
+        choices=GRPC_ENGINES,
     )
     warm_seconds: float = _setting(
         "MAC_WARM_SECONDS",

@@ -136,9 +136,20 @@ class ParsedRequests:
 def generic_handler(
     service: ServiceDescriptor, servicer: object, batch_max: int
 ) -> grpc.GenericRpcHandler:
-    """A handler of every method of ``service`` (unary, server streaming, or bidirectional),
-    calling the servicer's method of the same name with the parsed request (with a
-    ``ParsedRequests`` of a bidirectional stream's)."""
+    """A handler of every method of ``service``: :func:`method_handlers` as one generic
+    handler (how grpcio's server takes them)."""
+    return grpc.method_handlers_generic_handler(
+        service.full_name, method_handlers(service, servicer, batch_max)
+    )
+
+
+def method_handlers(
+    service: ServiceDescriptor, servicer: object, batch_max: int
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """The handler of each method of ``service`` (unary, server streaming, or bidirectional)
+    by its name, calling the servicer's method of the same name with the parsed request (with
+    a ``ParsedRequests`` of a bidirectional stream's). ``add_registered_method_handlers`` takes
+    them as they are (how the native engine serves a method itself)."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         reader = RequestReader(GetMessageClass(method.input_type), batch_max)
@@ -158,7 +169,7 @@ def generic_handler(
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
                 _unary(method.name, reader, behaviour), response_serializer=serialize
             )
-    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+    return handlers
 
 
 def _unary(name: str, reader: RequestReader, behaviour: Unary) -> Unary:

@@ -129,11 +129,14 @@ def test_chart_app_version_and_image_version_are_the_package_version() -> None:
 
 
 def test_the_image_installs_exactly_the_lock() -> None:
-    """The builder installs uv by hash and the runtime group of uv.lock, refusing a stale lock."""
+    """The builder installs uv by hash and the runtime group of uv.lock with the native extra
+    (so MAC_GRPC_ENGINE=native works in the image), refusing a stale lock."""
     runs = _all("RUN")
     assert any("--require-hashes" in r and "tools/uv/requirements.txt" in r for r in runs)
     (sync,) = [r for r in runs if "uv sync" in r]
-    assert {"--locked", "--no-dev", "--no-editable"} <= set(sync.split())
+    words = sync.split()
+    assert {"--locked", "--no-dev", "--no-editable"} <= set(words)
+    assert words[words.index("--extra") + 1] == "native"
     assert "pip install /wheels" not in " ".join(runs)
 
 

@@ -515,3 +515,11 @@ async def test_a_rotated_secret_volume_takes_effect_without_a_restart(served: Se
     assert "UNAUTHENTICATED" in output
     assert served.sidecar.tls is not None
     assert served.sidecar.tls.enforcer.generation == 1
+
+
+def test_the_native_engine_is_refused_with_tls() -> None:
+    """pygrpc-native serves no TLS: the chart refuses the pair, as the sidecar would."""
+    values = merge(DEFAULT, {"config": {"grpcEngine": "native"}})
+    assert _settings_of(render(values))["MAC_GRPC_ENGINE"] == "native"
+    with pytest.raises(helm.HelmRenderError, match=r"config\.grpcEngine native serves no TLS"):
+        render(merge(values, {"tls": {"enabled": True, "secretName": "s"}}))

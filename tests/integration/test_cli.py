@@ -74,12 +74,14 @@ def test_serve_refuses_a_bad_setting_naming_it(redis_server: RedisServer) -> Non
 
 
 def test_serve_logs_settings_without_secrets_and_stops_on_sigterm(
-    redis_server: RedisServer, redis_db: redis.Redis
+    redis_server: RedisServer, redis_db: redis.Redis, engine_env: str
 ) -> None:
     proc = SidecarProcess(redis_server.url)
     proc.start()
     assert proc.stop() == 0
     starting = json.loads(next(line for line in proc.lines if '"starting"' in line))
+    listening = json.loads(next(line for line in proc.lines if '"listening"' in line))
+    assert starting["grpc_engine"] == listening["engine"] == engine_env
     assert starting["identity_secret"] == "<set>"
     assert starting["default_limit"] == 100
     assert all("test-identity-secret" not in line for line in proc.lines)

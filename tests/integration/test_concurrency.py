@@ -20,7 +20,7 @@ LIMIT = 50
 
 @pytest.fixture
 async def two_processes(
-    redis_server: RedisServer, redis_db: redis.Redis
+    redis_server: RedisServer, redis_db: redis.Redis, engine_env: str
 ) -> AsyncIterator[list[pb_grpc.EnforcerStub]]:
     procs = [SidecarProcess(redis_server.url, MAC_DEFAULT_LIMIT=str(LIMIT)) for _ in range(2)]
     async with enforcer_stubs(procs) as stubs:

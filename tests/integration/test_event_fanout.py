@@ -127,8 +127,12 @@ async def test_a_thousand_streams_share_one_reader(
             assert ids == sorted(ids)
     # one reader, a few short history reads at a time: no connection per stream
     print(f"\nconnections: baseline {baseline}, 1000 streams open {open_now}, peak {peak}")
-    # the reader and the connections its pool keeps of the short reads, however many streams
-    assert peak - baseline <= HISTORY_READS + 2
+    # the reader and the connections its pool keeps of the short reads, however many streams.
+    # The native engine differs by a few: it hands the thousand streams to the loop in batches
+    # of 64 at once rather than one by one, so more of their short reads (the listing of the
+    # workspaces, the hub's) overlap the history reads; still no connection per stream.
+    overlap = 2 if sidecar.settings.grpc_engine == "grpcio" else 4
+    assert peak - baseline <= HISTORY_READS + overlap
     for _ in range(100):  # the reader stops with the last stream
         if not sidecar.events.hub.reading:
             break

@@ -126,6 +126,7 @@ async def test_watch_needs_the_token_and_a_valid_cursor(admin_stub: admin_grpc.A
     assert (caught.value.details() or "").startswith("after_id:")
 
 
+@pytest.mark.usefixtures("engine_env")
 async def test_events_are_exactly_once_across_a_crash_mid_burst(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:

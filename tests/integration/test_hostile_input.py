@@ -66,8 +66,10 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def target(redis_server: RedisServer) -> Iterator[Target]:
-    process = SidecarProcess(redis_server.url, MAC_ADMIN_TOKEN=ADMIN_TOKEN)
+def target(redis_server: RedisServer, grpc_engine: str) -> Iterator[Target]:
+    process = SidecarProcess(
+        redis_server.url, MAC_ADMIN_TOKEN=ADMIN_TOKEN, MAC_GRPC_ENGINE=grpc_engine
+    )
     process.start()
     found = Target(process)
     try:

@@ -116,6 +116,7 @@ async def test_readiness_follows_redis_and_liveness_stays(make_sidecar: SidecarF
         own.close()
 
 
+@pytest.mark.usefixtures("engine_env")
 async def test_logs_are_json_lines_without_emails_or_phones(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:
@@ -200,6 +201,7 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.usefixtures("engine_env")
 def test_workers_share_the_port_and_their_metrics_add_up(
     redis_server: RedisServer, redis_db: redis.Redis
 ) -> None:

@@ -192,6 +192,7 @@ async def test_a_full_journal_denies_new_contacts(
     assert outage_sidecars.last.journal.pending == 3
 
 
+@pytest.mark.usefixtures("engine_env")
 async def test_kill_9_during_an_outage_loses_no_allowed_contact(
     own_redis: RedisServer, tmp_path: Path
 ) -> None:

@@ -31,6 +31,10 @@ from tests.support.redis_servers import RedisServer
 from tests.support.sidecar_process import SidecarProcess
 from tests.support.sidecars import SidecarFactory
 
+# The native engine serves no TLS (pygrpc-native has none yet): MAC_GRPC_ENGINE=native with
+# MAC_TLS_* refuses to start, saying so (test_engines.py).
+pytestmark = pytest.mark.grpcio_only("the native engine serves no TLS; it refuses MAC_TLS_*")
+
 CALL = 5.0  # seconds any one call of these tests may take
 # a connection of its own for every channel: no subchannel shared with an earlier test's
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]

@@ -197,7 +197,7 @@ class Supervised:
 
 @pytest.fixture
 def supervise(
-    redis_server: RedisServer, redis_db: redis.Redis
+    redis_server: RedisServer, redis_db: redis.Redis, engine_env: str
 ) -> Iterator[Callable[..., Supervised]]:
     started: list[Supervised] = []
 

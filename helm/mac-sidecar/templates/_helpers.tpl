@@ -370,6 +370,9 @@ with MAC_GRPC_ADDR (or the client's address) set to "mac-sidecar.socketAddress".
 {{- end }}
 {{- end }}
 {{- $tls := .Values.tls }}
+{{- if and $tls.enabled (eq (toString .Values.config.grpcEngine) "native") }}
+{{- fail "mac-sidecar: config.grpcEngine native serves no TLS (pygrpc-native has none yet): set config.grpcEngine grpcio to keep tls.enabled, or terminate TLS in front of the sidecar" }}
+{{- end }}
 {{- if not $tls.enabled }}
 {{- if $tls.clientAuth }}
 {{- fail "mac-sidecar: tls.clientAuth needs tls.enabled=true" }}
