@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -285,7 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     if ns.json:
         report = {
             "config": {**vars(ns), "served": sidecar.served},
-            "samples": [asdict(s) for s in samples],
+            "samples": [
+                {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+                for row in map(asdict, samples)
+            ],
             "verdict": verdict(samples),
         }
         print(json.dumps(report, indent=2))
