@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from contextlib import AsyncExitStack, ExitStack
 
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             sidecars, sockets = {}, {}
             for engine in ns.engines:
                 sockets[engine] = procs.socket_path()
+                stack.callback(shutil.rmtree, os.path.dirname(sockets[engine]), True)
                 sidecar = procs.start_sidecar(redis.url, engine, MAC_GRPC_UDS=sockets[engine])
                 stack.callback(sidecar.close)
                 stack.callback(_sidecar_log, sidecar)
