@@ -29,8 +29,12 @@ class Result:
     first_error: str | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # process name -> share of one core
     steal: float | None = None  # the share of the machine's CPU time its hypervisor took
-    baseline: Result | None = None  # the echo run just before it
+    # the echo runs beside it (an echo run's include itself), by the echo server's engine
+    baselines: dict[str, Result] = field(default_factory=dict, compare=False, repr=False)
     round: int = 1
+    server: str = "sidecar"  # what was measured: the sidecar, or an echo server
+    engine: str = "grpcio"  # the engine the server was asked to serve with
+    served: str = "grpcio"  # the engine it served with, as its threads show
 
     @property
     def calls_per_second(self) -> float:
@@ -43,12 +47,18 @@ class Result:
             return float("nan")
         return self.cpu["server"] / self.calls_per_second * 1e6
 
-    @property
-    def efficiency(self) -> float:
-        """Echo's server CPU per call over this one's, both measured back to back."""
-        if self.baseline is None:
+    def efficiency(self, echo: str) -> float:
+        """The ``echo`` engine's echo server's CPU per call over this one's, both measured
+        back to back."""
+        if echo not in self.baselines:
             return float("nan")
-        return self.baseline.server_us_per_call / self.server_us_per_call
+        return self.baselines[echo].server_us_per_call / self.server_us_per_call
+
+    def p99_against(self, echo: str) -> float:
+        """This run's p99 over the ``echo`` engine's echo run's."""
+        if echo not in self.baselines:
+            return float("nan")
+        return self.percentile_ms(0.99) / self.baselines[echo].percentile_ms(0.99)
 
     @property
     def contacts_per_second(self) -> float:

@@ -1,4 +1,5 @@
-"""The benchmark's server processes: the real sidecar and the echo server, started and stopped."""
+"""The benchmark's server processes (the real sidecar and the echo servers, on either engine),
+started and stopped, and what ``/proc`` tells of them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -22,10 +24,15 @@ START_SECONDS = 20.0
 
 
 class Server:
-    """A server subprocess listening on 127.0.0.1:``port``; its output goes to a log file."""
+    """A server subprocess listening on 127.0.0.1:``port``, asked to serve with ``engine``;
+    its output goes to a log file."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], port: int, engine: str
+    ) -> None:
         self.name = name
+        self.engine = engine
+        self.served = engine  # the engine it serves with, once it is ready
         self.port = port
         self.addr = f"127.0.0.1:{port}"
         self._log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log")  # noqa: SIM115
@@ -40,6 +47,7 @@ class Server:
             while True:
                 try:
                     if probe(channel):
+                        self.served = serving_engine([self.proc.pid, *children(self.proc.pid)])
                         return
                 except grpc.RpcError:
                     pass
@@ -82,9 +90,10 @@ def _echoes(channel: grpc.Channel) -> bool:
     return echo(b"ping", timeout=1) == b"ping"
 
 
-def start_sidecar(redis_url: str, **settings: str) -> Server:
-    """The real sidecar, ``python -m sidecar serve``, once its health check says SERVING;
-    ``settings`` are more ``MAC_*`` variables."""
+def start_sidecar(redis_url: str, engine: str = "grpcio", **settings: str) -> Server:
+    """The real sidecar, ``python -m sidecar serve``, asked to serve with ``engine``
+    (``MAC_GRPC_ENGINE``), once its health check says SERVING; ``settings`` are more
+    ``MAC_*`` variables."""
     port = free_port()
     env = {
         **os.environ,
@@ -95,9 +104,11 @@ def start_sidecar(redis_url: str, **settings: str) -> Server:
         "MAC_DEFAULT_LIMIT": "10000000",
         "MAC_LOG_LEVEL": "warning",
         "MAC_LOG_FORMAT": "json",
+        "MAC_GRPC_ENGINE": engine,
         **settings,
     }
-    server = Server("sidecar", [sys.executable, "-m", "sidecar", "serve"], env, port)
+    argv = [sys.executable, "-m", "sidecar", "serve"]
+    server = Server(f"sidecar ({engine})", argv, env, port, engine)
     try:
         server.wait_ready(_serving)
     except BaseException:
@@ -106,11 +117,11 @@ def start_sidecar(redis_url: str, **settings: str) -> Server:
     return server
 
 
-def start_echo() -> Server:
-    """The bare grpc.aio echo server, ``python -m bench.echo``, once it echoes."""
+def start_echo(engine: str = "grpcio") -> Server:
+    """The bare echo server on ``engine``, ``python -m bench.echo``, once it echoes."""
     port = free_port()
-    argv = [sys.executable, "-m", "bench.echo", "--port", str(port)]
-    server = Server("echo", argv, dict(os.environ), port)
+    argv = [sys.executable, "-m", "bench.echo", "--port", str(port), "--engine", engine]
+    server = Server(f"echo ({engine})", argv, dict(os.environ), port, engine)
     try:
         server.wait_ready(_echoes)
     except BaseException:
@@ -153,3 +164,48 @@ def children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(child) for child in text.split()]
+
+
+def _thread_names(pid: int) -> list[str]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    names = []
+    for task in tasks:
+        try:
+            names.append(Path(f"/proc/{pid}/task/{task}/comm").read_text().strip())
+        except OSError:  # the thread ended meanwhile
+            continue
+    return names
+
+
+def serving_engine(pids: list[int]) -> str:
+    """``native`` when one of the processes runs the native engine's I/O threads (named
+    ``grpc-native-io``), else ``grpcio``: what a server serves with, whatever it was asked."""
+    for pid in pids:
+        if any(name.startswith("grpc-native") for name in _thread_names(pid)):
+            return "native"
+    return "grpcio"
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a process holds at one moment: resident memory, threads, open descriptors."""
+
+    rss_bytes: int
+    threads: int
+    fds: int
+
+
+def footprint(pid: int) -> Footprint | None:
+    """The process's footprint now, from ``/proc`` (Linux only; None elsewhere, or once the
+    process is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    rss_kib = int(fields["VmRSS"].split()[0])
+    return Footprint(rss_bytes=rss_kib * 1024, threads=int(fields["Threads"]), fds=fds)

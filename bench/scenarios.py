@@ -20,7 +20,8 @@ BATCH = 100
 MEMORY_BATCH = 1000
 TIMEOUT = 5.0
 WARM = "Activate, already active (warm)"  # the first of the scenarios of the active pool
-ECHO_STREAM = "echo stream (bare grpc.aio), per message"
+ECHO_UNARY = "echo, unary"  # the run beside each scenario
+ECHO_STREAM = "echo stream, per message"
 
 
 def email(i: int) -> str:
@@ -129,8 +130,8 @@ def echo_stream_pipe(channel: grpc.aio.Channel) -> StreamPipe:
 
 
 def echo_stream(pipe: StreamPipe) -> Call:
-    """The stream scenario's message, echoed by a bare grpc.aio stream: the floor of any
-    stream's cost per message."""
+    """The stream scenario's message, echoed by a bare stream: the floor of any stream's
+    cost per message on that engine."""
 
     async def call(i: int) -> str | None:
         request = pb.ActivateStreamRequest(
@@ -153,12 +154,12 @@ def stream_active(pipe: StreamPipe) -> Call:
     return call
 
 
-def activate_batch(stub: Any, workspace: str = "bench-batch") -> Call:
+def activate_batch(stub: Any, workspace: str = "bench-batch", size: int = BATCH) -> Call:
     async def call(i: int) -> str | None:
-        request = batch_request(workspace, i * BATCH, BATCH)
+        request = batch_request(workspace, i * size, size)
         reply = await stub.ActivateBatch(request, timeout=TIMEOUT)
-        if len(reply.decisions) != BATCH:
-            return f"expected {BATCH} decisions, got {len(reply.decisions)}"
+        if len(reply.decisions) != size:
+            return f"expected {size} decisions, got {len(reply.decisions)}"
         return _expect(reply.decisions[-1], pb.REASON_ADMITTED)
 
     return call
@@ -193,10 +194,10 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def drive_beside_echo(
+async def drive_beside_echoes(
     name: str,
-    call: Call,
-    echo: Call,
+    calls: dict[str, Call],
+    echoes: dict[str, Call],
     *,
     concurrency: int,
     warmup: float,
@@ -204,96 +205,123 @@ async def drive_beside_echo(
     contacts_per_call: int,
     pids: Pids,
     round_: int,
+    served: dict[str, str],
     server: str = "sidecar",
-) -> Result:
-    """Drive the echo server, then ``call`` against ``server`` (the sidecar, or the echo
-    server itself); the result carries the echo run as its baseline. ``pids`` names the echo,
-    sidecar, redis and client processes."""
-    runs = []
-    for label, measured, target, per_call in (
-        ("echo (bare grpc.aio)", "echo", echo, 1),
-        (name, server, call, contacts_per_call),
-    ):
+) -> list[Result]:
+    """Drive each echo server, then each of ``calls`` against ``server`` (the sidecar, or the
+    echo server itself) on its engine; each result carries the echo runs as its baselines.
+
+    ``calls`` and ``echoes`` are keyed by engine; ``pids`` names the processes
+    (``"sidecar native"``, ``"echo grpcio"``, ``"redis"``, ``"client"``); ``served`` is the
+    engine each ``server`` serves with, by the engine it was asked for.
+    """
+
+    async def run(label: str, pid: int | list[int], call: Call, per_call: int) -> Result:
         progress(f"round {round_}: {label}: {warmup:g} s warm-up + {seconds:g} s")
-        processes = {"server": pids[measured], "redis": pids["redis"], "client": pids["client"]}
-        runs.append(
-            await drive(
-                label,
-                target,
-                concurrency=concurrency,
-                warmup=warmup,
-                seconds=seconds,
-                contacts_per_call=per_call,
-                pids=processes,
-            )
+        processes = {"server": pid, "redis": pids["redis"], "client": pids["client"]}
+        return await drive(
+            label,
+            call,
+            concurrency=concurrency,
+            warmup=warmup,
+            seconds=seconds,
+            contacts_per_call=per_call,
+            pids=processes,
         )
-    echo_run, result = runs
-    result.baseline, result.round = echo_run, round_
-    return result
+
+    baselines: dict[str, Result] = {}
+    for engine, echo in echoes.items():
+        echo_run = await run(f"{ECHO_UNARY} ({engine})", pids[f"echo {engine}"], echo, 1)
+        echo_run.name, echo_run.server, echo_run.engine = ECHO_UNARY, "echo", engine
+        echo_run.served, echo_run.baselines, echo_run.round = engine, baselines, round_
+        baselines[engine] = echo_run
+    results = []
+    for engine, call in calls.items():
+        label = f"{name} ({server} {engine})"
+        result = await run(label, pids[f"{server} {engine}"], call, contacts_per_call)
+        result.name, result.server, result.engine = name, server, engine
+        result.served, result.baselines, result.round = served[engine], baselines, round_
+        results.append(result)
+    return results
 
 
 async def run_scenarios(
-    echo: grpc.aio.Channel,
-    sidecar: grpc.aio.Channel,
+    echoes: dict[str, grpc.aio.Channel],
+    sidecars: dict[str, grpc.aio.Channel],
     *,
     concurrency: int,
     warmup: float,
     seconds: float,
     pids: Pids,
-    uds: grpc.aio.Channel | None = None,
+    served: dict[str, str],
+    uds: dict[str, grpc.aio.Channel] | None = None,
 ) -> list[Result]:
-    """Every throughput scenario, each beside an echo run, in two rounds.
+    """Every throughput scenario on each engine's sidecar, each beside a run of each echo
+    server, in two rounds.
 
-    ``pids`` names the echo, sidecar, redis and client processes, whose CPU use is reported;
-    ``uds`` is a channel to the same sidecar over its Unix domain socket.
+    ``echoes`` and ``sidecars`` are channels keyed by engine (the sidecars share one Redis);
+    ``pids`` names the processes whose CPU use is reported; ``served`` is the engine each
+    sidecar serves with, by the engine asked; ``uds`` are channels to the same sidecars over
+    their Unix domain sockets.
     """
-    stub = pb_grpc.EnforcerStub(sidecar)
-    pipe = StreamPipe(stub.ActivateStream())
-    echo_pipe = echo_stream_pipe(echo)
+    stubs = {engine: pb_grpc.EnforcerStub(channel) for engine, channel in sidecars.items()}
+    pipes = {engine: StreamPipe(stub.ActivateStream()) for engine, stub in stubs.items()}
+    echo_pipes = {engine: echo_stream_pipe(channel) for engine, channel in echoes.items()}
     progress(f"activating a pool of {ACTIVE_POOL:,} contacts for the already-active scenario")
-    await activate_all(stub, "bench-active", ACTIVE_POOL)
+    await activate_all(next(iter(stubs.values())), "bench-active", ACTIVE_POOL)
     results = []
-    baseline = echo_call(echo)
-    for round_ in (1, 2):  # twice, each run beside an echo run: noise shows
-        # new contacts of a round of their own
-        # (name, call, contacts per call, the server measured)
-        plan: list[tuple[str, Call, int, str]] = [
-            ("Check, new contact", check_new(stub), 1, "sidecar"),
-            ("Activate, new contact", activate_new(stub, f"bench-new-{round_}"), 1, "sidecar"),
-            (WARM, activate_active(stub), 1, "sidecar"),
-            (ECHO_STREAM, echo_stream(echo_pipe), 1, "echo"),
-            ("ActivateStream, already active", stream_active(pipe), 1, "sidecar"),
+    baselines = {engine: echo_call(channel) for engine, channel in echoes.items()}
+    echo_served = {engine: engine for engine in echoes}
+    for round_ in (1, 2):  # twice, each run beside echo runs: noise shows
+        # new contacts of a round and an engine of their own
+        # (name, the call by engine, contacts per call, the server measured)
+        plan: list[tuple[str, dict[str, Call], int, str]] = [
+            ("Check, new contact", {e: check_new(s) for e, s in stubs.items()}, 1, "sidecar"),
+            (
+                "Activate, new contact",
+                {e: activate_new(s, f"bench-new-{round_}-{e}") for e, s in stubs.items()},
+                1,
+                "sidecar",
+            ),
+            (WARM, {e: activate_active(s) for e, s in stubs.items()}, 1, "sidecar"),
+            (ECHO_STREAM, {e: echo_stream(p) for e, p in echo_pipes.items()}, 1, "echo"),
+            (
+                "ActivateStream, already active",
+                {e: stream_active(p) for e, p in pipes.items()},
+                1,
+                "sidecar",
+            ),
             (
                 f"ActivateBatch x{BATCH}, new",
-                activate_batch(stub, f"bench-batch-{round_}"),
+                {e: activate_batch(s, f"bench-batch-{round_}-{e}") for e, s in stubs.items()},
                 BATCH,
                 "sidecar",
             ),
         ]
-        if uds is not None:
-            over_uds = activate_active(pb_grpc.EnforcerStub(uds))
+        if uds:
+            over_uds = {e: activate_active(pb_grpc.EnforcerStub(c)) for e, c in uds.items()}
             plan.insert(-1, ("Activate over UDS, already active", over_uds, 1, "sidecar"))
-        for name, call, per_call, server in plan:
+        for name, calls, per_call, server in plan:
             if name == WARM:
                 # the scenarios before may have pushed the pool out of the process's records
                 progress(f"round {round_}: a first message from each of the {ACTIVE_POOL:,}")
-                await ask_each(stub, "bench-active", ACTIVE_POOL, concurrency)
-            results.append(
-                await drive_beside_echo(
-                    name,
-                    call,
-                    baseline,
-                    concurrency=concurrency,
-                    warmup=warmup,
-                    seconds=seconds,
-                    contacts_per_call=per_call,
-                    pids=pids,
-                    round_=round_,
-                    server=server,
-                )
+                for stub in stubs.values():
+                    await ask_each(stub, "bench-active", ACTIVE_POOL, concurrency)
+            results += await drive_beside_echoes(
+                name,
+                calls,
+                baselines,
+                concurrency=concurrency,
+                warmup=warmup,
+                seconds=seconds,
+                contacts_per_call=per_call,
+                pids=pids,
+                round_=round_,
+                served=echo_served if server == "echo" else served,
+                server=server,
             )
-    await pipe.close()
-    await echo_pipe.close()
+    for pipe in [*pipes.values(), *echo_pipes.values()]:
+        await pipe.close()
     return results
 
 

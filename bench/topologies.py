@@ -1,8 +1,10 @@
 """The decision path on a local Redis Cluster (3 masters, 1 replica each), and what
 ``MAC_REDIS_WAIT_REPLICAS=1`` costs there: the same scenarios against sidecars on the cluster,
-measured in the same run as the echo server."""
+one per engine, measured in the same run as the echo servers."""
 
 from __future__ import annotations
+
+from contextlib import AsyncExitStack, ExitStack
 
 import grpc
 
@@ -15,7 +17,7 @@ from bench.scenarios import (
     activate_all,
     activate_batch,
     activate_new,
-    drive_beside_echo,
+    drive_beside_echoes,
     progress,
 )
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
@@ -32,9 +34,16 @@ SETUPS = (
 
 
 async def run_topologies(
-    echo: Call, *, concurrency: int, warmup: float, seconds: float, pids: Pids
+    echoes: dict[str, Call],
+    *,
+    engines: list[str],
+    concurrency: int,
+    warmup: float,
+    seconds: float,
+    pids: Pids,
 ) -> list[Result]:
-    """Start a cluster, then for each setup a sidecar on it, and drive the decision scenarios."""
+    """Start a cluster, then for each setup a sidecar on it for each of ``engines``, and drive
+    the decision scenarios; ``echoes`` are the echo calls by engine."""
     progress("starting a Redis Cluster of 3 masters with a replica each")
     cluster = RedisCluster(masters=3, replicas=1)
     results: list[Result] = []
@@ -42,32 +51,48 @@ async def run_topologies(
         cluster.start()
         redis_pid = int(str(cluster.masters()[0].info("server")["process_id"]))  # one of three
         for setup, env in SETUPS:
-            sidecar = procs.start_sidecar(cluster.seeds, **env)
-            try:
-                async with grpc.aio.insecure_channel(sidecar.addr) as channel:
-                    stub = pb_grpc.EnforcerStub(channel)
-                    await activate_all(stub, "bench-active", ACTIVE_POOL)
+            with ExitStack() as sidecars:
+                async with AsyncExitStack() as channels:
+                    stubs, serving, served = {}, dict(pids), {}
+                    for engine in engines:
+                        sidecar = procs.start_sidecar(cluster.seeds, engine, **env)
+                        sidecars.callback(sidecar.close)
+                        serving[f"sidecar {engine}"] = sidecar.proc.pid
+                        served[engine] = sidecar.served
+                        channel = grpc.aio.insecure_channel(sidecar.addr)
+                        channels.push_async_callback(channel.close)
+                        stubs[engine] = pb_grpc.EnforcerStub(channel)
+                    await activate_all(next(iter(stubs.values())), "bench-active", ACTIVE_POOL)
                     plan = (
-                        ("Activate, new contact", activate_new(stub), 1),
-                        ("Activate, already active", activate_active(stub), 1),
-                        (f"ActivateBatch x{BATCH}, new", activate_batch(stub), BATCH),
+                        (
+                            "Activate, new contact",
+                            {e: activate_new(s, f"bench-new-{e}") for e, s in stubs.items()},
+                            1,
+                        ),
+                        (
+                            "Activate, already active",
+                            {e: activate_active(s) for e, s in stubs.items()},
+                            1,
+                        ),
+                        (
+                            f"ActivateBatch x{BATCH}, new",
+                            {e: activate_batch(s, f"bench-batch-{e}") for e, s in stubs.items()},
+                            BATCH,
+                        ),
                     )
-                    for name, call, per_call in plan:
-                        results.append(
-                            await drive_beside_echo(
-                                f"[{setup}] {name}",
-                                call,
-                                echo,
-                                concurrency=concurrency,
-                                warmup=warmup,
-                                seconds=seconds,
-                                contacts_per_call=per_call,
-                                pids={**pids, "sidecar": sidecar.proc.pid, "redis": redis_pid},
-                                round_=1,
-                            )
+                    for name, calls, per_call in plan:
+                        results += await drive_beside_echoes(
+                            f"[{setup}] {name}",
+                            calls,
+                            echoes,
+                            concurrency=concurrency,
+                            warmup=warmup,
+                            seconds=seconds,
+                            contacts_per_call=per_call,
+                            pids={**serving, "redis": redis_pid},
+                            round_=1,
+                            served=served,
                         )
-            finally:
-                sidecar.close()
             cluster.flush()
     finally:
         cluster.close()
