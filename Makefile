@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install lock docs redis-server prometheus run test lint format proto bench chart image clean
+.PHONY: help install lock docs soak redis-server prometheus run test lint format proto bench chart image clean
 
 help:
 	@echo "make run     start a local Redis (persisting under .data/) and the sidecar; Ctrl-C stops both"
@@ -17,6 +17,7 @@ help:
 	@echo "make proto   regenerate sidecar/gen and clients/node/gen from proto/"
 	@echo "make bench   measure throughput and latency against a bare grpc.aio echo server"
 	@echo "make docs    regenerate the generated docs (configuration, metrics, the chart's values)"
+	@echo "make soak    10 minutes of full load on one sidecar (native engine): RSS, threads, descriptors sampled"
 	@echo "make chart   render, lint and validate the Helm chart (no cluster needed)"
 	@echo "make image   build the container image (needs Docker)"
 
@@ -110,6 +111,9 @@ bench: install redis-server
 docs: install
 	$(BIN)/python -m tools.chart_values
 	$(BIN)/python -m tools.reference_docs
+
+soak: install redis-server
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 chart: install
 	$(BIN)/pytest tests/helm
