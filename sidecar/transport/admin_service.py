@@ -45,16 +45,21 @@ class AdminService(UnaryRunner):
         self._streams = 0
 
     def _authorize(self, context: Context) -> None:
+        """Let the call in when it carries exactly one ``authorization`` header holding the
+        bearer token; a second one is refused whatever either holds, never read first-wins."""
         token = self._token()
         if not token:
             return
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and isinstance(value, str):
-                scheme, _, given = value.partition(" ")
-                # compare_digest: the time taken must not tell how much of a guess was right
-                if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token):
-                    return
-                break
+        given = [
+            value for key, value in context.invocation_metadata() or () if key == "authorization"
+        ]
+        if len(given) > 1:
+            raise Unauthenticated("send one authorization header, not several")
+        if given and isinstance(given[0], str):
+            scheme, _, presented = given[0].partition(" ")
+            # compare_digest: the time taken must not tell how much of a guess was right
+            if scheme.lower() == "bearer" and hmac.compare_digest(presented.encode(), token):
+                return
         raise Unauthenticated("a valid admin token is required (authorization: Bearer <token>)")
 
     async def _admin_call(

@@ -31,6 +31,10 @@ GET = admin_pb.GetSubscriptionRequest(workspace_id="acme")
         (("authorization", "Bearer wrong-token"),),
         (("authorization", "test-admin-token"),),
         (("authorization", "Basic test-admin-token"),),
+        # two headers are refused, never read first-wins, whichever holds the token
+        (("authorization", f"Bearer {ADMIN_TOKEN}"), ("authorization", "Bearer wrong-token")),
+        (("authorization", "Bearer wrong-token"), ("authorization", f"Bearer {ADMIN_TOKEN}")),
+        (("authorization", f"Bearer {ADMIN_TOKEN}"), ("authorization", f"Bearer {ADMIN_TOKEN}")),
     ],
 )
 async def test_admin_needs_the_bearer_token(
