@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from sidecar.cli import exits
 from sidecar.client import TLS, Client
 from sidecar.domain.errors import ConfigError
 from sidecar.settings import DEFAULT_GRPC_ADDR, split_addr
 
-EXIT_ERROR = 2
 # A call may wait at most a day: past that a deadline is a typo, and grpc refuses huge ones.
 _TIMEOUT_MAX = 86_400.0
 # The variables of the client commands' TLS options (the sidecar's own MAC_TLS_* settings are
@@ -145,7 +145,7 @@ def admin_options(parser: argparse.ArgumentParser, timeout: float = 10.0) -> Non
 
 def _fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_ERROR)
+    raise SystemExit(exits.USAGE)
 
 
 def token_given(ns: argparse.Namespace) -> bool:

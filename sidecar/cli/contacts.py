@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from sidecar.cli import exits
 from sidecar.cli.connection import admin_options, client, count, enforcer_options
 from sidecar.cli.formatting import print_message, to_json
 from sidecar.gen.mac.v1 import enforcer_pb2 as enforcer_pb
@@ -18,7 +19,7 @@ def contacts_export(ns: argparse.Namespace) -> int:
     if ns.json:  # JSON of an export is one object per line
         if ns.format == "csv":
             print("error: --json writes JSON lines, not --format csv", file=sys.stderr)
-            return 2
+            return exits.USAGE
         ns.format = "jsonl"
     ns.format = ns.format or "csv"
     out: TextIO = open(ns.output, "w", newline="") if ns.output else sys.stdout  # noqa: SIM115

@@ -8,12 +8,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from sidecar.cli import exits
 from sidecar.cli.connection import client, enforcer_options
 from sidecar.cli.contacts import parse_contact
 from sidecar.cli.formatting import bar, decision_text, to_json
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
-
-EXIT_DENIED = 1
 
 
 def _contact(ns: argparse.Namespace) -> pb.Contact:
@@ -29,7 +28,7 @@ def _command(method: str) -> Callable[[argparse.Namespace], int]:
             decision = call(ns.workspace, _contact(ns))
         assert decision.message is not None  # the CLI raises when the sidecar is unreachable
         print(to_json(decision.message) if ns.json else decision_text(decision.message))
-        return 0 if decision.allowed else EXIT_DENIED
+        return exits.OK if decision.allowed else exits.DENIED
 
     return command
 
@@ -58,14 +57,14 @@ def _read_contacts(ns: argparse.Namespace) -> list[pb.Contact] | None:
 def check_batch(ns: argparse.Namespace) -> int:
     contacts = _read_contacts(ns)
     if contacts is None:
-        return 2
+        return exits.USAGE
     with client(ns) as mac:
         reply = mac.check_batch(ns.workspace, contacts)
     if ns.json:
         print(to_json(reply))
     else:
         print("\n".join(batch_summary(len(contacts), reply)))
-    return 0 if reply.fits else EXIT_DENIED
+    return exits.OK if reply.fits else exits.DENIED
 
 
 def batch_summary(total: int, reply: pb.CheckBatchResponse) -> list[str]:

@@ -11,10 +11,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 from sidecar import __version__, logs
+from sidecar.cli import exits
 from sidecar.domain.errors import ConfigError
 from sidecar.settings import Settings, add_arguments
-
-EXIT_ERROR = 2
 
 
 def serve(ns: argparse.Namespace) -> int:
@@ -32,7 +31,7 @@ def serve(ns: argparse.Namespace) -> int:
         engine(settings)  # as does MAC_GRPC_ENGINE=native without the native extra
     except ConfigError as exc:
         print(f"sidecar: configuration error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exits.USAGE
     logs.configure(settings.log_level, settings.log_format)
     if not os.environ.get(WORKER_ENV):
         logs.get_logger("sidecar").info("starting", version=__version__, **settings.public())
@@ -47,7 +46,7 @@ def serve(ns: argparse.Namespace) -> int:
         run_loop(run(settings))
     except ConfigError as exc:
         print(f"sidecar: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exits.USAGE
     return 0
 
 

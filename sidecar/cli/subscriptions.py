@@ -40,7 +40,7 @@ def subscription_set(ns: argparse.Namespace) -> int:
             parsed = datetime.fromisoformat(ns.starts_at)
         except ValueError:
             print(f"error: --starts-at: {ns.starts_at!r} is not an ISO 8601 time", file=sys.stderr)
-            return 2
+            return exits.USAGE
         starts_at = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     fields = {
         "plan": ns.plan,
@@ -57,10 +57,10 @@ def subscription_set(ns: argparse.Namespace) -> int:
     both = sorted(name for name in clear if fields[name] is not None)
     if both:
         print(f"error: {', '.join(both)} is both set and cleared", file=sys.stderr)
-        return 2
+        return exits.USAGE
     if all(v is None for v in fields.values()) and not clear:
         print("error: nothing to change: give a field to set or --clear one", file=sys.stderr)
-        return 2
+        return exits.USAGE
     with client(ns) as mac:
         try:
             sub = mac.set_subscription(ns.workspace, clear=clear, **fields)
