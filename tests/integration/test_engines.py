@@ -121,11 +121,11 @@ async def test_the_hot_methods_are_served_natively_not_through_the_forwarding_so
         assert checked.reason == pb.REASON_ALREADY_ACTIVE
         assert batch.decisions[0].reason == pb.REASON_ALREADY_ACTIVE
         assert checks.decisions[0].reason == pb.REASON_ALREADY_ACTIVE
-        stream = stub.ActivateStream(
-            iter([pb.ActivateStreamRequest(activate=pb.ActivateRequest(workspace_id="acme"))])
-        )
+        # Nothing is written on the stream: a message sent while the refusal arrives fails on
+        # the client's side (INTERNAL, "Failed execute_batch") before the status is read.
+        stream = stub.ActivateStream()
         with pytest.raises(grpc.aio.AioRpcError) as forwarded:
-            _ = [answer async for answer in stream]
+            await stream.read()
         assert forwarded.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
