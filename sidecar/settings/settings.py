@@ -289,6 +289,30 @@ class Settings:
         minimum=0,
         maximum=120,
     )
+    lateness_seconds: int = _setting(
+        "MAC_LATENESS_SECONDS",
+        300,
+        "how long after its end a period still takes events that occurred in it "
+        "(occurred_at); then it closes and its statement is final",
+        minimum=0,
+        maximum=86_400,
+    )
+    clock_skew_seconds: int = _setting(
+        "MAC_CLOCK_SKEW_SECONDS",
+        60,
+        "how far in the future an occurred_at may be (callers' clocks run ahead); "
+        "further is INVALID_ARGUMENT",
+        minimum=0,
+        maximum=3_600,
+    )
+    close_sweep_seconds: float = _setting(
+        "MAC_CLOSE_SWEEP_SECONDS",
+        60.0,
+        "seconds between sweeps that close the periods whose lateness has passed (and "
+        "record TYPE_PERIOD_CLOSED) when no decision came for a workspace",
+        minimum=1,
+        maximum=3_600,
+    )
     redis_timeout: float = _setting(
         "MAC_REDIS_TIMEOUT",
         0.5,

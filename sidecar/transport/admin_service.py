@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from sidecar import metrics
-from sidecar.domain.errors import ResourceExhausted, Unauthenticated
+from sidecar.domain.errors import FailedPrecondition, ResourceExhausted, Unauthenticated
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.transport import wire
 from sidecar.transport.runner import Gate, UnaryRunner
@@ -120,6 +120,16 @@ class AdminService(UnaryRunner):
                 request.workspace_id, request.period, request.page_token, request.page_size
             ),
             wire.contact_page,
+        )
+
+    async def ListStatements(
+        self, request: admin_pb.ListStatementsRequest, context: Context
+    ) -> admin_pb.ListStatementsResponse:
+        async def not_yet() -> admin_pb.ListStatementsResponse:
+            raise FailedPrecondition(f"period {request.period} is not closed")
+
+        return await self._admin_call(
+            "ListStatements", context, "", not_yet, lambda response: response
         )
 
     async def Merge(

@@ -51,7 +51,7 @@ class SetExemptResponse(_message.Message):
     def __init__(self, contact_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetSubscriptionRequest(_message.Message):
-    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "default_region", "thresholds", "update_mask")
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "default_region", "thresholds", "update_mask", "overage_percent")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PACKS_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class SetSubscriptionRequest(_message.Message):
     DEFAULT_REGION_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     plan: str
     packs: int
@@ -74,7 +75,8 @@ class SetSubscriptionRequest(_message.Message):
     default_region: str
     thresholds: _containers.RepeatedScalarFieldContainer[int]
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    overage_percent: int
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., overage_percent: _Optional[int] = ...) -> None: ...
 
 class GetSubscriptionRequest(_message.Message):
     __slots__ = ("workspace_id",)
@@ -83,7 +85,7 @@ class GetSubscriptionRequest(_message.Message):
     def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
 
 class Subscription(_message.Message):
-    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at", "default_region", "thresholds", "default_thresholds")
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at", "default_region", "thresholds", "default_thresholds", "overage_percent")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PACKS_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +103,7 @@ class Subscription(_message.Message):
     DEFAULT_REGION_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     plan: str
     packs: int
@@ -118,7 +121,8 @@ class Subscription(_message.Message):
     default_region: str
     thresholds: _containers.RepeatedScalarFieldContainer[int]
     default_thresholds: bool
-    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., default_thresholds: _Optional[bool] = ...) -> None: ...
+    overage_percent: int
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., default_thresholds: _Optional[bool] = ..., overage_percent: _Optional[int] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("workspace_id", "period")
@@ -139,20 +143,24 @@ class PeriodCount(_message.Message):
     def __init__(self, period: _Optional[str] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
-    __slots__ = ("usage", "history", "recorded", "channels", "days", "forecast_active")
+    __slots__ = ("usage", "history", "recorded", "channels", "days", "forecast_active", "closed", "closed_at")
     USAGE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     RECORDED_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     DAYS_FIELD_NUMBER: _ClassVar[int]
     FORECAST_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
     usage: _enforcer_pb2.Usage
     history: _containers.RepeatedCompositeFieldContainer[PeriodCount]
     recorded: bool
     channels: _containers.RepeatedCompositeFieldContainer[ChannelCount]
     days: _containers.RepeatedCompositeFieldContainer[DayCount]
     forecast_active: int
-    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ..., recorded: _Optional[bool] = ..., channels: _Optional[_Iterable[_Union[ChannelCount, _Mapping]]] = ..., days: _Optional[_Iterable[_Union[DayCount, _Mapping]]] = ..., forecast_active: _Optional[int] = ...) -> None: ...
+    closed: bool
+    closed_at: _timestamp_pb2.Timestamp
+    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ..., recorded: _Optional[bool] = ..., channels: _Optional[_Iterable[_Union[ChannelCount, _Mapping]]] = ..., days: _Optional[_Iterable[_Union[DayCount, _Mapping]]] = ..., forecast_active: _Optional[int] = ..., closed: _Optional[bool] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ChannelCount(_message.Message):
     __slots__ = ("channel", "active")
@@ -203,7 +211,7 @@ class WatchEventsRequest(_message.Message):
     def __init__(self, workspace_id: _Optional[str] = ..., after_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("id", "workspace_id", "type", "period", "threshold_percent", "active", "limit", "at")
+    __slots__ = ("id", "workspace_id", "type", "period", "threshold_percent", "active", "limit", "at", "plan", "packs", "overage", "trial_plan", "trial_ends_at")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[Event.Type]
@@ -212,12 +220,16 @@ class Event(_message.Message):
         TYPE_TRIAL_STARTED: _ClassVar[Event.Type]
         TYPE_TRIAL_ENDED: _ClassVar[Event.Type]
         TYPE_IDENTITY_CONFLICT: _ClassVar[Event.Type]
+        TYPE_OVERAGE_STARTED: _ClassVar[Event.Type]
+        TYPE_PERIOD_CLOSED: _ClassVar[Event.Type]
     TYPE_UNSPECIFIED: Event.Type
     TYPE_THRESHOLD_CROSSED: Event.Type
     TYPE_LIMIT_REACHED: Event.Type
     TYPE_TRIAL_STARTED: Event.Type
     TYPE_TRIAL_ENDED: Event.Type
     TYPE_IDENTITY_CONFLICT: Event.Type
+    TYPE_OVERAGE_STARTED: Event.Type
+    TYPE_PERIOD_CLOSED: Event.Type
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +238,11 @@ class Event(_message.Message):
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PACKS_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_PLAN_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     workspace_id: str
     type: Event.Type
@@ -234,4 +251,55 @@ class Event(_message.Message):
     active: int
     limit: int
     at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., type: _Optional[_Union[Event.Type, str]] = ..., period: _Optional[str] = ..., threshold_percent: _Optional[int] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    plan: str
+    packs: int
+    overage: int
+    trial_plan: str
+    trial_ends_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., type: _Optional[_Union[Event.Type, str]] = ..., period: _Optional[str] = ..., threshold_percent: _Optional[int] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., overage: _Optional[int] = ..., trial_plan: _Optional[str] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListStatementsRequest(_message.Message):
+    __slots__ = ("period", "page_size", "page_token")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    period: str
+    page_size: int
+    page_token: str
+    def __init__(self, period: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListStatementsResponse(_message.Message):
+    __slots__ = ("statements", "next_page_token")
+    STATEMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    statements: _containers.RepeatedCompositeFieldContainer[Statement]
+    next_page_token: str
+    def __init__(self, statements: _Optional[_Iterable[_Union[Statement, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class Statement(_message.Message):
+    __slots__ = ("workspace_id", "period", "period_start", "period_end", "active", "limit", "plan", "packs", "trial_plan", "trial_ends_at", "overage", "closed_at")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PACKS_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_PLAN_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    period: str
+    period_start: _timestamp_pb2.Timestamp
+    period_end: _timestamp_pb2.Timestamp
+    active: int
+    limit: int
+    plan: str
+    packs: int
+    trial_plan: str
+    trial_ends_at: _timestamp_pb2.Timestamp
+    overage: int
+    closed_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace_id: _Optional[str] = ..., period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., trial_plan: _Optional[str] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overage: _Optional[int] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -71,6 +71,11 @@ class AdminStub:
                 request_serializer=mac_dot_v1_dot_admin__pb2.SetExemptRequest.SerializeToString,
                 response_deserializer=mac_dot_v1_dot_admin__pb2.SetExemptResponse.FromString,
                 _registered_method=True)
+        self.ListStatements = channel.unary_unary(
+                '/mac.v1.Admin/ListStatements',
+                request_serializer=mac_dot_v1_dot_admin__pb2.ListStatementsRequest.SerializeToString,
+                response_deserializer=mac_dot_v1_dot_admin__pb2.ListStatementsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -139,6 +144,18 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListStatements(self, request, context):
+        """ListStatements pages through the statements of a closed period: one per workspace with
+        a count in it, final (a statement never changes once its period is closed), the record
+        a billing system invoices from. A period closes MAC_LATENESS_SECONDS after its end in
+        the workspace's time zone. FAILED_PRECONDITION for a period that may still be open in
+        some time zone; INVALID_ARGUMENT for a period that is not YYYY-MM or a page token of
+        another listing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +193,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.SetExempt,
                     request_deserializer=mac_dot_v1_dot_admin__pb2.SetExemptRequest.FromString,
                     response_serializer=mac_dot_v1_dot_admin__pb2.SetExemptResponse.SerializeToString,
+            ),
+            'ListStatements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStatements,
+                    request_deserializer=mac_dot_v1_dot_admin__pb2.ListStatementsRequest.FromString,
+                    response_serializer=mac_dot_v1_dot_admin__pb2.ListStatementsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -369,6 +391,33 @@ class Admin:
             '/mac.v1.Admin/SetExempt',
             mac_dot_v1_dot_admin__pb2.SetExemptRequest.SerializeToString,
             mac_dot_v1_dot_admin__pb2.SetExemptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStatements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mac.v1.Admin/ListStatements',
+            mac_dot_v1_dot_admin__pb2.ListStatementsRequest.SerializeToString,
+            mac_dot_v1_dot_admin__pb2.ListStatementsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mac/v1/enforcer.proto\x12\x06mac.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\x07\x43ontact\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12\x12\n\nvisitor_id\x18\x05 \x01(\t\"\xec\x01\n\x05Usage\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x30\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x03\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x11\n\tremaining\x18\x06 \x01(\x03\x12\x0c\n\x04plan\x18\x07 \x01(\t\x12\x31\n\rtrial_ends_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd3\x01\n\x08\x44\x65\x63ision\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x1e\n\x06reason\x18\x02 \x01(\x0e\x32\x0e.mac.v1.Reason\x12\x13\n\x0b\x63ontact_key\x18\x03 \x01(\t\x12\x19\n\x11identity_conflict\x18\x04 \x01(\x08\x12\x15\n\rshadow_denied\x18\x05 \x01(\x08\x12\x1c\n\x05usage\x18\x06 \x01(\x0b\x32\r.mac.v1.Usage\x12\x16\n\x0evisitor_merged\x18\x07 \x01(\x08\x12\x19\n\x11\x66rom_local_record\x18\x08 \x01(\x08\"F\n\x0c\x43heckRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x0f.mac.v1.Contact\"I\n\x0f\x41\x63tivateRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x0f.mac.v1.Contact\"O\n\x14\x41\x63tivateBatchRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\"L\n\x11\x43heckBatchRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\"\xb2\x01\n\x12\x43heckBatchResponse\x12#\n\tdecisions\x18\x01 \x03(\x0b\x32\x10.mac.v1.Decision\x12\x10\n\x08\x61\x64mitted\x18\x02 \x01(\x05\x12\x16\n\x0e\x61lready_active\x18\x03 \x01(\x05\x12\x11\n\tuncounted\x18\x04 \x01(\x05\x12\x0e\n\x06\x64\x65nied\x18\x05 \x01(\x05\x12\x0c\n\x04\x66its\x18\x06 \x01(\x08\x12\x1c\n\x05usage\x18\x07 \x01(\x0b\x32\r.mac.v1.Usage\"Z\n\x15\x41\x63tivateBatchResponse\x12#\n\tdecisions\x18\x01 \x03(\x0b\x32\x10.mac.v1.Decision\x12\x1c\n\x05usage\x18\x02 \x01(\x0b\x32\r.mac.v1.Usage\"\x80\x01\n\x15\x41\x63tivateStreamRequest\x12+\n\x08\x61\x63tivate\x18\x01 \x01(\x0b\x32\x17.mac.v1.ActivateRequestH\x00\x12%\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x14.mac.v1.CheckRequestH\x00\x12\x0b\n\x03tag\x18\x03 \x01(\x04\x42\x06\n\x04\x63\x61ll\"{\n\x16\x41\x63tivateStreamResponse\x12$\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x10.mac.v1.DecisionH\x00\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.mac.v1.StreamErrorH\x00\x12\x0b\n\x03tag\x18\x03 \x01(\x04\x42\x08\n\x06result\",\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t*\xd0\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15REASON_ALREADY_ACTIVE\x10\x01\x12\x13\n\x0fREASON_ADMITTED\x10\x02\x12\x17\n\x13REASON_WITHIN_LIMIT\x10\x03\x12\x18\n\x14REASON_LIMIT_REACHED\x10\x04\x12\x11\n\rREASON_EXEMPT\x10\x05\x12\x18\n\x14REASON_TRIAL_STARTED\x10\x06\x12\x1e\n\x1aREASON_BACKEND_UNAVAILABLE\x10\x07\x32\xda\x02\n\x08\x45nforcer\x12/\n\x05\x43heck\x12\x14.mac.v1.CheckRequest\x1a\x10.mac.v1.Decision\x12\x35\n\x08\x41\x63tivate\x12\x17.mac.v1.ActivateRequest\x1a\x10.mac.v1.Decision\x12L\n\rActivateBatch\x12\x1c.mac.v1.ActivateBatchRequest\x1a\x1d.mac.v1.ActivateBatchResponse\x12\x43\n\nCheckBatch\x12\x19.mac.v1.CheckBatchRequest\x1a\x1a.mac.v1.CheckBatchResponse\x12S\n\x0e\x41\x63tivateStream\x12\x1d.mac.v1.ActivateStreamRequest\x1a\x1e.mac.v1.ActivateStreamResponse(\x01\x30\x01\x42Q\n\x15\x64\x65v.macsidecar.mac.v1P\x01Z6github.com/mac-sidecar/mac-sidecar/gen/go/mac/v1;macv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mac/v1/enforcer.proto\x12\x06mac.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"X\n\x07\x43ontact\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12\x12\n\nvisitor_id\x18\x05 \x01(\t\"\xfd\x01\n\x05Usage\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x30\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x03\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x11\n\tremaining\x18\x06 \x01(\x03\x12\x0c\n\x04plan\x18\x07 \x01(\t\x12\x31\n\rtrial_ends_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overage\x18\t \x01(\x03\"\xe4\x01\n\x08\x44\x65\x63ision\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x1e\n\x06reason\x18\x02 \x01(\x0e\x32\x0e.mac.v1.Reason\x12\x13\n\x0b\x63ontact_key\x18\x03 \x01(\t\x12\x19\n\x11identity_conflict\x18\x04 \x01(\x08\x12\x15\n\rshadow_denied\x18\x05 \x01(\x08\x12\x1c\n\x05usage\x18\x06 \x01(\x0b\x32\r.mac.v1.Usage\x12\x16\n\x0evisitor_merged\x18\x07 \x01(\x08\x12\x19\n\x11\x66rom_local_record\x18\x08 \x01(\x08\x12\x0f\n\x07overage\x18\t \x01(\x08\"w\n\x0c\x43heckRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x0f.mac.v1.Contact\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x0f\x41\x63tivateRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12 \n\x07\x63ontact\x18\x02 \x01(\x0b\x32\x0f.mac.v1.Contact\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x01\n\x14\x41\x63tivateBatchRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"}\n\x11\x43heckBatchRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12!\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x0f.mac.v1.Contact\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x12\x43heckBatchResponse\x12#\n\tdecisions\x18\x01 \x03(\x0b\x32\x10.mac.v1.Decision\x12\x10\n\x08\x61\x64mitted\x18\x02 \x01(\x05\x12\x16\n\x0e\x61lready_active\x18\x03 \x01(\x05\x12\x11\n\tuncounted\x18\x04 \x01(\x05\x12\x0e\n\x06\x64\x65nied\x18\x05 \x01(\x05\x12\x0c\n\x04\x66its\x18\x06 \x01(\x08\x12\x1c\n\x05usage\x18\x07 \x01(\x0b\x32\r.mac.v1.Usage\x12\x0f\n\x07overage\x18\x08 \x01(\x05\"Z\n\x15\x41\x63tivateBatchResponse\x12#\n\tdecisions\x18\x01 \x03(\x0b\x32\x10.mac.v1.Decision\x12\x1c\n\x05usage\x18\x02 \x01(\x0b\x32\r.mac.v1.Usage\"\x80\x01\n\x15\x41\x63tivateStreamRequest\x12+\n\x08\x61\x63tivate\x18\x01 \x01(\x0b\x32\x17.mac.v1.ActivateRequestH\x00\x12%\n\x05\x63heck\x18\x02 \x01(\x0b\x32\x14.mac.v1.CheckRequestH\x00\x12\x0b\n\x03tag\x18\x03 \x01(\x04\x42\x06\n\x04\x63\x61ll\"{\n\x16\x41\x63tivateStreamResponse\x12$\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x10.mac.v1.DecisionH\x00\x12$\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.mac.v1.StreamErrorH\x00\x12\x0b\n\x03tag\x18\x03 \x01(\x04\x42\x08\n\x06result\",\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t*\xd0\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15REASON_ALREADY_ACTIVE\x10\x01\x12\x13\n\x0fREASON_ADMITTED\x10\x02\x12\x17\n\x13REASON_WITHIN_LIMIT\x10\x03\x12\x18\n\x14REASON_LIMIT_REACHED\x10\x04\x12\x11\n\rREASON_EXEMPT\x10\x05\x12\x18\n\x14REASON_TRIAL_STARTED\x10\x06\x12\x1e\n\x1aREASON_BACKEND_UNAVAILABLE\x10\x07\x32\xda\x02\n\x08\x45nforcer\x12/\n\x05\x43heck\x12\x14.mac.v1.CheckRequest\x1a\x10.mac.v1.Decision\x12\x35\n\x08\x41\x63tivate\x12\x17.mac.v1.ActivateRequest\x1a\x10.mac.v1.Decision\x12L\n\rActivateBatch\x12\x1c.mac.v1.ActivateBatchRequest\x1a\x1d.mac.v1.ActivateBatchResponse\x12\x43\n\nCheckBatch\x12\x19.mac.v1.CheckBatchRequest\x1a\x1a.mac.v1.CheckBatchResponse\x12S\n\x0e\x41\x63tivateStream\x12\x1d.mac.v1.ActivateStreamRequest\x1a\x1e.mac.v1.ActivateStreamResponse(\x01\x30\x01\x42Q\n\x15\x64\x65v.macsidecar.mac.v1P\x01Z6github.com/mac-sidecar/mac-sidecar/gen/go/mac/v1;macv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,32 +33,32 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mac.v1.enforcer_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\025dev.macsidecar.mac.v1P\001Z6github.com/mac-sidecar/mac-sidecar/gen/go/mac/v1;macv1'
-  _globals['_REASON']._serialized_start=1491
-  _globals['_REASON']._serialized_end=1699
+  _globals['_REASON']._serialized_start=1739
+  _globals['_REASON']._serialized_end=1947
   _globals['_CONTACT']._serialized_start=66
   _globals['_CONTACT']._serialized_end=154
   _globals['_USAGE']._serialized_start=157
-  _globals['_USAGE']._serialized_end=393
-  _globals['_DECISION']._serialized_start=396
-  _globals['_DECISION']._serialized_end=607
-  _globals['_CHECKREQUEST']._serialized_start=609
-  _globals['_CHECKREQUEST']._serialized_end=679
-  _globals['_ACTIVATEREQUEST']._serialized_start=681
-  _globals['_ACTIVATEREQUEST']._serialized_end=754
-  _globals['_ACTIVATEBATCHREQUEST']._serialized_start=756
-  _globals['_ACTIVATEBATCHREQUEST']._serialized_end=835
-  _globals['_CHECKBATCHREQUEST']._serialized_start=837
-  _globals['_CHECKBATCHREQUEST']._serialized_end=913
-  _globals['_CHECKBATCHRESPONSE']._serialized_start=916
-  _globals['_CHECKBATCHRESPONSE']._serialized_end=1094
-  _globals['_ACTIVATEBATCHRESPONSE']._serialized_start=1096
-  _globals['_ACTIVATEBATCHRESPONSE']._serialized_end=1186
-  _globals['_ACTIVATESTREAMREQUEST']._serialized_start=1189
-  _globals['_ACTIVATESTREAMREQUEST']._serialized_end=1317
-  _globals['_ACTIVATESTREAMRESPONSE']._serialized_start=1319
-  _globals['_ACTIVATESTREAMRESPONSE']._serialized_end=1442
-  _globals['_STREAMERROR']._serialized_start=1444
-  _globals['_STREAMERROR']._serialized_end=1488
-  _globals['_ENFORCER']._serialized_start=1702
-  _globals['_ENFORCER']._serialized_end=2048
+  _globals['_USAGE']._serialized_end=410
+  _globals['_DECISION']._serialized_start=413
+  _globals['_DECISION']._serialized_end=641
+  _globals['_CHECKREQUEST']._serialized_start=643
+  _globals['_CHECKREQUEST']._serialized_end=762
+  _globals['_ACTIVATEREQUEST']._serialized_start=764
+  _globals['_ACTIVATEREQUEST']._serialized_end=886
+  _globals['_ACTIVATEBATCHREQUEST']._serialized_start=889
+  _globals['_ACTIVATEBATCHREQUEST']._serialized_end=1017
+  _globals['_CHECKBATCHREQUEST']._serialized_start=1019
+  _globals['_CHECKBATCHREQUEST']._serialized_end=1144
+  _globals['_CHECKBATCHRESPONSE']._serialized_start=1147
+  _globals['_CHECKBATCHRESPONSE']._serialized_end=1342
+  _globals['_ACTIVATEBATCHRESPONSE']._serialized_start=1344
+  _globals['_ACTIVATEBATCHRESPONSE']._serialized_end=1434
+  _globals['_ACTIVATESTREAMREQUEST']._serialized_start=1437
+  _globals['_ACTIVATESTREAMREQUEST']._serialized_end=1565
+  _globals['_ACTIVATESTREAMRESPONSE']._serialized_start=1567
+  _globals['_ACTIVATESTREAMRESPONSE']._serialized_end=1690
+  _globals['_STREAMERROR']._serialized_start=1692
+  _globals['_STREAMERROR']._serialized_end=1736
+  _globals['_ENFORCER']._serialized_start=1950
+  _globals['_ENFORCER']._serialized_end=2296
 # @@protoc_insertion_point(module_scope)

@@ -44,7 +44,7 @@ class Contact(_message.Message):
     def __init__(self, id: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., channel: _Optional[str] = ..., visitor_id: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("period", "period_start", "period_end", "active", "limit", "remaining", "plan", "trial_ends_at")
+    __slots__ = ("period", "period_start", "period_end", "active", "limit", "remaining", "plan", "trial_ends_at", "overage")
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     PERIOD_START_FIELD_NUMBER: _ClassVar[int]
     PERIOD_END_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class Usage(_message.Message):
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     TRIAL_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_FIELD_NUMBER: _ClassVar[int]
     period: str
     period_start: _timestamp_pb2.Timestamp
     period_end: _timestamp_pb2.Timestamp
@@ -61,10 +62,11 @@ class Usage(_message.Message):
     remaining: int
     plan: str
     trial_ends_at: _timestamp_pb2.Timestamp
-    def __init__(self, period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ..., remaining: _Optional[int] = ..., plan: _Optional[str] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    overage: int
+    def __init__(self, period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ..., remaining: _Optional[int] = ..., plan: _Optional[str] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overage: _Optional[int] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("allowed", "reason", "contact_key", "identity_conflict", "shadow_denied", "usage", "visitor_merged", "from_local_record")
+    __slots__ = ("allowed", "reason", "contact_key", "identity_conflict", "shadow_denied", "usage", "visitor_merged", "from_local_record", "overage")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CONTACT_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +75,7 @@ class Decision(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     VISITOR_MERGED_FIELD_NUMBER: _ClassVar[int]
     FROM_LOCAL_RECORD_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     reason: Reason
     contact_key: str
@@ -81,42 +84,51 @@ class Decision(_message.Message):
     usage: Usage
     visitor_merged: bool
     from_local_record: bool
-    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[Reason, str]] = ..., contact_key: _Optional[str] = ..., identity_conflict: _Optional[bool] = ..., shadow_denied: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., visitor_merged: _Optional[bool] = ..., from_local_record: _Optional[bool] = ...) -> None: ...
+    overage: bool
+    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[_Union[Reason, str]] = ..., contact_key: _Optional[str] = ..., identity_conflict: _Optional[bool] = ..., shadow_denied: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., visitor_merged: _Optional[bool] = ..., from_local_record: _Optional[bool] = ..., overage: _Optional[bool] = ...) -> None: ...
 
 class CheckRequest(_message.Message):
-    __slots__ = ("workspace_id", "contact")
+    __slots__ = ("workspace_id", "contact", "occurred_at")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     CONTACT_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     contact: Contact
-    def __init__(self, workspace_id: _Optional[str] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ...) -> None: ...
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace_id: _Optional[str] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ActivateRequest(_message.Message):
-    __slots__ = ("workspace_id", "contact")
+    __slots__ = ("workspace_id", "contact", "occurred_at")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     CONTACT_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     contact: Contact
-    def __init__(self, workspace_id: _Optional[str] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ...) -> None: ...
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace_id: _Optional[str] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ActivateBatchRequest(_message.Message):
-    __slots__ = ("workspace_id", "contacts")
+    __slots__ = ("workspace_id", "contacts", "occurred_at")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     contacts: _containers.RepeatedCompositeFieldContainer[Contact]
-    def __init__(self, workspace_id: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ...) -> None: ...
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace_id: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CheckBatchRequest(_message.Message):
-    __slots__ = ("workspace_id", "contacts")
+    __slots__ = ("workspace_id", "contacts", "occurred_at")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     contacts: _containers.RepeatedCompositeFieldContainer[Contact]
-    def __init__(self, workspace_id: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ...) -> None: ...
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, workspace_id: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CheckBatchResponse(_message.Message):
-    __slots__ = ("decisions", "admitted", "already_active", "uncounted", "denied", "fits", "usage")
+    __slots__ = ("decisions", "admitted", "already_active", "uncounted", "denied", "fits", "usage", "overage")
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     ADMITTED_FIELD_NUMBER: _ClassVar[int]
     ALREADY_ACTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +136,7 @@ class CheckBatchResponse(_message.Message):
     DENIED_FIELD_NUMBER: _ClassVar[int]
     FITS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    OVERAGE_FIELD_NUMBER: _ClassVar[int]
     decisions: _containers.RepeatedCompositeFieldContainer[Decision]
     admitted: int
     already_active: int
@@ -131,7 +144,8 @@ class CheckBatchResponse(_message.Message):
     denied: int
     fits: bool
     usage: Usage
-    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., admitted: _Optional[int] = ..., already_active: _Optional[int] = ..., uncounted: _Optional[int] = ..., denied: _Optional[int] = ..., fits: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
+    overage: int
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., admitted: _Optional[int] = ..., already_active: _Optional[int] = ..., uncounted: _Optional[int] = ..., denied: _Optional[int] = ..., fits: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., overage: _Optional[int] = ...) -> None: ...
 
 class ActivateBatchResponse(_message.Message):
     __slots__ = ("decisions", "usage")

@@ -240,6 +240,15 @@ export declare type SetSubscriptionRequest = Message<"mac.v1.SetSubscriptionRequ
    * @generated from field: google.protobuf.FieldMask update_mask = 11;
    */
   updateMask?: FieldMask | undefined;
+
+  /**
+   * Overage allowance, 0 to 100 percent of the limit: new contacts beyond the limit are
+   * admitted (and billed as overage) up to limit + floor(limit x overage_percent / 100).
+   * 0, the default, denies at the limit.
+   *
+   * @generated from field: optional int32 overage_percent = 12;
+   */
+  overagePercent?: number | undefined;
 };
 
 /**
@@ -392,6 +401,13 @@ export declare type Subscription = Message<"mac.v1.Subscription"> & {
    * @generated from field: bool default_thresholds = 17;
    */
   defaultThresholds: boolean;
+
+  /**
+   * The overage allowance, percent of the limit (0: none).
+   *
+   * @generated from field: int32 overage_percent = 18;
+   */
+  overagePercent: number;
 };
 
 /**
@@ -515,6 +531,21 @@ export declare type GetUsageResponse = Message<"mac.v1.GetUsageResponse"> & {
    * @generated from field: int64 forecast_active = 6;
    */
   forecastActive: bigint;
+
+  /**
+   * True once the period is closed (MAC_LATENESS_SECONDS after its end): its count is final
+   * and its statement is listed by ListStatements.
+   *
+   * @generated from field: bool closed = 7;
+   */
+  closed: boolean;
+
+  /**
+   * When the period was closed; unset while it is open.
+   *
+   * @generated from field: google.protobuf.Timestamp closed_at = 8;
+   */
+  closedAt?: Timestamp | undefined;
 };
 
 /**
@@ -748,6 +779,41 @@ export declare type Event = Message<"mac.v1.Event"> & {
    * @generated from field: google.protobuf.Timestamp at = 8;
    */
   at?: Timestamp | undefined;
+
+  /**
+   * For TYPE_PERIOD_CLOSED: the plan of the period; empty otherwise.
+   *
+   * @generated from field: string plan = 9;
+   */
+  plan: string;
+
+  /**
+   * For TYPE_PERIOD_CLOSED: the MAC packs; 0 otherwise.
+   *
+   * @generated from field: int32 packs = 10;
+   */
+  packs: number;
+
+  /**
+   * For TYPE_PERIOD_CLOSED: contacts admitted in overage in the period; 0 otherwise.
+   *
+   * @generated from field: int64 overage = 11;
+   */
+  overage: bigint;
+
+  /**
+   * For TYPE_PERIOD_CLOSED: the plan of a trial that ran in the period; empty for none.
+   *
+   * @generated from field: string trial_plan = 12;
+   */
+  trialPlan: string;
+
+  /**
+   * For TYPE_PERIOD_CLOSED: when that trial ended (or ends); unset for none.
+   *
+   * @generated from field: google.protobuf.Timestamp trial_ends_at = 13;
+   */
+  trialEndsAt?: Timestamp | undefined;
 };
 
 /**
@@ -804,12 +870,189 @@ export enum Event_Type {
    * @generated from enum value: TYPE_IDENTITY_CONFLICT = 5;
    */
   IDENTITY_CONFLICT = 5,
+
+  /**
+   * The first new contact admitted beyond the limit under the overage allowance, once per
+   * period and limit.
+   *
+   * @generated from enum value: TYPE_OVERAGE_STARTED = 6;
+   */
+  OVERAGE_STARTED = 6,
+
+  /**
+   * The period closed: active, limit, plan, packs, overage and the trial are final, as in
+   * its Statement. Recorded once per workspace and period.
+   *
+   * @generated from enum value: TYPE_PERIOD_CLOSED = 7;
+   */
+  PERIOD_CLOSED = 7,
 }
 
 /**
  * Describes the enum mac.v1.Event.Type.
  */
 export declare const Event_TypeSchema: GenEnum<Event_Type>;
+
+/**
+ * ListStatementsRequest names a closed period and a page.
+ *
+ * @generated from message mac.v1.ListStatementsRequest
+ */
+export declare type ListStatementsRequest = Message<"mac.v1.ListStatementsRequest"> & {
+  /**
+   * "YYYY-MM".
+   *
+   * @generated from field: string period = 1;
+   */
+  period: string;
+
+  /**
+   * At most this many statements (1-1000; default 100).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From the previous response; empty to start.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message mac.v1.ListStatementsRequest.
+ * Use `create(ListStatementsRequestSchema)` to create a new message.
+ */
+export declare const ListStatementsRequestSchema: GenMessage<ListStatementsRequest>;
+
+/**
+ * ListStatementsResponse is one page of statements.
+ *
+ * @generated from message mac.v1.ListStatementsResponse
+ */
+export declare type ListStatementsResponse = Message<"mac.v1.ListStatementsResponse"> & {
+  /**
+   * Statements, one per workspace and period. A workspace may appear on two pages when
+   * workspaces were added during the listing: deduplicate on (workspace_id, period_start).
+   *
+   * @generated from field: repeated mac.v1.Statement statements = 1;
+   */
+  statements: Statement[];
+
+  /**
+   * Empty when the listing is complete.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message mac.v1.ListStatementsResponse.
+ * Use `create(ListStatementsResponseSchema)` to create a new message.
+ */
+export declare const ListStatementsResponseSchema: GenMessage<ListStatementsResponse>;
+
+/**
+ * Statement is a workspace's final record of one closed period: what to invoice.
+ *
+ * @generated from message mac.v1.Statement
+ */
+export declare type Statement = Message<"mac.v1.Statement"> & {
+  /**
+   * The workspace.
+   *
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+
+  /**
+   * The period's name, "2026-11".
+   *
+   * @generated from field: string period = 2;
+   */
+  period: string;
+
+  /**
+   * The period's first instant: 00:00 on the 1st in the workspace's time zone, or the
+   * subscription's start when it started inside the month (then the month has two
+   * statements, each with its own period_start).
+   *
+   * @generated from field: google.protobuf.Timestamp period_start = 3;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * The period's end (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp period_end = 4;
+   */
+  periodEnd?: Timestamp | undefined;
+
+  /**
+   * Contacts counted in the period: the figure to bill.
+   *
+   * @generated from field: int64 active = 5;
+   */
+  active: bigint;
+
+  /**
+   * The limit that applied at the period's last admission (the trial's while one ran).
+   *
+   * @generated from field: int64 limit = 6;
+   */
+  limit: bigint;
+
+  /**
+   * The plan that applied at the period's last admission.
+   *
+   * @generated from field: string plan = 7;
+   */
+  plan: string;
+
+  /**
+   * The MAC packs subscribed at the period's last admission.
+   *
+   * @generated from field: int32 packs = 8;
+   */
+  packs: number;
+
+  /**
+   * The plan of a fair-usage trial that ran in the period; empty for none.
+   *
+   * @generated from field: string trial_plan = 9;
+   */
+  trialPlan: string;
+
+  /**
+   * When that trial ended (or ends); unset for none.
+   *
+   * @generated from field: google.protobuf.Timestamp trial_ends_at = 10;
+   */
+  trialEndsAt?: Timestamp | undefined;
+
+  /**
+   * Contacts admitted beyond the limit under the overage allowance: bill them as overage.
+   *
+   * @generated from field: int64 overage = 11;
+   */
+  overage: bigint;
+
+  /**
+   * When the period was closed; nothing changes the statement after.
+   *
+   * @generated from field: google.protobuf.Timestamp closed_at = 12;
+   */
+  closedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mac.v1.Statement.
+ * Use `create(StatementSchema)` to create a new message.
+ */
+export declare const StatementSchema: GenMessage<Statement>;
 
 /**
  * Admin is the operators' service: subscriptions, usage, counted contacts, identities and
@@ -899,6 +1142,21 @@ export declare const Admin: GenService<{
     methodKind: "unary";
     input: typeof SetExemptRequestSchema;
     output: typeof SetExemptResponseSchema;
+  },
+  /**
+   * ListStatements pages through the statements of a closed period: one per workspace with
+   * a count in it, final (a statement never changes once its period is closed), the record
+   * a billing system invoices from. A period closes MAC_LATENESS_SECONDS after its end in
+   * the workspace's time zone. FAILED_PRECONDITION for a period that may still be open in
+   * some time zone; INVALID_ARGUMENT for a period that is not YYYY-MM or a page token of
+   * another listing.
+   *
+   * @generated from rpc mac.v1.Admin.ListStatements
+   */
+  listStatements: {
+    methodKind: "unary";
+    input: typeof ListStatementsRequestSchema;
+    output: typeof ListStatementsResponseSchema;
   },
 }>;
 

@@ -141,6 +141,14 @@ export declare type Usage = Message<"mac.v1.Usage"> & {
    * @generated from field: google.protobuf.Timestamp trial_ends_at = 8;
    */
   trialEndsAt?: Timestamp | undefined;
+
+  /**
+   * New contacts admitted beyond the limit under the subscription's overage_percent in this
+   * period (each billed as overage). A merge or exemption later does not lower it.
+   *
+   * @generated from field: int64 overage = 9;
+   */
+  overage: bigint;
 };
 
 /**
@@ -218,6 +226,14 @@ export declare type Decision = Message<"mac.v1.Decision"> & {
    * @generated from field: bool from_local_record = 8;
    */
   fromLocalRecord: boolean;
+
+  /**
+   * A new contact admitted (REASON_ADMITTED; for Check, REASON_WITHIN_LIMIT) beyond the
+   * limit, under the subscription's overage_percent: counted in Usage.overage.
+   *
+   * @generated from field: bool overage = 9;
+   */
+  overage: boolean;
 };
 
 /**
@@ -245,6 +261,17 @@ export declare type CheckRequest = Message<"mac.v1.CheckRequest"> & {
    * @generated from field: mac.v1.Contact contact = 2;
    */
   contact?: Contact | undefined;
+
+  /**
+   * When the event happened (the agent's answer, the send); unset for now. The contact is
+   * decided in the period that contains it, in the workspace's time zone.
+   * FAILED_PRECONDITION ("occurred_at: period 2026-11 is closed") when that period ended more
+   * than MAC_LATENESS_SECONDS ago; INVALID_ARGUMENT when it is more than
+   * MAC_CLOCK_SKEW_SECONDS in the future. Nothing is written for a refused request.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 3;
+   */
+  occurredAt?: Timestamp | undefined;
 };
 
 /**
@@ -272,6 +299,17 @@ export declare type ActivateRequest = Message<"mac.v1.ActivateRequest"> & {
    * @generated from field: mac.v1.Contact contact = 2;
    */
   contact?: Contact | undefined;
+
+  /**
+   * When the event happened (the agent's answer, the send); unset for now. The contact is
+   * decided and counted in the period that contains it, in the workspace's time zone.
+   * FAILED_PRECONDITION ("occurred_at: period 2026-11 is closed") when that period ended more
+   * than MAC_LATENESS_SECONDS ago; INVALID_ARGUMENT when it is more than
+   * MAC_CLOCK_SKEW_SECONDS in the future. Nothing is written for a refused request.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 3;
+   */
+  occurredAt?: Timestamp | undefined;
 };
 
 /**
@@ -299,6 +337,14 @@ export declare type ActivateBatchRequest = Message<"mac.v1.ActivateBatchRequest"
    * @generated from field: repeated mac.v1.Contact contacts = 2;
    */
   contacts: Contact[];
+
+  /**
+   * When the events happened, one instant for the whole batch; unset for now. As
+   * ActivateRequest.occurred_at.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 3;
+   */
+  occurredAt?: Timestamp | undefined;
 };
 
 /**
@@ -326,6 +372,14 @@ export declare type CheckBatchRequest = Message<"mac.v1.CheckBatchRequest"> & {
    * @generated from field: repeated mac.v1.Contact contacts = 2;
    */
   contacts: Contact[];
+
+  /**
+   * When the events happened, one instant for the whole batch; unset for now. As
+   * ActivateRequest.occurred_at.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 3;
+   */
+  occurredAt?: Timestamp | undefined;
 };
 
 /**
@@ -389,6 +443,14 @@ export declare type CheckBatchResponse = Message<"mac.v1.CheckBatchResponse"> & 
    * @generated from field: mac.v1.Usage usage = 7;
    */
   usage?: Usage | undefined;
+
+  /**
+   * Contacts it would admit beyond the limit under the subscription's overage_percent
+   * (counted apart: not in admitted).
+   *
+   * @generated from field: int32 overage = 8;
+   */
+  overage: number;
 };
 
 /**
