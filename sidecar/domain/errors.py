@@ -78,6 +78,18 @@ class StorageError(MacError):
         self.outcome_unknown = outcome_unknown
 
 
+class PeriodClosed(FailedPrecondition):
+    """The period a decision falls in is closed: its count is final. Nothing was written.
+
+    :param closed_at_ms: when it closed (unix ms).
+    """
+
+    def __init__(self, period_name: str, closed_at_ms: int) -> None:
+        super().__init__(f"occurred_at: period {period_name} is closed")
+        self.period_name = period_name
+        self.closed_at_ms = closed_at_ms
+
+
 class StaleSubscription(MacError):
     """The subscription changed since the caller computed the period from it; carries what
     the period depends on now. Handled inside the service; never reaches a caller."""

@@ -34,6 +34,8 @@ class DecideRequest:
     :param dry_run: decide only (Check, current usage); count and record nothing.
     :param day: the date of ``now_ms`` in the workspace's time zone (YYYY-MM-DD), under
         which admissions are counted by day.
+    :param late: the period is not the current one (an event that occurred in the period
+        before, within the lateness): the limit and plan recorded with its count apply.
     """
 
     workspace_id: str
@@ -45,6 +47,7 @@ class DecideRequest:
     contacts: Sequence[KeyedContact]
     dry_run: bool = False
     day: str = ""
+    late: bool = False
 
 
 @dataclass(slots=True)

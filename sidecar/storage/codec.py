@@ -12,7 +12,7 @@ from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.clock import from_ms, to_ms
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Event, Merged, PeriodCount, Policy, Reason
-from sidecar.domain.errors import StaleSubscription
+from sidecar.domain.errors import PeriodClosed, StaleSubscription
 from sidecar.domain.ports import (
     ContactOutcome,
     DecideReply,
@@ -58,6 +58,7 @@ DECIDE_ARGV = (
     "workspace_id",
     "subscription_version",
     "day",
+    "late",
 )
 # decide.lua's reply: these places, then DECIDE_PER_CONTACT for each contact in order, then
 # DECIDE_PER_CHANNEL for each channel changed.
@@ -86,6 +87,10 @@ _HEAD, _PER_CONTACT, _PER_CHANNEL = (
 STALE_REPLY = ("stale", "timezone", "starts_at_ms", "version", "default_region")
 STALE = -1  # its first place
 _TIMEZONE, _STARTS_AT_MS, _VERSION, _DEFAULT_REGION = range(1, len(STALE_REPLY))
+# decide.lua's reply when the period is closed: nothing was decided.
+CLOSED_REPLY = ("closed", "closed_at_ms")
+CLOSED = -2  # its first place
+_CLOSED_AT_MS = 1
 
 # merge.lua's ARGV (the target contact, then the sources, come after) and reply.
 MERGE_ARGV = ("period_key", "expire_at_ms")
@@ -102,7 +107,7 @@ SET_SUBSCRIPTION_ARGV = ("expected_version",)
 
 def admitted_any(reply: list[Any]) -> bool:
     """Whether a ``decide.lua`` reply counted a new contact."""
-    if reply[0] == STALE:
+    if reply[0] in (STALE, CLOSED):
         return False
     tail = len(reply) - _PER_CHANNEL * reply[_CHANNELS_CHANGED]
     return any(reply[i + _CODE] in _ADMITTING for i in range(_HEAD, tail, _PER_CONTACT))
@@ -166,20 +171,24 @@ def decide_args(request: DecideRequest) -> list[Any]:
         request.workspace_id,
         request.subscription_version,
         request.day,
+        1 if request.late else 0,
         *encode_contacts(request.contacts),
     ]
 
 
 def events_written(reply: list[Any]) -> int:
     """How many events a ``decide.lua`` reply says it recorded."""
-    return 0 if reply[0] == STALE else int(reply[_EVENTS_WRITTEN])
+    return 0 if reply[0] in (STALE, CLOSED) else int(reply[_EVENTS_WRITTEN])
 
 
-def decide_reply(reply: list[Any]) -> DecideReply:
-    """A ``decide.lua`` reply (``DECIDE_REPLY``, or ``STALE_REPLY``).
+def decide_reply(reply: list[Any], period_name: str = "") -> DecideReply:
+    """A ``decide.lua`` reply (``DECIDE_REPLY``, ``STALE_REPLY`` or ``CLOSED_REPLY``).
 
     :raise StaleSubscription: the reply says the subscription's version moved on.
+    :raise PeriodClosed: the period (``period_name``) is closed.
     """
+    if reply[0] == CLOSED:
+        raise PeriodClosed(period_name, int(reply[_CLOSED_AT_MS]))
     if reply[0] == STALE:
         raise StaleSubscription(
             SubscriptionBasis(
@@ -297,11 +306,12 @@ def subscription(workspace_id: str, fields: dict[str, str]) -> Resolved | None:
 
 
 def history(counts: dict[str, str]) -> list[PeriodCount]:
-    """The counts hash: ``period_key -> active`` and ``period_key:limit -> limit``."""
+    """The counts hash: ``period_key -> active`` and ``period_key:limit -> limit`` (its
+    other ``period_key:<field>`` fields are not counts)."""
     return [
         PeriodCount(key, int(value), int(counts.get(f"{key}:limit", 0)))
         for key, value in counts.items()
-        if not key.endswith(":limit")
+        if ":" not in key
     ]
 
 

@@ -123,7 +123,7 @@ class RedisStore:
         written = codec.events_written(reply)
         if written:
             metrics.EVENTS_RECORDED.inc(written)
-        return codec.decide_reply(reply)
+        return codec.decide_reply(reply, request.period.name)
 
     async def period_basis(self, workspace_id: str) -> SubscriptionBasis:
         """The subscription's time zone, start, version and default phone region."""

@@ -150,7 +150,8 @@ def test_the_decide_header_is_the_codec_layout() -> None:
         {"contact": codec.DECIDE_PER_CONTACT, "channel changed": codec.DECIDE_PER_CHANNEL},
     )
     assert found.replies["stale"] == Reply(codec.STALE_REPLY)
-    assert set(found.replies) == {"", "stale"}
+    assert found.replies["closed"] == Reply(codec.CLOSED_REPLY)
+    assert set(found.replies) == {"", "stale", "closed"}
 
 
 def test_the_merge_header_is_the_codec_layout() -> None:
@@ -189,7 +190,16 @@ CONTACTS = (KeyedContact((b"i" * 14, b"e" * 14), b"v" * 14, "web"), KeyedContact
 def test_decide_args_follow_the_codec_names() -> None:
     period = period_at(datetime(2026, 11, 15, tzinfo=UTC))
     request = DecideRequest(
-        "acme", period, 1_000, 2_000, POLICY, "7", CONTACTS, dry_run=True, day="2026-11-15"
+        "acme",
+        period,
+        1_000,
+        2_000,
+        POLICY,
+        "7",
+        CONTACTS,
+        dry_run=True,
+        day="2026-11-15",
+        late=True,
     )
     args = codec.decide_args(request)
     assert dict(zip(codec.DECIDE_ARGV, args, strict=False)) == {
@@ -208,6 +218,7 @@ def test_decide_args_follow_the_codec_names() -> None:
         "workspace_id": "acme",
         "subscription_version": "7",
         "day": "2026-11-15",
+        "late": 1,
     }
     assert args[len(codec.DECIDE_ARGV) :] == codec.encode_contacts(CONTACTS)
 

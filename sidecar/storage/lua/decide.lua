@@ -3,7 +3,8 @@
 -- script, so Check answers exactly what Activate would.
 --
 -- KEYS[1]  members       the period's members (SET of 14-byte identity keys)
--- KEYS[2]  counts        HASH period_key -> active, period_key:limit -> limit
+-- KEYS[2]  counts        HASH period_key -> active, and period_key:<field>: limit and plan
+--                        (at the last count written), overage, closed (unix ms, close.lua's)
 -- KEYS[3]  subscription  HASH, set_subscription.lua's
 -- KEYS[4]  trial         HASH until, limit, plan, major, started, ended, granted:<plan>:<major>
 -- KEYS[5]  flags         the period's HASH t<pct>:<limit>, lr:<limit>, c:<key><key> (the two
@@ -29,7 +30,10 @@
 -- ARGV[13] workspace_id          for events
 -- ARGV[14] subscription_version  the version the period was computed with ('' = none)
 -- ARGV[15] day                   today in the workspace's time zone, YYYY-MM-DD
--- ARGV[16..] contacts            each as in lib/contacts.lua
+-- ARGV[16] late                  1 = the period is not the current one (an occurred_at in the
+--                                period before, within the lateness): its recorded limit and
+--                                plan apply, not the subscription's as it is now
+-- ARGV[17..] contacts            each as in lib/contacts.lua
 --
 -- Reply:
 --   [1] active            the period's count (a dry run: as it was before the call)
@@ -51,6 +55,10 @@
 --   [3] starts_at_ms    its start, unix ms (0 when none)
 --   [4] version         its version ('' when none)
 --   [5] default_region  its default phone region ('' when none)
+-- When the period is closed (close.lua) nothing is decided:
+-- Reply when closed:
+--   [1] closed          CLOSED
+--   [2] closed_at_ms    when it closed, unix ms
 --
 -- Why one script: "which identity is this, is it counted, is the count below the limit, may
 -- a trial start, count it, record what it crosses" must be one step. Split over round trips,
@@ -73,7 +81,8 @@ local FLAG = {
   VISITOR_MERGED = 2,  -- a counted visitor was this contact: the count dropped by one
 }
 local STALE = -1
-local ARG_CONTACTS = 16 -- the contacts' first position in ARGV
+local CLOSED = -2
+local ARG_CONTACTS = 17 -- the contacts' first position in ARGV
 
 local key = { members = KEYS[1], counts = KEYS[2], subscription = KEYS[3], trial = KEYS[4],
   flags = KEYS[5], events = KEYS[6], links = KEYS[7], exempt = KEYS[8], usage = KEYS[9] }
@@ -81,17 +90,21 @@ local arg = { period_key = ARGV[1], period_name = ARGV[2], now_ms = ARGV[3],
   expire_at_ms = ARGV[4], dry_run = ARGV[5], limit = ARGV[6], plan = ARGV[7],
   trial_plan = ARGV[8], trial_limit = ARGV[9], trial_days = ARGV[10], thresholds = ARGV[11],
   events_max = ARGV[12], workspace_id = ARGV[13], subscription_version = ARGV[14],
-  day = ARGV[15] }
+  day = ARGV[15], late = ARGV[16] }
 
 local sub = read_subscription(key.subscription)
 if (sub.version or '') ~= arg.subscription_version then
   return { STALE, sub.timezone or 'UTC', sub.starts_at or '0', sub.version or '',
     sub.default_region or '' }
 end
+local closed_at = redis.call('HGET', key.counts, arg.period_key .. ':closed')
+if closed_at then
+  return { CLOSED, closed_at }
+end
 
 -- What the call reads and never changes.
 local input = { key = key, arg = arg, now = tonumber(arg.now_ms), dry = arg.dry_run == '1',
-  terms = terms_of(sub, arg),
+  terms = terms_of(sub, arg, arg.late == '1' and recorded_terms(key.counts, arg.period_key)),
   identity_version = redis.call('HGET', key.links, IDENTITY_VERSION) or '0' }
 local trial = read_trial(input)
 local trial_on = trial.until_ms > input.now

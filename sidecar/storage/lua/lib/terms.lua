@@ -4,7 +4,7 @@
 -- (input.key.subscription; its fields are set_subscription.lua's).
 -- ARGV: none of its own; terms_of falls back on decide.lua's limit, plan, trial_plan,
 -- trial_limit, trial_days and thresholds (input.arg).
--- Reply: none: a library of functions (read_subscription, terms_of).
+-- Reply: none: a library of functions (read_subscription, recorded_terms, terms_of).
 -- Why in a script: the terms are read in the same step as the decision made under them, so
 -- a subscription changed meanwhile is either wholly seen or not at all.
 -- Uses: lib/fields.lua (read_fields).
@@ -15,9 +15,8 @@ local function read_subscription(key)
     'shadow', 'version', 'timezone', 'starts_at', 'default_region', 'thresholds')
 end
 
--- The terms: limit, plan, trial_plan ('' = none), trial_limit, trial_days, major, shadow, and
--- thresholds (a list of percents): the subscription's when it has a limit, else the service's.
-local function terms_of(sub, arg)
+-- The terms as the subscription (or the service) sets them now.
+local function current_terms(sub, arg)
   -- the workspace's own thresholds, else the service's
   local thresholds = {}
   local own = sub.limit and sub.thresholds or ''
@@ -32,4 +31,25 @@ local function terms_of(sub, arg)
   return { limit = tonumber(arg.limit), plan = arg.plan, trial_plan = arg.trial_plan,
     trial_limit = tonumber(arg.trial_limit), trial_days = tonumber(arg.trial_days), major = '0',
     shadow = false, thresholds = thresholds }
+end
+
+-- The limit and plan recorded with a period's count (lib/members.lua, write_count), or nil
+-- before its first count: what applied to the period, whatever the subscription says now.
+local function recorded_terms(counts, period_key)
+  local found = redis.call('HMGET', counts, period_key .. ':limit', period_key .. ':plan')
+  if found[1] and found[2] then
+    return { limit = tonumber(found[1]), plan = found[2] }
+  end
+  return nil
+end
+
+-- The terms: limit, plan, trial_plan ('' = none), trial_limit, trial_days, major, shadow, and
+-- thresholds (a list of percents): the subscription's when it has a limit, else the service's;
+-- `recorded` (recorded_terms), when given, replaces the limit and plan.
+local function terms_of(sub, arg, recorded)
+  local terms = current_terms(sub, arg)
+  if recorded then
+    terms.limit, terms.plan = recorded.limit, recorded.plan
+  end
+  return terms
 end
