@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections import deque
 from typing import Any
 
@@ -29,8 +30,17 @@ def email(i: int) -> str:
     return f"c{i}@bench.example"
 
 
-def activate_request(workspace: str, i: int) -> pb.ActivateRequest:
-    return pb.ActivateRequest(workspace_id=workspace, contact=pb.Contact(email=email(i)))
+# how long before the call its event happened, when a scenario sends occurred_at
+EVENT_AGE = 2.0
+
+
+def activate_request(workspace: str, i: int, *, occurred: bool = False) -> pb.ActivateRequest:
+    """Contact ``i`` of ``workspace``; with ``occurred``, an ``occurred_at`` ``EVENT_AGE``
+    seconds before now (a queued event of the current period)."""
+    request = pb.ActivateRequest(workspace_id=workspace, contact=pb.Contact(email=email(i)))
+    if occurred:
+        request.occurred_at.FromNanoseconds(time.time_ns() - int(EVENT_AGE * 1e9))
+    return request
 
 
 def batch_request(workspace: str, first: int, count: int) -> pb.ActivateBatchRequest:
@@ -68,17 +78,17 @@ def check_new(stub: Any) -> Call:
     return call
 
 
-def activate_new(stub: Any, workspace: str = "bench-new") -> Call:
+def activate_new(stub: Any, workspace: str = "bench-new", *, occurred: bool = False) -> Call:
     async def call(i: int) -> str | None:
-        reply = await stub.Activate(activate_request(workspace, i), timeout=TIMEOUT)
-        return _expect(reply, pb.REASON_ADMITTED)
+        request = activate_request(workspace, i, occurred=occurred)
+        return _expect(await stub.Activate(request, timeout=TIMEOUT), pb.REASON_ADMITTED)
 
     return call
 
 
-def activate_active(stub: Any) -> Call:
+def activate_active(stub: Any, *, occurred: bool = False) -> Call:
     async def call(i: int) -> str | None:
-        request = activate_request("bench-active", i % ACTIVE_POOL)
+        request = activate_request("bench-active", i % ACTIVE_POOL, occurred=occurred)
         return _expect(await stub.Activate(request, timeout=TIMEOUT), pb.REASON_ALREADY_ACTIVE)
 
     return call
@@ -283,7 +293,22 @@ async def run_scenarios(
                 1,
                 "sidecar",
             ),
+            (
+                "Activate, new contact, occurred_at",
+                {
+                    e: activate_new(s, f"bench-occurred-{round_}-{e}", occurred=True)
+                    for e, s in stubs.items()
+                },
+                1,
+                "sidecar",
+            ),
             (WARM, {e: activate_active(s) for e, s in stubs.items()}, 1, "sidecar"),
+            (
+                "Activate, already active (warm), occurred_at",
+                {e: activate_active(s, occurred=True) for e, s in stubs.items()},
+                1,
+                "sidecar",
+            ),
             (ECHO_STREAM, {e: echo_stream(p) for e, p in echo_pipes.items()}, 1, "echo"),
             (
                 "ActivateStream, already active",
