@@ -34,6 +34,7 @@ def test_the_lua_flags_are_the_codec_flags() -> None:
     assert lua_table("FLAG") == {
         "CONFLICT": codec.FLAG_CONFLICT,
         "VISITOR_MERGED": codec.FLAG_VISITOR_MERGED,
+        "OVERAGE": codec.FLAG_OVERAGE,
     }
 
 
