@@ -13,10 +13,12 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from prometheus_client import REGISTRY
 
 from sidecar.domain.clock import ManualClock
+from sidecar.domain.contact import ContactFields
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.server.app import Sidecar
 from tests.support.calls import (
     activate,
     activate_concurrently,
@@ -26,7 +28,8 @@ from tests.support.calls import (
     read_events,
     subscribe,
 )
-from tests.support.constants import AUTH
+from tests.support.commands import cli
+from tests.support.constants import ADMIN_TOKEN, AUTH
 from tests.support.sidecars import SidecarFactory
 
 
@@ -296,3 +299,34 @@ async def test_lowering_the_allowance_denies_new_contacts_and_keeps_the_overage(
     denied = await activate(enforcer_stub, 11)
     assert (denied.reason, denied.usage.overage) == (pb.REASON_LIMIT_REACHED, 1)
     assert (await activate(enforcer_stub, 10)).reason == pb.REASON_ALREADY_ACTIVE
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+async def test_the_cli_sets_the_allowance_and_shows_the_overage(sidecar_app: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
+    set_ = ("subscription", "set", "acme", "--plan", "enterprise", "--custom-limit", "10")
+    code, out, _ = await cli(*set_, "--overage-percent", "20", *conn)
+    assert code == 0
+    assert "overage       20%: up to 12 when no trial applies" in out
+    filled = [ContactFields(id=f"c{n}") for n in range(10)]
+    await sidecar_app.enforcer.activate_batch("acme", filled)
+    code, out, _ = await cli("check-batch", "acme", "id=c0", "id=x1", "id=x2", "id=x3", conn[0])
+    assert code == 1
+    assert "would count      0  and 2 in overage" in out
+    assert "usage now        10 of 10; after it 12" in out
+    code, out, _ = await cli("activate", "acme", "--id", "x1", conn[0])
+    assert code == 0
+    assert "allowed: ADMITTED" in out
+    assert "  overage: admitted beyond the limit, under the overage allowance" in out
+    assert "  overage      1 admitted beyond the limit" in out
+    code, out, _ = await cli("usage", "acme", *conn)
+    assert "overage     1 admitted beyond the limit" in out
+    code, out, _ = await cli("subscription", "set", "acme", "--clear", "overage-percent", *conn)
+    assert "overage       none (denies at the limit)" in out
+    code, _, err = await cli("subscription", "set", "acme", "--overage-percent", "101", *conn)
+    assert (code, err.strip()) == (
+        2,
+        "error: INVALID_ARGUMENT: overage_percent: must be 0 to 100 percent (got 101)",
+    )
