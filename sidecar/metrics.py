@@ -199,6 +199,11 @@ DECISIONS_UNKNOWN = Counter(
     "after sending, or replicas did not confirm it): it may have run, so contacts a caller saw "
     "fail may be counted (their next call answers ALREADY_ACTIVE)",
 )
+OVERAGE_ADMISSIONS = Counter(
+    "mac_overage_admissions_total",
+    "New contacts admitted beyond the limit under a subscription's overage_percent (billed as "
+    "overage; dry runs not counted)",
+)
 EVENTS_RECORDED = Counter(
     "mac_events_recorded_total", "Notification events recorded (thresholds, limits, trials)"
 )

@@ -22,7 +22,8 @@ export type EventType =
   | "TYPE_LIMIT_REACHED"
   | "TYPE_TRIAL_STARTED"
   | "TYPE_TRIAL_ENDED"
-  | "TYPE_IDENTITY_CONFLICT";
+  | "TYPE_IDENTITY_CONFLICT"
+  | "TYPE_OVERAGE_STARTED";
 
 /**
  * The person behind a conversation: at least one of id, email, phone, or channel together
@@ -59,6 +60,8 @@ export interface Usage {
   plan: string;
   /** When the running fair-usage trial ends; absent when none runs. */
   trialEndsAt?: Date;
+  /** New contacts admitted beyond the limit under the overage allowance in the period. */
+  overage: number;
 }
 
 /** The answer for one contact. */
@@ -72,6 +75,9 @@ export interface Decision {
   visitorMerged: boolean;
   /** Answered during a Redis outage from the sidecar's record of contacts counted this period. */
   fromLocalRecord: boolean;
+  /** A new contact admitted (for a check, one it would admit) beyond the limit, under the
+   * subscription's overagePercent. */
+  overage: boolean;
   /** Usage after the decision; undefined inside a batch and when the backend was unavailable. */
   usage: Usage | undefined;
   /** True when this client decided (onUnavailable "allow" or "deny"), not the sidecar. */
@@ -109,6 +115,8 @@ export interface SubscriptionRequest {
   defaultRegion?: string;
   /** Usage percentages that record THRESHOLD_CROSSED, instead of the service's. */
   thresholds?: number[];
+  /** Admit new contacts beyond the limit up to this percent of it (0-100), billed as overage. */
+  overagePercent?: number;
   /** Fields to set back to their defaults. */
   clear?: Array<
     | "packs"
@@ -119,6 +127,7 @@ export interface SubscriptionRequest {
     | "shadowMode"
     | "defaultRegion"
     | "thresholds"
+    | "overagePercent"
   >;
 }
 
@@ -142,8 +151,10 @@ export interface StreamFailure {
 export interface BatchCheck {
   /** One decision per contact, in request order (REASON_WITHIN_LIMIT: it would count). */
   decisions: Decision[];
-  /** Contacts it would count. */
+  /** Contacts it would count within the limit (or by starting a trial). */
   admitted: number;
+  /** Contacts it would admit beyond the limit under overagePercent (not in admitted). */
+  overage: number;
   /** Contacts already counted (or earlier in the batch). */
   alreadyActive: number;
   /** Contacts it would allow without counting: exempt, or shadow mode. */
@@ -177,6 +188,8 @@ export interface Subscription {
   thresholds: number[];
   /** True when they are the service's MAC_THRESHOLDS. */
   defaultThresholds: boolean;
+  /** The overage allowance, percent of the limit (0: none). */
+  overagePercent: number;
 }
 
 export interface PeriodCount {

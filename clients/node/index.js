@@ -154,6 +154,7 @@ export function createClient(address, options = {}) {
       return {
         decisions: res.decisions.map(decisionObject),
         admitted: res.admitted,
+        overage: res.overage,
         alreadyActive: res.alreadyActive,
         uncounted: res.uncounted,
         denied: res.denied,

@@ -79,7 +79,8 @@ def batch_summary(total: int, reply: pb.CheckBatchResponse) -> list[str]:
         verdict = "fits, by starting a trial" if trial_at else "fits"
     lines = [
         f"{total:,} contacts: {verdict}",
-        f"  would count      {reply.admitted:,}",
+        f"  would count      {reply.admitted:,}"
+        + (f"  and {reply.overage:,} in overage" if reply.overage else ""),
         f"  start a trial    {f'yes, at contact {trial_at:,}' if trial_at else 'no'}",
         f"  already active   {reply.already_active:,}",
         f"  not counted      {reply.uncounted:,}  (exempt, or shadow mode)",
@@ -87,7 +88,7 @@ def batch_summary(total: int, reply: pb.CheckBatchResponse) -> list[str]:
     ]
     if reply.HasField("usage"):
         u = reply.usage
-        after = u.active + reply.admitted
+        after = u.active + reply.admitted + reply.overage
         if trial_at:
             shown = f"{after:,}, past the plan's {u.limit:,}: counted under the trial's limit"
         else:

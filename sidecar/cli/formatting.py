@@ -94,6 +94,8 @@ def decision_text(decision: pb.Decision) -> str:
         lines.append("  shadow mode: this contact would have been denied")
     if decision.identity_conflict:
         lines.append("  identity conflict: the identifiers belong to two identities")
+    if decision.overage:
+        lines.append("  overage: admitted beyond the limit, under the overage allowance")
     lines.append(f"  contact key  {decision.contact_key}")
     if decision.HasField("usage"):
         u = decision.usage
@@ -105,6 +107,8 @@ def decision_text(decision: pb.Decision) -> str:
         lines.append(f"  plan         {u.plan}")
         if u.HasField("trial_ends_at"):
             lines.append(f"  trial ends   {when(u.trial_ends_at)}")
+        if u.overage:
+            lines.append(f"  overage      {u.overage:,} admitted beyond the limit")
     return "\n".join(lines)
 
 
@@ -128,6 +132,14 @@ def subscription_text(sub: admin_pb.Subscription) -> str:
         f"platform      {sub.platform_version or '-'}",
         f"phone region  {sub.default_region or '-  (phone numbers need a country code)'}",
         f"shadow mode   {'on (never denies)' if sub.shadow_mode else 'off'}",
+        "overage       "
+        + (
+            f"{sub.overage_percent}%: up to "
+            f"{sub.effective_limit + sub.effective_limit * sub.overage_percent // 100:,} "
+            "when no trial applies"
+            if sub.overage_percent
+            else "none (denies at the limit)"
+        ),
         "thresholds    "
         + ", ".join(f"{t}%" for t in sub.thresholds)
         + ("   (the service's)" if sub.default_thresholds else ""),

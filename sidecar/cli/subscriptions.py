@@ -23,6 +23,7 @@ _CLEARABLE = {
     "shadow": "shadow_mode",
     "default-region": "default_region",
     "thresholds": "thresholds",
+    "overage-percent": "overage_percent",
 }
 
 
@@ -52,6 +53,7 @@ def subscription_set(ns: argparse.Namespace) -> int:
         "default_region": ns.default_region,
         "starts_at": starts_at,
         "thresholds": ns.thresholds,
+        "overage_percent": ns.overage_percent,
     }
     clear = [_CLEARABLE[name] for name in ns.clear]
     both = sorted(name for name in clear if fields[name] is not None)
@@ -96,6 +98,8 @@ def usage(ns: argparse.Namespace) -> int:
         if reply.recorded
         else f"no contacts counted in {u.period}",
     ]
+    if u.overage:
+        lines.append(f"overage     {u.overage:,} admitted beyond the limit")
     if u.HasField("trial_ends_at"):
         lines.append(f"fair-usage trial until {when(u.trial_ends_at)}")
     lines += breakdown_text(reply)
@@ -136,6 +140,12 @@ def add_commands(commands: Any) -> None:
         "--thresholds",
         type=_thresholds,
         help="usage percentages that record an event, e.g. 50,80,100 (default: the service's)",
+    )
+    set_.add_argument(
+        "--overage-percent",
+        type=int,
+        help="admit new contacts beyond the limit up to this percent of it, billed as overage "
+        "(0 to 100; default 0: deny at the limit)",
     )
     set_.add_argument(
         "--clear",

@@ -28,6 +28,7 @@ class Usage:
     remaining: int
     plan: str
     trial_ends_at: datetime | None = None
+    overage: int = 0  # new contacts admitted beyond the limit under the overage allowance
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class Decision:
     visitor_merged: bool = False
     from_local_record: bool = False  # answered during a Redis outage from the sidecar's record
     from_client: bool = False
+    overage: bool = False  # admitted beyond the limit under the overage allowance
     message: pb.Decision | None = None
 
 
@@ -112,6 +114,7 @@ def usage_of(message: pb.Usage) -> Usage:
         trial_ends_at=_instant(message.trial_ends_at)
         if message.HasField("trial_ends_at")
         else None,
+        overage=message.overage,
     )
 
 
@@ -126,6 +129,7 @@ def decision_of(message: pb.Decision) -> Decision:
         shadow_denied=message.shadow_denied,
         visitor_merged=message.visitor_merged,
         from_local_record=message.from_local_record,
+        overage=message.overage,
         message=message,
     )
 

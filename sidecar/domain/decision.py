@@ -34,6 +34,8 @@ class Usage:
     trial_ends_at: datetime | None = None
     # the channels the decision changed, with their new counts
     channels: tuple[tuple[str, int], ...] = ()
+    # new contacts admitted beyond the limit under the overage allowance in the period
+    overage: int = 0
 
     @property
     def remaining(self) -> int:
@@ -89,6 +91,7 @@ class PeriodCount:
     key: str
     active: int
     limit: int
+    overage: int = 0  # contacts admitted in overage
 
     @property
     def name(self) -> str:
@@ -117,6 +120,7 @@ class Decision:
     shadow_denied: bool = False
     visitor_merged: bool = False
     from_local_record: bool = False
+    overage: bool = False  # admitted beyond the limit under the overage allowance
 
 
 @dataclass(frozen=True, slots=True)

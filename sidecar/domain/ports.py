@@ -58,6 +58,8 @@ class ContactOutcome:
     :param shadowed: over the limit but allowed, because the subscription is in shadow mode.
     :param conflict: its identifiers belonged to two identities.
     :param visitor_merged: a counted visitor turned out to be this contact (the count dropped).
+    :param overage: admitted (or, in a dry run, would be) beyond the limit, under the
+        subscription's overage allowance.
     """
 
     reason: Reason
@@ -65,6 +67,7 @@ class ContactOutcome:
     shadowed: bool = False
     conflict: bool = False
     visitor_merged: bool = False
+    overage: bool = False
 
 
 @dataclass(slots=True)
@@ -76,6 +79,7 @@ class DecideReply:
     :param channels: the channels whose count the decisions changed, with their new count.
     :param identity_version: how often the workspace's merges and exemptions changed who is
         who or who is exempt: what a process knows of its contacts holds while it stands.
+    :param overage: the period's contacts admitted in overage (before the call for a dry run).
     """
 
     active: int
@@ -85,6 +89,7 @@ class DecideReply:
     outcomes: list[ContactOutcome]
     channels: tuple[tuple[str, int], ...] = ()
     identity_version: int = 0
+    overage: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ _VERSION = re.compile(r"([0-9]{1,6})(\.[0-9]{1,6}){0,2}([-+][0-9A-Za-z.-]{1,64})
 _MAX_LIMIT = 10**12
 THRESHOLD_MAX = 1000  # percent
 THRESHOLDS_MAX = 16  # thresholds per workspace
+OVERAGE_PERCENT_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Subscription:
     shadow_mode: bool = False
     default_region: str = ""
     thresholds: tuple[int, ...] = ()  # () = the service's MAC_THRESHOLDS
+    overage_percent: int = 0  # new contacts admitted beyond the limit, percent of it
 
     @property
     def major(self) -> str:
@@ -81,6 +83,7 @@ CHANGEABLE: Mapping[str, Any] = {
     "shadow_mode": False,
     "default_region": "",
     "thresholds": (),
+    "overage_percent": 0,
 }
 
 
@@ -143,6 +146,15 @@ def validate_thresholds(values: tuple[int, ...], field: str = "thresholds") -> t
                 field, f"must be percentages from 1 to {THRESHOLD_MAX} (got {value})"
             )
     return tuple(sorted(set(values)))
+
+
+def validate_overage_percent(percent: int) -> int:
+    """Return ``percent`` when it is an overage allowance from 0 to 100 percent."""
+    if not 0 <= percent <= OVERAGE_PERCENT_MAX:
+        raise InvalidArgument(
+            "overage_percent", f"must be 0 to {OVERAGE_PERCENT_MAX} percent (got {percent})"
+        )
+    return percent
 
 
 def resolve(sub: Subscription, catalog: PlanCatalog) -> Resolved:

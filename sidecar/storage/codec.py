@@ -36,6 +36,7 @@ CODES: dict[int, tuple[Reason, bool]] = {
 # decide.lua's FLAG table.
 FLAG_CONFLICT = 1
 FLAG_VISITOR_MERGED = 2
+FLAG_OVERAGE = 4
 _ADMITTING = (1, 4)  # ADMITTED, TRIAL_STARTED
 
 # Each script's ARGV and reply by name, in the order of its header (tests/storage/
@@ -70,12 +71,20 @@ DECIDE_REPLY = (
     "events_written",
     "channels_changed",
     "identity_version",
+    "overage",
 )
 DECIDE_PER_CONTACT = ("code", "identity", "flags")
 DECIDE_PER_CHANNEL = ("channel", "count")
-_ACTIVE, _LIMIT, _TRIAL_UNTIL_MS, _PLAN, _EVENTS_WRITTEN, _CHANNELS_CHANGED, _IDENTITY_VERSION = (
-    range(len(DECIDE_REPLY))
-)
+(
+    _ACTIVE,
+    _LIMIT,
+    _TRIAL_UNTIL_MS,
+    _PLAN,
+    _EVENTS_WRITTEN,
+    _CHANNELS_CHANGED,
+    _IDENTITY_VERSION,
+    _OVERAGE,
+) = range(len(DECIDE_REPLY))
 _CODE, _IDENTITY, _FLAGS = range(len(DECIDE_PER_CONTACT))
 _CHANNEL, _COUNT = range(len(DECIDE_PER_CHANNEL))
 _HEAD, _PER_CONTACT, _PER_CHANNEL = (
@@ -130,6 +139,7 @@ SUBSCRIPTION_FIELDS = (
     "updated_at",
     "default_region",
     "thresholds",
+    "overage_percent",
 )
 
 
@@ -211,6 +221,7 @@ def decide_reply(reply: list[Any], period_name: str = "") -> DecideReply:
                 shadowed=shadowed,
                 conflict=bool(flags & FLAG_CONFLICT),
                 visitor_merged=bool(flags & FLAG_VISITOR_MERGED),
+                overage=bool(flags & FLAG_OVERAGE),
             )
         )
     return DecideReply(
@@ -224,6 +235,7 @@ def decide_reply(reply: list[Any], period_name: str = "") -> DecideReply:
             for i in range(tail, len(reply), _PER_CHANNEL)
         ),
         identity_version=int(reply[_IDENTITY_VERSION]),
+        overage=reply[_OVERAGE],
     )
 
 
@@ -274,6 +286,7 @@ def subscription_args(resolved: Resolved, updated_at: datetime) -> list[Any]:
         to_ms(updated_at),
         sub.default_region,
         ",".join(str(t) for t in sub.thresholds),
+        sub.overage_percent,
     )
     return [x for pair in zip(SUBSCRIPTION_FIELDS, values, strict=True) for x in pair]
 
@@ -295,6 +308,7 @@ def subscription(workspace_id: str, fields: dict[str, str]) -> Resolved | None:
             shadow_mode=fields.get("shadow") == "1",
             default_region=fields.get("default_region", ""),
             thresholds=tuple(int(t) for t in fields.get("thresholds", "").split(",") if t),
+            overage_percent=int(fields.get("overage_percent", "0")),
         ),
         limit=int(fields["limit"]),
         trial_plan=fields.get("trial_plan", ""),
@@ -306,10 +320,16 @@ def subscription(workspace_id: str, fields: dict[str, str]) -> Resolved | None:
 
 
 def history(counts: dict[str, str]) -> list[PeriodCount]:
-    """The counts hash: ``period_key -> active`` and ``period_key:limit -> limit`` (its
-    other ``period_key:<field>`` fields are not counts)."""
+    """The counts hash: ``period_key -> active``, ``period_key:limit -> limit`` and
+    ``period_key:overage -> overage`` (its other ``period_key:<field>`` fields are not
+    counts)."""
     return [
-        PeriodCount(key, int(value), int(counts.get(f"{key}:limit", 0)))
+        PeriodCount(
+            key,
+            int(value),
+            int(counts.get(f"{key}:limit", 0)),
+            overage=int(counts.get(f"{key}:overage", 0)),
+        )
         for key, value in counts.items()
         if ":" not in key
     ]

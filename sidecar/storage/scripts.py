@@ -78,6 +78,7 @@ DECIDE = Script.load(
     "exempt",
     "links",
     "trial",
+    "overage",
 )
 MERGE = Script.load("merge", "identity", "contacts")
 SET_EXEMPT = Script.load("set_exempt", "identity", "contacts")

@@ -123,7 +123,12 @@ class RedisStore:
         written = codec.events_written(reply)
         if written:
             metrics.EVENTS_RECORDED.inc(written)
-        return codec.decide_reply(reply, request.period.name)
+        decided = codec.decide_reply(reply, request.period.name)
+        if decided.overage and not request.dry_run:  # the period has overage: this call's?
+            admitted = sum(1 for outcome in decided.outcomes if outcome.overage)
+            if admitted:
+                metrics.OVERAGE_ADMISSIONS.inc(admitted)
+        return decided
 
     async def period_basis(self, workspace_id: str) -> SubscriptionBasis:
         """The subscription's time zone, start, version and default phone region."""

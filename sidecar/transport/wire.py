@@ -63,6 +63,7 @@ def usage_message(usage: Usage) -> pb.Usage:
         limit=usage.limit,
         remaining=usage.remaining,
         plan=usage.plan,
+        overage=usage.overage,
     )
     if usage.trial_ends_at is not None:
         message.trial_ends_at.CopyFrom(timestamp(usage.trial_ends_at))
@@ -98,6 +99,8 @@ def fill_decision(message: pb.Decision, decision: Decision) -> None:
         message.visitor_merged = True
     if decision.from_local_record:
         message.from_local_record = True
+    if decision.overage:
+        message.overage = True
     if decision.usage is not None:
         message.usage.CopyFrom(_usage_of(decision.usage))
 
@@ -128,6 +131,8 @@ def check_batch_message(result: BatchResult) -> pb.CheckBatchResponse:
         fill_decision(add(), d)
         if not d.allowed:
             response.denied += 1
+        elif d.overage:
+            response.overage += 1  # counted apart: beyond the limit, under the allowance
         elif d.reason in (Reason.WITHIN_LIMIT, Reason.TRIAL_STARTED):
             response.admitted += 1
         elif d.reason is Reason.ALREADY_ACTIVE:
@@ -158,6 +163,7 @@ def subscription_message(resolved: Resolved) -> admin_pb.Subscription:
         default_region=sub.default_region,
         thresholds=resolved.thresholds,
         default_thresholds=not sub.thresholds,
+        overage_percent=sub.overage_percent,
     )
     if sub.starts_at is not None:
         message.starts_at.CopyFrom(timestamp(sub.starts_at))

@@ -26,6 +26,7 @@ from sidecar.domain.subscription import (
     SubscriptionChange,
     default_subscription,
     resolve,
+    validate_overage_percent,
     validate_thresholds,
     validate_timezone,
     validate_version,
@@ -111,6 +112,7 @@ class Admin:
             timezone=validate_timezone(sub.timezone),
             default_region=validate_region(sub.default_region),
             thresholds=validate_thresholds(sub.thresholds),
+            overage_percent=validate_overage_percent(sub.overage_percent),
             # the epoch clears the start
             starts_at=sub.starts_at if sub.starts_at and sub.starts_at.timestamp() else None,
         )
@@ -159,7 +161,7 @@ class Admin:
         if wanted.key == current.period.key:
             usage = current
         elif (found := counts.get(wanted.key)) is not None:
-            usage = Usage(wanted, found.active, found.limit, "")
+            usage = Usage(wanted, found.active, found.limit, "", overage=found.overage)
         else:
             return UsageReport(Usage(wanted, 0, 0, ""), history, recorded=False)
         channels, days = _breakdown(

@@ -202,7 +202,13 @@ class Enforcer:
         )
         trial_end = from_ms(reply.trial_until_ms) if reply.trial_until_ms else None
         usage = Usage(
-            current.period, reply.active, reply.limit, reply.plan, trial_end, reply.channels
+            current.period,
+            reply.active,
+            reply.limit,
+            reply.plan,
+            trial_end,
+            reply.channels,
+            reply.overage,
         )
         self._warm.learn(workspace_id, now, usage, reply.identity_version)
         return reply, usage
@@ -218,6 +224,7 @@ def _decisions(reply: DecideReply, usage: Usage | None) -> list[Decision]:
             identity_conflict=outcome.conflict,
             shadow_denied=outcome.shadowed,
             visitor_merged=outcome.visitor_merged,
+            overage=outcome.overage,
         )
         for outcome in reply.outcomes
     ]

@@ -62,6 +62,25 @@ async def test_blocking_client_with_the_admin_token(sidecar_app: Sidecar) -> Non
     assert (plan, active, events) == ("pro", 1, [])
 
 
+async def test_the_client_carries_the_overage(sidecar_app: Sidecar) -> None:
+    options = ClientOptions(token=ADMIN_TOKEN)
+    async with AsyncClient(address(sidecar_app), options=options) as mac:
+        sub = await mac.set_subscription(
+            "acme", plan="enterprise", custom_limit=2, overage_percent=50
+        )
+        assert sub.overage_percent == 50
+        await mac.activate_batch("acme", [{"id": "a"}, {"id": "b"}])
+        checked = await mac.check_batch("acme", [{"id": "c"}, {"id": "d"}])
+        assert (checked.admitted, checked.overage, checked.denied) == (0, 1, 1)
+        over = await mac.activate("acme", id="c")
+        assert (over.reason, over.overage) == ("REASON_ADMITTED", True)
+        assert over.usage is not None
+        assert (over.usage.active, over.usage.overage) == (3, 1)
+        assert (await mac.get_usage("acme")).usage.overage == 1
+        cleared = await mac.set_subscription("acme", clear=["overage_percent"])
+        assert (cleared.custom_limit, cleared.overage_percent) == (2, 0)
+
+
 @pytest.mark.parametrize(("policy", "allowed"), [("allow", True), ("deny", False)])
 def test_an_unreachable_sidecar_is_answered_by_the_policy(policy: str, allowed: bool) -> None:
     options = ClientOptions(deadline=0.5, retries=2, on_unavailable=policy)

@@ -7,6 +7,7 @@ import re
 from importlib import resources
 
 from sidecar.domain.decision import Reason
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.storage import codec
 
@@ -34,6 +35,7 @@ def test_the_lua_flags_are_the_codec_flags() -> None:
     assert lua_table("FLAG") == {
         "CONFLICT": codec.FLAG_CONFLICT,
         "VISITOR_MERGED": codec.FLAG_VISITOR_MERGED,
+        "OVERAGE": codec.FLAG_OVERAGE,
     }
 
 
@@ -41,3 +43,11 @@ def test_reason_values_are_the_proto_enum_values() -> None:
     assert {f"REASON_{r.name}": r.value for r in Reason} == {
         name: value for name, value in pb.Reason.items() if value != 0
     }
+
+
+def test_every_event_a_script_records_is_a_type_of_the_proto_enum() -> None:
+    lua = resources.files("sidecar.storage") / "lua"
+    texts = [p.read_text() for p in (*lua.iterdir(), *(lua / "lib").iterdir()) if p.is_file()]
+    kinds = {k for text in texts for k in re.findall(r"emit\(input, state, '([A-Z_]+)'", text)}
+    assert "OVERAGE_STARTED" in kinds
+    assert {f"TYPE_{k}" for k in kinds} <= set(admin_pb.Event.Type.keys())

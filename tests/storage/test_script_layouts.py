@@ -244,6 +244,7 @@ def test_a_decide_reply_is_read_by_the_codec_names() -> None:
         "events_written": 2,
         "channels_changed": 1,
         "identity_version": b"5",
+        "overage": 3,
     }
     contact = {"code": 4, "identity": b"k" * 14, "flags": codec.FLAG_CONFLICT}
     channel = {"channel": b"web", "count": 9}
@@ -259,14 +260,15 @@ def test_a_decide_reply_is_read_by_the_codec_names() -> None:
         33,
         "growth",
     )
-    assert (decoded.identity_version, decoded.channels) == (5, (("web", 9),))
+    assert (decoded.identity_version, decoded.channels, decoded.overage) == (5, (("web", 9),), 3)
     assert codec.events_written(reply) == 2
     assert codec.admitted_any(reply)
     (outcome,) = decoded.outcomes
-    assert (outcome.reason, outcome.identity, outcome.conflict) == (
+    assert (outcome.reason, outcome.identity, outcome.conflict, outcome.overage) == (
         Reason.TRIAL_STARTED,
         b"k" * 14,
         True,
+        False,
     )
 
 

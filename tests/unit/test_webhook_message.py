@@ -41,6 +41,12 @@ def test_the_body_is_the_event_by_its_proto_names_with_a_delivery_id() -> None:
     }
 
 
+def test_an_overage_started_event_carries_its_proto_type_name() -> None:
+    event = Event("1763208000000-4", "acme", "OVERAGE_STARTED", "2026-11", 0, 101, 100, 0)
+    body = json.loads(webhooks.payload(event))
+    assert (body["type"], body["active"], body["limit"]) == ("TYPE_OVERAGE_STARTED", 101, 100)
+
+
 def test_the_body_is_the_same_bytes_every_time() -> None:
     assert webhooks.payload(EVENT) == webhooks.payload(EVENT)
     assert b" " not in webhooks.payload(EVENT)

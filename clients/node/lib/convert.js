@@ -65,6 +65,7 @@ export function usageObject(usage) {
     limit: toNumber(usage.limit),
     remaining: toNumber(usage.remaining),
     plan: usage.plan,
+    overage: toNumber(usage.overage),
   };
   if (usage.trialEndsAt) out.trialEndsAt = toDate(usage.trialEndsAt);
   return out;
@@ -79,6 +80,7 @@ export function decisionObject(decision) {
     shadowDenied: decision.shadowDenied,
     visitorMerged: decision.visitorMerged,
     fromLocalRecord: decision.fromLocalRecord,
+    overage: decision.overage,
     usage: usageObject(decision.usage),
     fromClient: false,
   };
@@ -94,6 +96,7 @@ export function fallbackDecision(allowed) {
     shadowDenied: false,
     visitorMerged: false,
     fromLocalRecord: false,
+    overage: false,
     usage: undefined,
     fromClient: true,
   };
@@ -140,6 +143,7 @@ const SUBSCRIPTION_FIELDS = {
   shadowMode: "shadow_mode",
   defaultRegion: "default_region",
   thresholds: "thresholds",
+  overagePercent: "overage_percent",
 };
 
 export function subscriptionObject(sub) {
@@ -161,6 +165,7 @@ export function subscriptionObject(sub) {
     defaultRegion: sub.defaultRegion,
     thresholds: [...sub.thresholds],
     defaultThresholds: sub.defaultThresholds,
+    overagePercent: sub.overagePercent,
   };
 }
 

@@ -272,6 +272,30 @@ describe("Admin", () => {
     assert.equal((await admin.getUsage(ws)).usage.active, 1);
   });
 
+  it("carries the overage allowance and what it admits", T, async () => {
+    const ws = "ws-overage";
+    const sub = await admin.setSubscription({
+      workspaceId: ws,
+      plan: "enterprise",
+      customLimit: 2,
+      overagePercent: 50,
+    });
+    assert.equal(sub.overagePercent, 50);
+    await client.activateBatch(ws, [{ id: "a" }, { id: "b" }]);
+    const dry = await client.checkBatch(ws, [{ id: "c" }, { id: "d" }]);
+    assert.deepEqual([dry.admitted, dry.overage, dry.denied], [0, 1, 1]);
+    assert.deepEqual(
+      dry.decisions.map((d) => d.overage),
+      [true, false],
+    );
+    const over = await client.activate(ws, { id: "c" });
+    assert.deepEqual([over.reason, over.overage], ["REASON_ADMITTED", true]);
+    assert.deepEqual([over.usage.active, over.usage.overage], [3, 1]);
+    assert.equal((await admin.getUsage(ws)).usage.overage, 1);
+    const cleared = await admin.setSubscription({ workspaceId: ws, clear: ["overagePercent"] });
+    assert.deepEqual([cleared.customLimit, cleared.overagePercent], [2, 0]);
+  });
+
   it("listActiveContacts, merge and setExempt", T, async () => {
     const ws = "ws-identities";
     const a = await client.activate(ws, { email: "ana@example.com" });

@@ -20,6 +20,7 @@ const FALLBACK = {
   shadowDenied: false,
   visitorMerged: false,
   fromLocalRecord: false,
+  overage: false,
   usage: undefined,
   fromClient: true,
 };

@@ -3,12 +3,14 @@
 -- script, so Check answers exactly what Activate would.
 --
 -- KEYS[1]  members       the period's members (SET of 14-byte identity keys)
--- KEYS[2]  counts        HASH period_key -> active, and period_key:<field>: limit and plan
---                        (at the last count written), overage, closed (unix ms, close.lua's)
+-- KEYS[2]  counts        HASH period_key -> active, and period_key:<field>: limit, plan and
+--                        packs (at the last count written), overage (contacts admitted in
+--                        overage), closed (unix ms, close.lua's)
 -- KEYS[3]  subscription  HASH, set_subscription.lua's
 -- KEYS[4]  trial         HASH until, limit, plan, major, started, ended, granted:<plan>:<major>
--- KEYS[5]  flags         the period's HASH t<pct>:<limit>, lr:<limit>, c:<key><key> (the two
---                        identity keys in byte order) -> unix ms: the events already recorded
+-- KEYS[5]  flags         the period's HASH t<pct>:<limit>, lr:<limit>, ov:<limit>,
+--                        c:<key><key> (the two identity keys in byte order) -> unix ms: the
+--                        events already recorded
 -- KEYS[6]  events        STREAM
 -- KEYS[7]  links         HASH identifier key -> identity key (an identity that has links maps
 --                        to itself), and IDENTITY_VERSION
@@ -44,6 +46,7 @@
 --   [6] channels_changed  how many channels end the reply (0 in a dry run)
 --   [7] identity_version  the links hash's IDENTITY_VERSION ('0' before any): raised by each
 --                         merge that folds and each set_exempt that changes a mark
+--   [8] overage           the period's contacts admitted in overage (a dry run: as before)
 --   then per contact: code, identity, flags
 --   then per channel changed: channel, count
 -- code and flags are CODE and FLAG below; count is the channel's new count.
@@ -66,7 +69,8 @@
 -- identifier to two identities; MULTI/EXEC cannot branch on what it reads.
 --
 -- Uses: lib/fields.lua, lib/identity.lua, lib/contacts.lua, lib/terms.lua, lib/events.lua,
--- lib/usage.lua, lib/members.lua, lib/exempt.lua, lib/links.lua, lib/trial.lua.
+-- lib/usage.lua, lib/members.lua, lib/exempt.lua, lib/links.lua, lib/trial.lua,
+-- lib/overage.lua.
 local CODE = {
   ALREADY_ACTIVE = 0,
   ADMITTED = 1,
@@ -79,6 +83,7 @@ local CODE = {
 local FLAG = {
   CONFLICT = 1,        -- the identifiers belonged to two identities
   VISITOR_MERGED = 2,  -- a counted visitor was this contact: the count dropped by one
+  OVERAGE = 4,         -- ADMITTED (WITHIN_LIMIT) beyond the limit, under the overage allowance
 }
 local STALE = -1
 local CLOSED = -2
@@ -124,12 +129,13 @@ local state = {
   removed = false,       -- a member was removed: the set may need its expiry again
   seen = {},             -- a dry run's members (lib/members.lua)
   deltas = {}, changed = {}, admitted_today = 0, -- the usage breakdown (lib/usage.lua)
-  -- the reply: seven places that reply() fills, then each contact's code, identity, flags
-  out = { false, false, false, false, false, false, false },
+  overage_added = 0,     -- admissions in overage (lib/overage.lua)
+  -- the reply: eight places that reply() fills, then each contact's code, identity, flags
+  out = { false, false, false, false, false, false, false, false },
 }
 end_trial(input, state, trial)
 
--- The code of one resolved contact.
+-- The code of one resolved contact, and FLAG.OVERAGE when it was admitted in overage.
 local function decide(identity, merged, contact)
   if is_exempt(input, identity, contact) then
     return CODE.EXEMPT -- never counted: a visitor it turns out to be is not counted either
@@ -170,6 +176,9 @@ local function decide(identity, merged, contact)
   if start_trial(input, state, identity, contact[3]) then
     return CODE.TRIAL_STARTED
   end
+  if admit_overage(input, state, identity, contact[3]) then
+    return dry and CODE.WITHIN_LIMIT or CODE.ADMITTED, FLAG.OVERAGE
+  end
   if not dry and once(input, state, 'lr:' .. state.limit) then
     emit(input, state, 'LIMIT_REACHED', state.active, state.limit, input.now, 0)
   end
@@ -178,10 +187,11 @@ end
 
 -- The reply (see Reply above), given the usage it reports and each changed channel's new
 -- count; the outcomes are already in state.out, after its head.
-local function reply(active_now, limit_now, trial_until_ms, channels)
+local function reply(active_now, limit_now, trial_until_ms, overage_now, channels)
   local out = state.out
   out[1], out[2], out[3], out[4] = active_now, limit_now, trial_until_ms, input.terms.plan
   out[5], out[6], out[7] = state.written, #state.changed, input.identity_version
+  out[8] = overage_now
   for _, name in ipairs(state.changed) do
     out[#out + 1] = name
     out[#out + 1] = channels[name]
@@ -193,15 +203,19 @@ local out = state.out
 for _, contact in ipairs(read_contacts(ARG_CONTACTS)) do
   local identity, conflict, merged = resolve(input, state, contact)
   local n = #out
-  out[n + 1] = decide(identity, merged, contact)
+  local code, overage = decide(identity, merged, contact)
+  out[n + 1] = code
   out[n + 2] = identity
   out[n + 3] = (conflict and FLAG.CONFLICT or 0) + (merged and FLAG.VISITOR_MERGED or 0)
+    + (overage or 0)
 end
 
 if input.dry then
-  return reply(state.start.active, state.start.limit, state.start.trial_until)
+  return reply(state.start.active, state.start.limit, state.start.trial_until,
+    read_overage(input))
 end
 local active_now = write_count(input, state)
 expire_flags(input, state)
 local channels = write_usage(input, state)
-return reply(active_now, state.limit, state.trial_on and state.trial_until or 0, channels)
+return reply(active_now, state.limit, state.trial_on and state.trial_until or 0,
+  write_overage(input, state), channels)

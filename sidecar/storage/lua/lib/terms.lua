@@ -12,7 +12,8 @@
 -- The subscription hash's fields a decision reads (false where missing).
 local function read_subscription(key)
   return read_fields(key, 'limit', 'plan', 'trial_plan', 'trial_limit', 'trial_days', 'major',
-    'shadow', 'version', 'timezone', 'starts_at', 'default_region', 'thresholds')
+    'shadow', 'version', 'timezone', 'starts_at', 'default_region', 'thresholds', 'packs',
+    'overage_percent')
 end
 
 -- The terms as the subscription (or the service) sets them now.
@@ -26,30 +27,33 @@ local function current_terms(sub, arg)
   if sub.limit then
     return { limit = tonumber(sub.limit), plan = sub.plan, trial_plan = sub.trial_plan or '',
       trial_limit = tonumber(sub.trial_limit or '0'), trial_days = tonumber(sub.trial_days or '30'),
-      major = sub.major or '0', shadow = sub.shadow == '1', thresholds = thresholds }
+      major = sub.major or '0', shadow = sub.shadow == '1', thresholds = thresholds,
+      packs = tonumber(sub.packs or '0'), overage_percent = tonumber(sub.overage_percent or '0') }
   end
   return { limit = tonumber(arg.limit), plan = arg.plan, trial_plan = arg.trial_plan,
     trial_limit = tonumber(arg.trial_limit), trial_days = tonumber(arg.trial_days), major = '0',
-    shadow = false, thresholds = thresholds }
+    shadow = false, thresholds = thresholds, packs = 0, overage_percent = 0 }
 end
 
--- The limit and plan recorded with a period's count (lib/members.lua, write_count), or nil
--- before its first count: what applied to the period, whatever the subscription says now.
+-- The limit, plan and packs recorded with a period's count (lib/members.lua, write_count), or
+-- nil before its first count: what applied to the period, whatever the subscription says now.
 local function recorded_terms(counts, period_key)
-  local found = redis.call('HMGET', counts, period_key .. ':limit', period_key .. ':plan')
+  local found = redis.call('HMGET', counts, period_key .. ':limit', period_key .. ':plan',
+    period_key .. ':packs')
   if found[1] and found[2] then
-    return { limit = tonumber(found[1]), plan = found[2] }
+    return { limit = tonumber(found[1]), plan = found[2], packs = tonumber(found[3] or '0') }
   end
   return nil
 end
 
--- The terms: limit, plan, trial_plan ('' = none), trial_limit, trial_days, major, shadow, and
--- thresholds (a list of percents): the subscription's when it has a limit, else the service's;
--- `recorded` (recorded_terms), when given, replaces the limit and plan.
+-- The terms: limit, plan, trial_plan ('' = none), trial_limit, trial_days, major, shadow,
+-- thresholds (a list of percents), packs and overage_percent: the subscription's when it has a
+-- limit, else the service's (no packs, no overage); `recorded` (recorded_terms), when given,
+-- replaces the limit, plan and packs.
 local function terms_of(sub, arg, recorded)
   local terms = current_terms(sub, arg)
   if recorded then
-    terms.limit, terms.plan = recorded.limit, recorded.plan
+    terms.limit, terms.plan, terms.packs = recorded.limit, recorded.plan, recorded.packs
   end
   return terms
 end
