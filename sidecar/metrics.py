@@ -291,6 +291,11 @@ JOURNAL_OVERSHOOT = Counter(
     "mac_journal_overshoot_total",
     "Contacts an outage let in that the replay found over the limit: served, not counted",
 )
+JOURNAL_CLOSED = Counter(
+    "mac_journal_closed_total",
+    "Journal entries dropped uncounted on replay: their period had closed meanwhile (its count "
+    "is final)",
+)
 JOURNAL_SKIPPED = Counter(
     "mac_journal_skipped_lines_total",
     "Journal lines skipped on replay as damaged (a last line torn by a crash mid-write)",

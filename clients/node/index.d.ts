@@ -139,6 +139,17 @@ export interface StreamCall {
   check?: boolean;
   /** Echoed in the answer; default the call's position in the stream. */
   tag?: number;
+  /** When the contact happened (default now): decided and counted in that time's period. */
+  occurredAt?: Date;
+}
+
+/**
+ * When the contact happened (default now): it is decided and counted in the period that
+ * contains it, at that period's limit; a time in a closed period is refused
+ * FAILED_PRECONDITION, one too far ahead of the sidecar's clock INVALID_ARGUMENT.
+ */
+export interface EventTime {
+  occurredAt?: Date;
 }
 
 /** The answer of a stream call the sidecar refused (the gRPC status code and message). */
@@ -289,11 +300,15 @@ export interface ClientOptions {
 
 export interface MacClient {
   /** What activate would answer; changes nothing. */
-  check(workspaceId: string, contact: Contact): Promise<Decision>;
+  check(workspaceId: string, contact: Contact, options?: EventTime): Promise<Decision>;
   /** Admits and counts a new contact while below the limit; an active contact is always allowed. */
-  activate(workspaceId: string, contact: Contact): Promise<Decision>;
+  activate(workspaceId: string, contact: Contact, options?: EventTime): Promise<Decision>;
   /** Decides several contacts in request order, in one atomic step. */
-  activateBatch(workspaceId: string, contacts: Contact[]): Promise<BatchDecisions>;
+  activateBatch(
+    workspaceId: string,
+    contacts: Contact[],
+    options?: EventTime,
+  ): Promise<BatchDecisions>;
   /**
    * Activate (or, with `check: true`, Check) calls on one bidirectional stream: answers come
    * in order, one per call, each a Decision with the call's `tag` (default: its position), or
@@ -305,7 +320,7 @@ export interface MacClient {
     options?: { signal?: AbortSignal },
   ): AsyncGenerator<(Decision & { tag: number }) | StreamFailure>;
   /** What activateBatch would answer now, with its totals; changes nothing. */
-  checkBatch(workspaceId: string, contacts: Contact[]): Promise<BatchCheck>;
+  checkBatch(workspaceId: string, contacts: Contact[], options?: EventTime): Promise<BatchCheck>;
 
   /** Changes the fields given of a workspace's subscription; answers it as stored. */
   setSubscription(request: SubscriptionRequest): Promise<Subscription>;

@@ -16,6 +16,7 @@ import {
   subscriptionRequest,
   usageObject,
   usageResponseObject,
+  withOccurredAt,
 } from "./lib/convert.js";
 import { withRetries } from "./lib/retry.js";
 
@@ -118,24 +119,27 @@ export function createClient(address, options = {}) {
   }
 
   return {
-    async check(workspaceId, contact) {
-      const request = { workspaceId, contact: contactMessage(contact) };
+    async check(workspaceId, contact, { occurredAt } = {}) {
+      const request = withOccurredAt({ workspaceId, contact: contactMessage(contact) }, occurredAt);
       return decide(
         async (timeoutMs) => decisionObject(await enforcer.check(request, { timeoutMs })),
         fallbackDecision,
       );
     },
 
-    async activate(workspaceId, contact) {
-      const request = { workspaceId, contact: contactMessage(contact) };
+    async activate(workspaceId, contact, { occurredAt } = {}) {
+      const request = withOccurredAt({ workspaceId, contact: contactMessage(contact) }, occurredAt);
       return decide(
         async (timeoutMs) => decisionObject(await enforcer.activate(request, { timeoutMs })),
         fallbackDecision,
       );
     },
 
-    async activateBatch(workspaceId, contacts) {
-      const request = { workspaceId, contacts: contactMessages(contacts, "contacts") };
+    async activateBatch(workspaceId, contacts, { occurredAt } = {}) {
+      const request = withOccurredAt(
+        { workspaceId, contacts: contactMessages(contacts, "contacts") },
+        occurredAt,
+      );
       return decide(
         async (timeoutMs) => {
           const res = await enforcer.activateBatch(request, { timeoutMs });
@@ -148,8 +152,11 @@ export function createClient(address, options = {}) {
       );
     },
 
-    async checkBatch(workspaceId, contacts) {
-      const request = { workspaceId, contacts: contactMessages(contacts, "contacts") };
+    async checkBatch(workspaceId, contacts, { occurredAt } = {}) {
+      const request = withOccurredAt(
+        { workspaceId, contacts: contactMessages(contacts, "contacts") },
+        occurredAt,
+      );
       const res = await unary((timeoutMs) => enforcer.checkBatch(request, { timeoutMs }));
       return {
         decisions: res.decisions.map(decisionObject),
@@ -204,10 +211,13 @@ export function createClient(address, options = {}) {
       async function* messages() {
         let next = 0;
         for await (const call of calls) {
-          const value = {
-            workspaceId: call.workspaceId ?? "",
-            contact: contactMessage(call.contact, "contact"),
-          };
+          const value = withOccurredAt(
+            {
+              workspaceId: call.workspaceId ?? "",
+              contact: contactMessage(call.contact, "contact"),
+            },
+            call.occurredAt,
+          );
           const tag = BigInt(call.tag ?? next);
           next += 1;
           yield { call: { case: call.check ? "check" : "activate", value }, tag };

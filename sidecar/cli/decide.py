@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sidecar.cli import exits
@@ -21,11 +22,25 @@ def _contact(ns: argparse.Namespace) -> pb.Contact:
     )
 
 
+def occurred_at(text: str) -> datetime:
+    """``--occurred-at``: an ISO 8601 time, UTC when it names no offset.
+
+    :raise argparse.ArgumentTypeError: when it is not one.
+    """
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-30T23:59:58+01:00"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _command(method: str) -> Callable[[argparse.Namespace], int]:
     def command(ns: argparse.Namespace) -> int:
         with client(ns) as mac:
             call = mac.check if method == "Check" else mac.activate
-            decision = call(ns.workspace, _contact(ns))
+            decision = call(ns.workspace, _contact(ns), occurred_at=ns.occurred_at)
         assert decision.message is not None  # the CLI raises when the sidecar is unreachable
         print(to_json(decision.message) if ns.json else decision_text(decision.message))
         return exits.OK if decision.allowed else exits.DENIED
@@ -114,6 +129,14 @@ def add_commands(commands: Any) -> None:
     ):
         parser = commands.add_parser(name, help=text, description=text)
         _contact_arguments(parser)
+        parser.add_argument(
+            "--occurred-at",
+            type=occurred_at,
+            default=None,
+            metavar="TIME",
+            help="when the contact happened, ISO 8601 (UTC without an offset; default now): "
+            "decided and counted in the period of that time",
+        )
         enforcer_options(parser)
         parser.set_defaults(handler=_command(method))
     text = "what ActivateBatch would do for a campaign's contacts, changing nothing"

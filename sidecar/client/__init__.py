@@ -10,6 +10,7 @@ with Client("127.0.0.1:50051", deadline=0.5, on_unavailable="allow") as mac:
 
 from sidecar.client.aio import AsyncClient
 from sidecar.client.blocking import Client
+from sidecar.client.calls import activate_request, check_request
 from sidecar.client.options import TLS, ClientOptions
 from sidecar.client.results import BatchResult, Decision, StreamError, Usage
 
@@ -22,4 +23,6 @@ __all__ = [
     "Decision",
     "StreamError",
     "Usage",
+    "activate_request",
+    "check_request",
 ]

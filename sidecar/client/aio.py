@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -78,35 +79,56 @@ class AsyncClient:
         return call.read(answer)
 
     async def check(
-        self, workspace_id: str, who: ContactLike | None = None, **fields: str
+        self,
+        workspace_id: str,
+        who: ContactLike | None = None,
+        *,
+        occurred_at: datetime | None = None,
+        **fields: str,
     ) -> Decision:
         """What ``activate`` would answer; changes nothing."""
-        return await self._send(calls.check(workspace_id, who, fields))
+        return await self._send(calls.check(workspace_id, who, fields, occurred_at))
 
     async def activate(
-        self, workspace_id: str, who: ContactLike | None = None, **fields: str
+        self,
+        workspace_id: str,
+        who: ContactLike | None = None,
+        *,
+        occurred_at: datetime | None = None,
+        **fields: str,
     ) -> Decision:
-        """Admit and count a new contact while below the limit; an active one is allowed."""
-        return await self._send(calls.activate(workspace_id, who, fields))
+        """Admit and count a new contact while below the limit; an active one is allowed.
+        ``occurred_at`` (an aware datetime; default now) decides and counts it in the period
+        it happened in."""
+        return await self._send(calls.activate(workspace_id, who, fields, occurred_at))
 
     async def activate_batch(
-        self, workspace_id: str, contacts: Sequence[ContactLike]
+        self,
+        workspace_id: str,
+        contacts: Sequence[ContactLike],
+        *,
+        occurred_at: datetime | None = None,
     ) -> BatchResult:
         """Decide contacts in order, in one atomic step."""
-        return await self._send(calls.activate_batch(workspace_id, contacts))
+        return await self._send(calls.activate_batch(workspace_id, contacts, occurred_at))
 
     async def check_batch(
-        self, workspace_id: str, contacts: Sequence[ContactLike]
+        self,
+        workspace_id: str,
+        contacts: Sequence[ContactLike],
+        *,
+        occurred_at: datetime | None = None,
     ) -> pb.CheckBatchResponse:
         """What ``activate_batch`` would answer now, with its totals; changes nothing."""
-        return await self._send(calls.check_batch(workspace_id, contacts))
+        return await self._send(calls.check_batch(workspace_id, contacts, occurred_at))
 
     async def activate_stream(
         self, requests: AsyncIterable[StreamRequest] | Iterable[StreamRequest]
     ) -> AsyncGenerator[Decision | StreamError, None]:
         """Decide ``ActivateRequest`` and ``CheckRequest`` messages (or
         ``ActivateStreamRequest``) on one stream: one answer per request, in order, a
-        ``Decision`` or the ``StreamError`` of a message the sidecar refused. The sidecar
+        ``Decision`` or the ``StreamError`` of a message the sidecar refused. Build them with
+        ``activate_request`` and ``check_request``, each with its own ``occurred_at``. The sidecar
         decides up to 256 of a stream's messages at once, so keep many in flight for
         throughput. The stream has no deadline and no ``on_unavailable`` policy: a broken
         stream raises ``grpc.RpcError`` (``UNAVAILABLE`` when the sidecar shuts down), and

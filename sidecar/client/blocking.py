@@ -4,6 +4,7 @@ a policy for an unreachable sidecar; its calls are built in ``calls.py``."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -71,35 +72,60 @@ class Client:
             return call.failed(error, self.options)
         return call.read(answer)
 
-    def check(self, workspace_id: str, who: ContactLike | None = None, **fields: str) -> Decision:
+    def check(
+        self,
+        workspace_id: str,
+        who: ContactLike | None = None,
+        *,
+        occurred_at: datetime | None = None,
+        **fields: str,
+    ) -> Decision:
         """What ``activate`` would answer; changes nothing."""
-        return self._send(calls.check(workspace_id, who, fields))
+        return self._send(calls.check(workspace_id, who, fields, occurred_at))
 
     def activate(
-        self, workspace_id: str, who: ContactLike | None = None, **fields: str
+        self,
+        workspace_id: str,
+        who: ContactLike | None = None,
+        *,
+        occurred_at: datetime | None = None,
+        **fields: str,
     ) -> Decision:
-        """Admit and count a new contact while below the limit; an active one is allowed."""
-        return self._send(calls.activate(workspace_id, who, fields))
+        """Admit and count a new contact while below the limit; an active one is allowed.
+        ``occurred_at`` (an aware datetime; default now) decides and counts it in the period
+        it happened in."""
+        return self._send(calls.activate(workspace_id, who, fields, occurred_at))
 
-    def activate_batch(self, workspace_id: str, contacts: Sequence[ContactLike]) -> BatchResult:
+    def activate_batch(
+        self,
+        workspace_id: str,
+        contacts: Sequence[ContactLike],
+        *,
+        occurred_at: datetime | None = None,
+    ) -> BatchResult:
         """Decide contacts in order, in one atomic step."""
-        return self._send(calls.activate_batch(workspace_id, contacts))
+        return self._send(calls.activate_batch(workspace_id, contacts, occurred_at))
 
     def check_batch(
-        self, workspace_id: str, contacts: Sequence[ContactLike]
+        self,
+        workspace_id: str,
+        contacts: Sequence[ContactLike],
+        *,
+        occurred_at: datetime | None = None,
     ) -> pb.CheckBatchResponse:
         """What ``activate_batch`` would answer now, with its totals; changes nothing."""
-        return self._send(calls.check_batch(workspace_id, contacts))
+        return self._send(calls.check_batch(workspace_id, contacts, occurred_at))
 
     def activate_stream(
         self, requests: Iterable[StreamRequest]
     ) -> Iterator[Decision | StreamError]:
         """Decide ``ActivateRequest`` and ``CheckRequest`` messages (or
         ``ActivateStreamRequest``) on one stream: one answer per request, in order, a
-        ``Decision`` or the ``StreamError`` of a message the sidecar refused. The stream has no
-        deadline and no ``on_unavailable`` policy: a broken stream raises ``grpc.RpcError``
-        (``UNAVAILABLE`` when the sidecar shuts down), and the requests not answered yet
-        can be sent again."""
+        ``Decision`` or the ``StreamError`` of a message the sidecar refused. Build them with
+        ``activate_request`` and ``check_request``, each with its own ``occurred_at``. The
+        stream has no deadline and no ``on_unavailable`` policy: a broken stream raises
+        ``grpc.RpcError`` (``UNAVAILABLE`` when the sidecar shuts down), and the requests not
+        answered yet can be sent again."""
         call = self._enforcer.ActivateStream(
             (stream_request(r) for r in requests), metadata=self.options.metadata()
         )

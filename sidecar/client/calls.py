@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import grpc
@@ -84,23 +85,34 @@ def _contacts(contacts: Sequence[ContactLike]) -> list[pb.Contact]:
     return [contact(c) for c in contacts]
 
 
-def check(workspace_id: str, who: ContactLike | None, fields: Mapping[str, str]) -> Call[Decision]:
+def check(
+    workspace_id: str,
+    who: ContactLike | None,
+    fields: Mapping[str, str],
+    occurred_at: datetime | None = None,
+) -> Call[Decision]:
     """``Check``: what ``Activate`` would answer."""
-    request = pb.CheckRequest(workspace_id=workspace_id, contact=contact(who, **fields))
+    request = check_request(workspace_id, who, occurred_at=occurred_at, **fields)
     return Call("enforcer", "Check", request, decision_of, unavailable)
 
 
 def activate(
-    workspace_id: str, who: ContactLike | None, fields: Mapping[str, str]
+    workspace_id: str,
+    who: ContactLike | None,
+    fields: Mapping[str, str],
+    occurred_at: datetime | None = None,
 ) -> Call[Decision]:
     """``Activate``: admit and count a contact."""
-    request = pb.ActivateRequest(workspace_id=workspace_id, contact=contact(who, **fields))
+    request = activate_request(workspace_id, who, occurred_at=occurred_at, **fields)
     return Call("enforcer", "Activate", request, decision_of, unavailable)
 
 
-def activate_batch(workspace_id: str, contacts: Sequence[ContactLike]) -> Call[BatchResult]:
+def activate_batch(
+    workspace_id: str, contacts: Sequence[ContactLike], occurred_at: datetime | None = None
+) -> Call[BatchResult]:
     """``ActivateBatch``: contacts decided in order, in one atomic step."""
     request = pb.ActivateBatchRequest(workspace_id=workspace_id, contacts=_contacts(contacts))
+    _set_occurred_at(request, occurred_at)
 
     def unanswered(allowed: bool) -> BatchResult:
         return BatchResult([unavailable(allowed) for _ in contacts], None)
@@ -108,10 +120,54 @@ def activate_batch(workspace_id: str, contacts: Sequence[ContactLike]) -> Call[B
     return Call("enforcer", "ActivateBatch", request, batch_of, unanswered)
 
 
-def check_batch(workspace_id: str, contacts: Sequence[ContactLike]) -> Call[pb.CheckBatchResponse]:
+def check_batch(
+    workspace_id: str, contacts: Sequence[ContactLike], occurred_at: datetime | None = None
+) -> Call[pb.CheckBatchResponse]:
     """``CheckBatch``: what ``ActivateBatch`` would answer, with its totals."""
     request = pb.CheckBatchRequest(workspace_id=workspace_id, contacts=_contacts(contacts))
+    _set_occurred_at(request, occurred_at)
     return Call("enforcer", "CheckBatch", request, _message)
+
+
+def activate_request(
+    workspace_id: str,
+    who: ContactLike | None = None,
+    *,
+    occurred_at: datetime | None = None,
+    **fields: str,
+) -> pb.ActivateRequest:
+    """An ``ActivateRequest`` (for ``activate_stream`` too): the contact as ``contact`` takes
+    it, and when it happened (an aware datetime; ``None``: now).
+
+    :raise ValueError: ``occurred_at`` without a time zone.
+    """
+    request = pb.ActivateRequest(workspace_id=workspace_id, contact=contact(who, **fields))
+    _set_occurred_at(request, occurred_at)
+    return request
+
+
+def check_request(
+    workspace_id: str,
+    who: ContactLike | None = None,
+    *,
+    occurred_at: datetime | None = None,
+    **fields: str,
+) -> pb.CheckRequest:
+    """A ``CheckRequest``, as ``activate_request`` builds one."""
+    request = pb.CheckRequest(workspace_id=workspace_id, contact=contact(who, **fields))
+    _set_occurred_at(request, occurred_at)
+    return request
+
+
+def _set_occurred_at(
+    request: pb.ActivateRequest | pb.CheckRequest | pb.ActivateBatchRequest | pb.CheckBatchRequest,
+    occurred_at: datetime | None,
+) -> None:
+    if occurred_at is None:
+        return
+    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
+        raise ValueError("occurred_at needs a time zone (an aware datetime)")
+    request.occurred_at.FromDatetime(occurred_at)
 
 
 def set_subscription(

@@ -220,12 +220,16 @@ class ReplayedWorkspace:
     :param counted: contacts the replay counted (the rest were already counted or exempt).
     :param overshoot: contacts the outage let in that the replay found over the limit: served,
         but not counted.
+    :param closed: entries dropped uncounted because their period closed before the replay
+        (``PeriodClosed``), and the names of those periods.
     """
 
     workspace_id: str
     replayed: int
     counted: int
     overshoot: int
+    closed: int = 0
+    closed_periods: tuple[str, ...] = ()
 
 
 class AdmissionJournal(Protocol):

@@ -162,6 +162,8 @@ class Sidecar:
             known=known,
             outage=outage,
             warm=self.warm,
+            lateness_seconds=settings.lateness_seconds,
+            clock_skew_seconds=settings.clock_skew_seconds,
         )
         self.replay = (
             JournalReplay(
@@ -172,6 +174,7 @@ class Sidecar:
                 known,
                 outage,
                 ready=lambda: self.health.redis_ok,
+                clock=self.clock,
             )
             if self.journal is not None
             else None

@@ -290,6 +290,15 @@ class FileJournal:
                     workspace=done.workspace_id,
                     overshoot=done.overshoot,
                 )
+            if done.closed:
+                metrics.JOURNAL_CLOSED.inc(done.closed)
+                log.warning(
+                    "journal entries dropped: their period closed before the replay; served, "
+                    "not counted",
+                    workspace=done.workspace_id,
+                    periods=",".join(done.closed_periods),
+                    dropped=done.closed,
+                )
 
     def release(self, segment: JournalSegment, error: BaseException) -> None:
         """Unlock a segment whose replay failed; it stays pending and is claimed again."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sidecar import metrics
 from sidecar.domain.clock import Clock, SystemClock
@@ -99,6 +101,14 @@ class EnforcerService(OrderedStream):
         """One contact: answered by the warm path at once, or decided by ``decide``."""
         workspace = request.workspace_id
         fields = wire.contact_fields(request.contact)
+        if request.HasField("occurred_at"):
+            return await self.unary(
+                method,
+                context,
+                lambda: self._at_event_time(workspace, fields, request.occurred_at, decide),
+                wire.decision_message,
+                workspace,
+            )
         warm = self.at_once(method, workspace, self._warm.answer, fields, wire.decision_message)
         if warm is not None:
             return warm
@@ -110,6 +120,23 @@ class EnforcerService(OrderedStream):
             workspace,
         )
 
+    async def _at_event_time(
+        self,
+        workspace: str,
+        fields: ContactFields,
+        occurred_at: Timestamp,
+        decide: Callable[..., Awaitable[Decision]],
+    ) -> Decision:
+        """One contact at its event time: the warm path answers it when the time falls in the
+        period it knows (its errors leave the contact to ``decide``), else ``decide``."""
+        at = wire.occurred_at(occurred_at)
+        try:
+            warm = self._warm.answer(workspace, fields, at)
+        except Exception as exc:  # counted and logged; decided as any call
+            self.warm_errors.failed(exc)
+            warm = None
+        return warm if warm is not None else await decide(workspace, fields, at)
+
     async def ActivateBatch(
         self, request: pb.ActivateBatchRequest, context: Context
     ) -> pb.ActivateBatchResponse:
@@ -117,7 +144,9 @@ class EnforcerService(OrderedStream):
         return await self.unary(
             "ActivateBatch",
             context,
-            lambda: self._enforcer.activate_batch(request.workspace_id, contacts),
+            lambda: self._enforcer.activate_batch(
+                request.workspace_id, contacts, wire.event_time(request)
+            ),
             wire.batch_message,
             request.workspace_id,
         )
@@ -129,7 +158,9 @@ class EnforcerService(OrderedStream):
         return await self.unary(
             "CheckBatch",
             context,
-            lambda: self._enforcer.check_batch(request.workspace_id, contacts),
+            lambda: self._enforcer.check_batch(
+                request.workspace_id, contacts, wire.event_time(request)
+            ),
             wire.check_batch_message,
             request.workspace_id,
         )
@@ -146,12 +177,15 @@ class StreamCall(NamedTuple):
 
     :param decide: ``Enforcer.activate`` or ``Enforcer.check``; ``None`` when the message
         names neither.
+    :param occurred_at: the wrapped request's, as sent (``None``: absent); read when the
+        call is answered, so that a bad one answers its message ``INVALID_ARGUMENT``.
     """
 
     tag: int
     workspace_id: str
     contact: ContactFields
-    decide: Callable[[str, ContactFields], Awaitable[Decision]] | None
+    decide: Callable[[str, ContactFields, datetime | None], Awaitable[Decision]] | None
+    occurred_at: Timestamp | None = None
 
 
 _NO_CONTACT = ContactFields()
@@ -177,7 +211,13 @@ class ActivateStreamCalls:
             call, decide = request.check, self._check
         else:
             return StreamCall(request.tag, "", _NO_CONTACT, None)
-        return StreamCall(request.tag, call.workspace_id, wire.contact_fields(call.contact), decide)
+        return StreamCall(
+            request.tag,
+            call.workspace_id,
+            wire.contact_fields(call.contact),
+            decide,
+            call.occurred_at if call.HasField("occurred_at") else None,
+        )
 
     def workspace(self, call: StreamCall) -> str:
         return call.workspace_id
@@ -185,12 +225,19 @@ class ActivateStreamCalls:
     def answer_now(self, call: StreamCall) -> Decision | None:
         if call.decide is None:
             return None
-        return self._warm.answer(call.workspace_id, call.contact)
+        if call.occurred_at is None:
+            return self._warm.answer(call.workspace_id, call.contact)
+        try:
+            at = wire.occurred_at(call.occurred_at)
+        except InvalidArgument:
+            return None  # refused when decided
+        return self._warm.answer(call.workspace_id, call.contact, at)
 
     def decide(self, call: StreamCall) -> Awaitable[Decision]:
         if call.decide is None:
             raise InvalidArgument("call", "is not set: give activate or check")
-        return call.decide(call.workspace_id, call.contact)
+        at = wire.occurred_at(call.occurred_at) if call.occurred_at is not None else None
+        return call.decide(call.workspace_id, call.contact, at)
 
     def answered(self, call: StreamCall, decision: Decision) -> pb.ActivateStreamResponse:
         response = pb.ActivateStreamResponse(tag=call.tag)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -43,6 +43,36 @@ def _period_bounds(period: BillingPeriod) -> tuple[Timestamp, Timestamp]:
         found = (timestamp(period.start), timestamp(period.end))
         _bounds.put(bounds, found)
     return found
+
+
+# The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_SECONDS_MIN = -62_135_596_800
+_SECONDS_MAX = 253_402_300_799
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def occurred_at(ts: Timestamp) -> datetime:
+    """A request's ``occurred_at`` as an aware UTC instant (microseconds kept).
+
+    :raise InvalidArgument: seconds outside 0001-01-01..9999-12-31, or nanos outside
+        0..999,999,999.
+    """
+    seconds, nanos = ts.seconds, ts.nanos
+    if not _SECONDS_MIN <= seconds <= _SECONDS_MAX:
+        raise InvalidArgument(
+            "occurred_at",
+            f"seconds {seconds} is outside a Timestamp's range, 0001-01-01 to 9999-12-31",
+        )
+    if not 0 <= nanos <= 999_999_999:
+        raise InvalidArgument("occurred_at", f"nanos {nanos} is outside 0..999999999")
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
+def event_time(
+    request: pb.ActivateRequest | pb.CheckRequest | pb.ActivateBatchRequest | pb.CheckBatchRequest,
+) -> datetime | None:
+    """The request's ``occurred_at`` (``None`` when absent: now), as ``occurred_at`` reads it."""
+    return occurred_at(request.occurred_at) if request.HasField("occurred_at") else None
 
 
 def contact_fields(contact: pb.Contact) -> ContactFields:

@@ -8,6 +8,13 @@ a batch). A decision that finds nothing on its way is sent at once: coalescing c
 nothing when it is alone, and under load groups form by themselves, as in a group commit.
 Dry runs are never coalesced: a dry run counts the contacts it would admit, so two checks
 decided together would see each other. Nor are batches: they are one atomic step already.
+
+Requests of different periods are never grouped (nor those of different days, or a late one
+with one that is not): an event time (``occurred_at``) decides in the period of the event, so
+two requests arriving together may be bound for different periods. A group is decided at the
+``now_ms`` of its first request: the instant the trial's end is compared with, a trial would
+start at, and events are recorded at. Without event times its requests differ by the time one
+call to storage takes; with them, by at most the day they share.
 """
 
 from __future__ import annotations
@@ -21,13 +28,13 @@ from sidecar.domain.ports import DecideReply, DecideRequest, DecisionStore
 # on its own.
 GROUP_MAX = 256
 
-_Key = tuple[str, str, str, str]
+_Key = tuple[str, str, str, str, bool]
 _Group = list[tuple[DecideRequest, "asyncio.Future[DecideReply]"]]
 
 
 class Coalescer:
-    """Groups the requests of one (workspace, period, subscription version, day) that arrive
-    while a request of the same key is on its way to ``DecisionStore.decide``.
+    """Groups the requests of one (workspace, period, subscription version, day, late) that
+    arrive while a request of the same key is on its way to ``DecisionStore.decide``.
 
     A key has at most one call on its way at a time (and more only when a group is full): the
     first request goes at once; the ones arriving before its reply wait for it, then go as
@@ -57,6 +64,7 @@ class Coalescer:
             request.period.key,
             request.subscription_version,
             request.day,
+            request.late,
         )
         waiting = self._waiting.get(key)
         if waiting is None:

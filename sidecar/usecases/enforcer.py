@@ -3,7 +3,9 @@ storage is unreachable."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sidecar.domain.addresses import is_national
 from sidecar.domain.clock import Clock, from_ms, to_ms
@@ -17,6 +19,9 @@ from sidecar.usecases.known import KnownContacts
 from sidecar.usecases.outage import OutageAnswers
 from sidecar.usecases.periods import PeriodDecisions, Periods
 from sidecar.usecases.warm import WarmPath
+
+# the earliest occurred_at: no period before it takes events
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Enforcer:
@@ -34,6 +39,10 @@ class Enforcer:
         the contacts it holds).
     :param warm: the warm path, taught every reply of the store; it answers a national
         number only once this process knows the workspace's region.
+    :param lateness_seconds: how long after its end a period still takes an event that
+        occurred in it (``MAC_LATENESS_SECONDS``).
+    :param clock_skew_seconds: how far ahead of ``clock`` an event's time may be
+        (``MAC_CLOCK_SKEW_SECONDS``).
     """
 
     def __init__(
@@ -47,6 +56,8 @@ class Enforcer:
         known: KnownContacts,
         outage: OutageAnswers,
         warm: WarmPath,
+        lateness_seconds: float = 300.0,
+        clock_skew_seconds: float = 60.0,
     ) -> None:
         self._contacts = contacts
         self._periods = periods
@@ -54,37 +65,84 @@ class Enforcer:
         self._known = known
         self._outage = outage
         self._warm = warm
-        self._decisions = PeriodDecisions(Coalescer(store).decide, periods, policy)
+        self._skew = timedelta(seconds=clock_skew_seconds)
+        self._decisions = PeriodDecisions(
+            Coalescer(store).decide, periods, policy, timedelta(seconds=lateness_seconds)
+        )
 
-    async def check(self, workspace_id: str, contact: ContactFields) -> Decision:
+    async def check(
+        self, workspace_id: str, contact: ContactFields, occurred_at: datetime | None = None
+    ) -> Decision:
         """What ``activate`` would answer; changes nothing."""
-        return await self._one(workspace_id, contact, True)
+        return await self._one(workspace_id, contact, True, occurred_at)
 
-    async def activate(self, workspace_id: str, contact: ContactFields) -> Decision:
-        """Admit and count a new contact while below the limit; always allow an active one."""
-        return await self._one(workspace_id, contact, False)
+    async def activate(
+        self, workspace_id: str, contact: ContactFields, occurred_at: datetime | None = None
+    ) -> Decision:
+        """Admit and count a new contact while below the limit; always allow an active one.
+
+        :param occurred_at: when the contact happened (``None``: now): it is decided and
+            counted in the period of that instant, at that period's terms (``event_period``).
+        :raise InvalidArgument: ``occurred_at`` ahead of the clock by more than the skew, or
+            before 1970.
+        :raise PeriodClosed: ``occurred_at`` falls in a closed period; nothing is written.
+        """
+        return await self._one(workspace_id, contact, False, occurred_at)
 
     async def activate_batch(
-        self, workspace_id: str, contacts: Sequence[ContactFields]
+        self,
+        workspace_id: str,
+        contacts: Sequence[ContactFields],
+        occurred_at: datetime | None = None,
     ) -> BatchResult:
-        """Decide ``contacts`` in order, in one atomic step.
+        """Decide ``contacts`` in order, in one atomic step (all at ``occurred_at``, as
+        ``activate`` takes it).
 
         :raise InvalidArgument: for an empty or oversized batch, or any invalid contact (then
             nothing is counted).
         """
-        return await self._batch(workspace_id, contacts, dry_run=False)
+        return await self._batch(workspace_id, contacts, False, occurred_at)
 
     async def check_batch(
-        self, workspace_id: str, contacts: Sequence[ContactFields]
+        self,
+        workspace_id: str,
+        contacts: Sequence[ContactFields],
+        occurred_at: datetime | None = None,
     ) -> BatchResult:
         """What ``activate_batch`` would answer for ``contacts`` now; changes nothing."""
-        return await self._batch(workspace_id, contacts, dry_run=True)
+        return await self._batch(workspace_id, contacts, True, occurred_at)
+
+    def _check_event(self, workspace_id: str, occurred_at: datetime) -> None:
+        """Refuse an event's time before anything is keyed, read or journaled.
+
+        :raise InvalidArgument: ahead of the clock by more than the skew, or before 1970.
+        :raise PeriodClosed: in a closed period (as this process knows the workspace's zone).
+        """
+        now = self._clock.now()
+        if occurred_at - now > self._skew:
+            ahead = math.ceil((occurred_at - now).total_seconds())
+            raise InvalidArgument(
+                "occurred_at",
+                f"is {ahead} s in the future; at most {self._skew.seconds} s is taken "
+                "(MAC_CLOCK_SKEW_SECONDS)",
+            )
+        if occurred_at < _EPOCH:
+            raise InvalidArgument(
+                "occurred_at", "is before 1970-01-01T00:00:00Z: no period that early takes events"
+            )
+        self._decisions.event_period(workspace_id, occurred_at, now)
 
     async def _batch(
-        self, workspace_id: str, contacts: Sequence[ContactFields], dry_run: bool
+        self,
+        workspace_id: str,
+        contacts: Sequence[ContactFields],
+        dry_run: bool,
+        occurred_at: datetime | None = None,
     ) -> BatchResult:
         validate_workspace_id(workspace_id)
         self._contacts.check_count(contacts, "contacts")
+        if occurred_at is not None:
+            self._check_event(workspace_id, occurred_at)
 
         def key(region: str) -> list[KeyedContact]:
             return self._contacts.many(contacts, "contacts", region)
@@ -95,13 +153,15 @@ class Enforcer:
             keyed = await self._key(workspace_id, key, national, region)
         except StorageError as exc:
             unkeyed: list[KeyedContact | None] = [None] * len(contacts)
-            return BatchResult(await self._outage.many(exc, workspace_id, unkeyed, dry_run), None)
+            answers = await self._outage.many(exc, workspace_id, unkeyed, dry_run, occurred_at)
+            return BatchResult(answers, None)
         try:
             reply, usage = await self._decide(
-                workspace_id, keyed, key if national else None, dry_run
+                workspace_id, keyed, key if national else None, dry_run, occurred_at
             )
         except StorageError as exc:
-            return BatchResult(await self._outage.many(exc, workspace_id, keyed, dry_run), None)
+            answers = await self._outage.many(exc, workspace_id, keyed, dry_run, occurred_at)
+            return BatchResult(answers, None)
         self._remember(workspace_id, usage.period.key, keyed, reply, dry_run)
         return BatchResult(_decisions(reply, None), usage)
 
@@ -111,8 +171,16 @@ class Enforcer:
         _, usage = await self._decide(workspace_id, [], None, dry_run=True)
         return usage
 
-    async def _one(self, workspace_id: str, contact: ContactFields, dry_run: bool) -> Decision:
+    async def _one(
+        self,
+        workspace_id: str,
+        contact: ContactFields,
+        dry_run: bool,
+        occurred_at: datetime | None = None,
+    ) -> Decision:
         validate_workspace_id(workspace_id)
+        if occurred_at is not None:
+            self._check_event(workspace_id, occurred_at)
         rekey: Callable[[str], list[KeyedContact]] | None = None
         if contact.phone and is_national(contact.phone):
             region = self._periods.basis(workspace_id).default_region
@@ -124,10 +192,10 @@ class Enforcer:
             try:
                 keyed = await self._key(workspace_id, key, True, region)
             except StorageError as exc:
-                return await self._outage.one(exc, workspace_id, None, dry_run)
+                return await self._outage.one(exc, workspace_id, None, dry_run, occurred_at)
             if self._periods.basis(workspace_id).default_region != region:
                 # keyed in a region read just now: the warm path could not key it before
-                warm = self._warm.answer(workspace_id, contact)
+                warm = self._warm.answer(workspace_id, contact, occurred_at)
                 if warm is not None:
                     return warm
         else:
@@ -135,9 +203,9 @@ class Enforcer:
             # path keys it
             keyed = [self._contacts.one(contact, "contact", "")]
         try:
-            reply, usage = await self._decide(workspace_id, keyed, rekey, dry_run)
+            reply, usage = await self._decide(workspace_id, keyed, rekey, dry_run, occurred_at)
         except StorageError as exc:
-            return await self._outage.one(exc, workspace_id, keyed[0], dry_run)
+            return await self._outage.one(exc, workspace_id, keyed[0], dry_run, occurred_at)
         self._remember(workspace_id, usage.period.key, keyed, reply, dry_run)
         return _decisions(reply, usage)[0]
 
@@ -191,15 +259,28 @@ class Enforcer:
         contacts: list[KeyedContact],
         rekey: Callable[[str], list[KeyedContact]] | None,
         dry_run: bool,
+        occurred_at: datetime | None = None,
     ) -> tuple[DecideReply, Usage]:
-        """One decision in the workspace's current period (``PeriodDecisions.decide``); the
-        warm path learns its reply."""
+        """One decision in the workspace's current period, or in the period of
+        ``occurred_at``, at that instant (``PeriodDecisions.decide``); the warm path learns
+        a reply of the current period."""
         if self._periods.unsubscribed(workspace_id):  # no coroutine per decision otherwise
             await self._periods.ensure_subscribed(workspace_id)
         now = self._clock.now()
-        reply, current = await self._decisions.decide(
-            workspace_id, contacts, now, to_ms(now), dry_run=dry_run, rekey=rekey
-        )
+        if occurred_at is None:
+            reply, current = await self._decisions.decide(
+                workspace_id, contacts, now, to_ms(now), dry_run=dry_run, rekey=rekey
+            )
+        else:
+            reply, current = await self._decisions.decide(
+                workspace_id,
+                contacts,
+                occurred_at,
+                to_ms(occurred_at),
+                dry_run=dry_run,
+                rekey=rekey,
+                now=now,
+            )
         trial_end = from_ms(reply.trial_until_ms) if reply.trial_until_ms else None
         usage = Usage(
             current.period,
@@ -210,7 +291,8 @@ class Enforcer:
             reply.channels,
             reply.overage,
         )
-        self._warm.learn(workspace_id, now, usage, reply.identity_version)
+        if occurred_at is None or current.period.contains(now):
+            self._warm.learn(workspace_id, now, usage, reply.identity_version)
         return reply, usage
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 
 from sidecar.domain.cache import LruCache
 from sidecar.domain.clock import Clock, to_ms
@@ -61,10 +62,15 @@ class OutageAnswers:
         self._journaled.clear()
 
     async def one(
-        self, exc: StorageError, workspace_id: str, contact: KeyedContact | None, dry_run: bool
+        self,
+        exc: StorageError,
+        workspace_id: str,
+        contact: KeyedContact | None,
+        dry_run: bool,
+        occurred_at: datetime | None = None,
     ) -> Decision:
         """The answer for one contact (``None``: it could not be keyed)."""
-        return (await self.many(exc, workspace_id, [contact], dry_run))[0]
+        return (await self.many(exc, workspace_id, [contact], dry_run, occurred_at))[0]
 
     async def many(
         self,
@@ -72,14 +78,22 @@ class OutageAnswers:
         workspace_id: str,
         contacts: Sequence[KeyedContact | None],
         dry_run: bool,
+        occurred_at: datetime | None = None,
     ) -> list[Decision]:
         """The answers for the contacts of one request, in order. With ``error``, any new
         contact fails the whole request.
 
+        :param occurred_at: the contacts' event time (``None``: now): they are looked up in
+            the record, and journaled, in the period of that instant, so a replay counts
+            them there.
         :raise StorageError: ``exc``, in ``error`` mode unless every contact is known.
         """
-        now = self._clock.now()
-        period_key = self._periods.current(workspace_id, now).period.key
+        if occurred_at is None:
+            at = self._clock.now()
+            period_key = self._periods.current(workspace_id, at).period.key
+        else:
+            at = occurred_at
+            period_key = self._periods.at(workspace_id, at).period.key
         answers: list[Decision | None] = []
         new: list[int] = []
         for i, contact in enumerate(contacts):
@@ -104,8 +118,7 @@ class OutageAnswers:
         if new and self.failure_mode == "error":
             raise exc
         if new:
-            now_ms = to_ms(now)
-            allowed = await self._admit(workspace_id, period_key, now_ms, contacts, new, dry_run)
+            allowed = await self._admit(workspace_id, period_key, to_ms(at), contacts, new, dry_run)
             for i, ok in zip(new, allowed, strict=True):
                 contact = contacts[i]
                 answers[i] = Decision(
@@ -120,7 +133,7 @@ class OutageAnswers:
         self,
         workspace_id: str,
         period_key: str,
-        now_ms: int,
+        at_ms: int,
         contacts: Sequence[KeyedContact | None],
         new: list[int],
         dry_run: bool,
@@ -145,7 +158,7 @@ class OutageAnswers:
             if not journal.has_room():
                 waits.append(False)
                 continue
-            written = journal.append(JournalEntry(workspace_id, now_ms, contact))
+            written = journal.append(JournalEntry(workspace_id, at_ms, contact))
             self._journaled.put(seen, written)
             waits.append(written)
         return [w if isinstance(w, bool) else await asyncio.shield(w) for w in waits]

@@ -19,7 +19,12 @@ from sidecar.domain.cache import LruCache
 from sidecar.domain.clock import from_ms, to_ms
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Policy
-from sidecar.domain.errors import FailedPrecondition, StaleSubscription, StorageError
+from sidecar.domain.errors import (
+    FailedPrecondition,
+    PeriodClosed,
+    StaleSubscription,
+    StorageError,
+)
 from sidecar.domain.period import BillingPeriod, months_after, period_at
 from sidecar.domain.ports import DecideReply, DecideRequest, DecisionStore
 
@@ -87,17 +92,35 @@ class Periods:
         cache_key = (basis.timezone, basis.starts_at_ms)
         found = self._periods.get(cache_key)
         if found is None or not found[0].contains(now):
-            zone = ZoneInfo(basis.timezone)
-            starts = from_ms(basis.starts_at_ms) if basis.starts_at_ms else None
-            period = period_at(now, zone, starts)
-            expire = to_ms(months_after(period, self._retention, zone))
-            found = (period, expire, zone)
+            found = self._period_of(basis, now)
             self._periods.put(cache_key, found)
         day = self._days.get(basis.timezone)
         if day is None or not day[1] <= now < day[2]:
             day = _day_at(now, found[2])
             self._days.put(basis.timezone, day)
         return CurrentPeriod(found[0], found[1], basis.version, found[2], day[0])
+
+    def at(self, workspace_id: str, instant: datetime) -> CurrentPeriod:
+        """The workspace's period at ``instant`` (an event's time, 1970 or later) as last seen:
+        the cached period when it holds the instant, else computed without caching it, so
+        that the period of now stays cached."""
+        basis = self._bases.get(workspace_id, _UTC)
+        found = self._periods.get((basis.timezone, basis.starts_at_ms))
+        if found is None or not found[0].contains(instant):
+            found = self._period_of(basis, instant)
+        day = self._days.get(basis.timezone)
+        if day is None or not day[1] <= instant < day[2]:
+            day = _day_at(instant, found[2])
+        return CurrentPeriod(found[0], found[1], basis.version, found[2], day[0])
+
+    def _period_of(
+        self, basis: SubscriptionBasis, instant: datetime
+    ) -> tuple[BillingPeriod, int, ZoneInfo]:
+        """The period at ``instant`` under ``basis``, when its members expire, its zone."""
+        zone = ZoneInfo(basis.timezone)
+        starts = from_ms(basis.starts_at_ms) if basis.starts_at_ms else None
+        period = period_at(instant, zone, starts)
+        return period, to_ms(months_after(period, self._retention, zone)), zone
 
     def basis(self, workspace_id: str) -> SubscriptionBasis:
         """The workspace's subscription basis as last seen (no subscription: UTC, no region)."""
@@ -139,6 +162,9 @@ class PeriodDecisions:
     :param send: ``DecisionStore.decide``, or what groups its calls (``Coalescer.decide``).
     :param periods: each workspace's period, and where a changed basis is learnt.
     :param policy: what applies without a subscription, sent with every call.
+    :param lateness: how long after its end a period still takes an event that occurred in
+        it (``MAC_LATENESS_SECONDS``); ``None``: as long as the store has not closed it (the
+        journal's replay).
     """
 
     def __init__(
@@ -146,10 +172,29 @@ class PeriodDecisions:
         send: Callable[[DecideRequest], Awaitable[DecideReply]],
         periods: Periods,
         policy: Policy,
+        lateness: timedelta | None = None,
     ) -> None:
         self._send = send
         self._periods = periods
         self._policy = policy
+        self._lateness = lateness
+
+    def event_period(
+        self, workspace_id: str, at: datetime, now: datetime
+    ) -> tuple[CurrentPeriod, bool]:
+        """The workspace's period of an event that occurred at ``at`` (1970 or later), decided
+        at ``now``, and whether it is late: not the period of ``now``.
+
+        :raise PeriodClosed: its end is ``lateness`` or more before ``now``.
+        """
+        current = self._periods.at(workspace_id, at)
+        period = current.period
+        if period.contains(now):
+            return current, False
+        lateness = self._lateness
+        if lateness is not None and period.end + lateness <= now:
+            raise PeriodClosed(period.name, to_ms(period.end + lateness))
+        return current, True
 
     async def decide(
         self,
@@ -160,20 +205,29 @@ class PeriodDecisions:
         *,
         dry_run: bool = False,
         rekey: Callable[[str], list[KeyedContact]] | None = None,
+        now: datetime | None = None,
     ) -> tuple[DecideReply, CurrentPeriod]:
         """Decide ``contacts`` in order at the instant ``at`` (``at_ms`` in unix ms), in the
         workspace's period then.
 
         :param rekey: keys the contacts again in a region, when a changed subscription moved
             the workspace's default phone region (national numbers).
+        :param now: given when ``at`` is an event's time: the instant of the call, which
+            tells whether the event is late (``event_period``).
         :return: the reply, and the period it was decided in.
         :raise StorageError: transient, when the subscription changed ``STALE_RETRIES``
             times; and any storage error.
+        :raise PeriodClosed: the event's period is closed (``event_period``, or the store
+            closed it); nothing was written.
         """
         periods = self._periods
         region = periods.basis(workspace_id).default_region if rekey is not None else ""
+        late = False
         for _ in range(STALE_RETRIES):
-            current = periods.current(workspace_id, at)
+            if now is None:
+                current = periods.current(workspace_id, at)
+            else:  # a changed subscription may move the event to another period
+                current, late = self.event_period(workspace_id, at, now)
             try:
                 reply = await self._send(
                     DecideRequest(
@@ -186,6 +240,7 @@ class PeriodDecisions:
                         contacts=contacts,
                         dry_run=dry_run,
                         day=current.day,
+                        late=late,
                     )
                 )
             except StaleSubscription as stale:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 
-from sidecar.domain.clock import from_ms
+from sidecar.domain.clock import Clock, from_ms
 from sidecar.domain.decision import Policy, Reason
+from sidecar.domain.errors import PeriodClosed
 from sidecar.domain.ports import (
     AdmissionJournal,
     DecisionStore,
@@ -32,6 +33,8 @@ class _Tally:
     replayed: int = 0
     counted: int = 0
     overshoot: int = 0
+    closed: int = 0
+    closed_periods: dict[str, None] = field(default_factory=dict)  # in order, once each
 
 
 class JournalReplay:
@@ -43,12 +46,18 @@ class JournalReplay:
     contact already counted in its period answers ``ALREADY_ACTIVE`` and changes nothing, so
     a replay cut short and run again counts every contact once. A contact the script refuses
     as over the limit was served during the outage but stays uncounted: it is reported as
-    overshoot. A segment is settled (removed) only after every entry in it was decided.
+    overshoot. An entry whose period is no longer the current one is decided as a late event
+    (at the limit and plan recorded with that period's count); one whose period was closed
+    meanwhile (``PeriodClosed``: its count is final) is dropped uncounted and reported, never
+    retried. A segment is settled (removed) only after every entry in it was decided or
+    dropped.
 
     :param outage: told to forget what it journaled when the journal is sealed.
     :param known: filled with the contacts the replay finds counted.
     :param ready: whether storage answers now (the health probe's finding); the background
         replay waits for it, so an outage does not seal a segment every ``interval``.
+    :param clock: tells whether an entry's period is still the current one (``None``: every
+        entry is decided as in the current period).
     """
 
     def __init__(
@@ -60,7 +69,9 @@ class JournalReplay:
         known: KnownContacts,
         outage: OutageAnswers | None = None,
         ready: Callable[[], bool] | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock
         self._journal = journal
         self._periods = periods
         self._decisions = PeriodDecisions(store.decide, periods, policy)
@@ -131,9 +142,18 @@ class JournalReplay:
                 chunk = batch[start : start + REPLAY_CHUNK]
                 contacts = [e.contact for e in chunk]
                 at_ms = chunk[0].at_ms
-                reply, current = await self._decisions.decide(
-                    workspace_id, contacts, from_ms(at_ms), at_ms
-                )
+                try:
+                    reply, current = await self._decisions.decide(
+                        workspace_id,
+                        contacts,
+                        from_ms(at_ms),
+                        at_ms,
+                        now=self._clock.now() if self._clock is not None else None,
+                    )
+                except PeriodClosed as closed:
+                    tally.closed += len(chunk)
+                    tally.closed_periods[closed.period_name] = None
+                    continue
                 period_key = current.period.key
                 tally.replayed += len(chunk)
                 for contact, outcome in zip(contacts, reply.outcomes, strict=True):
@@ -145,5 +165,8 @@ class JournalReplay:
                         workspace_id, period_key, contact, outcome, dry_run=False
                     )
         return [
-            ReplayedWorkspace(w, t.replayed, t.counted, t.overshoot) for w, t in tallies.items()
+            ReplayedWorkspace(
+                w, t.replayed, t.counted, t.overshoot, t.closed, tuple(t.closed_periods)
+            )
+            for w, t in tallies.items()
         ]

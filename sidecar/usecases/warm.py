@@ -70,7 +70,9 @@ class WarmPath:
         # for the answers given while storage is unreachable
         self._last: LruCache[str, LastReply] = LruCache(LAST_REPLIES_MAX)
 
-    def answer(self, workspace_id: str, contact: ContactFields) -> Decision | None:
+    def answer(
+        self, workspace_id: str, contact: ContactFields, occurred_at: datetime | None = None
+    ) -> Decision | None:
         """``ALREADY_ACTIVE`` or ``EXEMPT`` for a contact the record knows in the period of the
         workspace's last reply, with that reply's usage and ``from_local_record``; ``None``
         to ask storage. Awaits nothing.
@@ -78,14 +80,21 @@ class WarmPath:
         ``None`` for a workspace without a fresh reply, a contact that cannot be keyed in the
         workspace's default region as this process knows it (an invalid one, a national
         number without a region), and one with a key the record does not hold under the
-        same identity (a key storage has not linked yet needs storage to link it).
+        same identity (a key storage has not linked yet needs storage to link it); and for
+        an event time (``occurred_at``) outside that reply's period or in the future: its
+        period, or its refusal, is storage's to decide.
         """
         if not self._fresh_for:
             return None
         # looked at without making it recent: the workspace's replies do
         last = self._last.peek(workspace_id)
-        if last is None or self._clock.now() >= last.until:
+        if last is None:
+            return None
+        now = self._clock.now()
+        if now >= last.until:
             return None  # asked before keying: a stale workspace costs no more
+        if occurred_at is not None and not last.usage.period.start <= occurred_at <= now:
+            return None
         phone = contact.phone
         # a national number is read in the workspace's region; no other contact needs it
         region = (

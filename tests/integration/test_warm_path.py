@@ -179,7 +179,9 @@ async def test_a_warm_path_that_fails_is_counted_and_leaves_the_call_to_redis(
     stub = await make_sidecar(warm_seconds=1.0)
     known = await act(stub, email="known@example.com")
 
-    def broken(workspace_id: str, contact: ContactFields) -> None:
+    def broken(
+        workspace_id: str, contact: ContactFields, occurred_at: datetime | None = None
+    ) -> None:
         raise RuntimeError("the record is unreadable")
 
     make_sidecar.last.warm.answer = broken  # type: ignore[method-assign]

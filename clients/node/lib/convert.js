@@ -50,6 +50,13 @@ export function contactMessage(contact, field = "contact") {
   return create(ContactSchema, init);
 }
 
+/** The request `init` with `occurredAt` set from a Date (left out when none is given). */
+export function withOccurredAt(init, occurredAt, field = "occurredAt") {
+  const ts = toTimestamp(occurredAt, field);
+  if (ts !== undefined) init.occurredAt = ts;
+  return init;
+}
+
 export function contactMessages(contacts, field) {
   if (!Array.isArray(contacts)) throw new TypeError(`${field}: expected an array of contacts`);
   return contacts.map((contact, i) => contactMessage(contact, `${field}[${i}]`));

@@ -156,6 +156,45 @@ describe("Enforcer", () => {
     }
   });
 
+  it("occurredAt decides in the period of the event; too far ahead or closed is refused", T, async () => {
+    const ws = "ws-occurred";
+    const now = Date.now();
+    const recent = await client.activate(ws, { id: "e1" }, { occurredAt: new Date(now - 1000) });
+    assert.equal(recent.reason, "REASON_ADMITTED");
+    const checked = await client.check(ws, { id: "e1" }, { occurredAt: new Date(now) });
+    assert.equal(checked.reason, "REASON_ALREADY_ACTIVE");
+    const batch = await client.activateBatch(ws, [{ id: "e2" }], { occurredAt: new Date(now) });
+    assert.equal(batch.usage.active, 2);
+    const fits = await client.checkBatch(ws, [{ id: "e3" }], { occurredAt: new Date(now) });
+    assert.equal(fits.admitted, 1);
+
+    const ahead = await rejection(
+      client.activate(ws, { id: "e4" }, { occurredAt: new Date(now + 3600_000) }),
+    );
+    assert.equal(ahead.code, Code.InvalidArgument);
+    assert.match(ahead.rawMessage, /^occurred_at: /);
+    const closed = await rejection(
+      client.activate(ws, { id: "e4" }, { occurredAt: new Date(Date.UTC(2020, 0, 15)) }),
+    );
+    assert.equal(closed.code, Code.FailedPrecondition);
+    assert.equal(closed.rawMessage, "occurred_at: period 2020-01 is closed");
+    await assert.rejects(
+      client.activate(ws, { id: "e4" }, { occurredAt: new Date(Number.NaN) }),
+      /occurredAt: not a valid date/,
+    );
+
+    const answers = [];
+    const calls = [
+      { workspaceId: ws, contact: { id: "e1" }, occurredAt: new Date(now) },
+      { workspaceId: ws, contact: { id: "e5" }, occurredAt: new Date(now + 3600_000) },
+    ];
+    for await (const answer of client.activateStream(calls)) answers.push(answer);
+    assert.equal(answers[0].reason, "REASON_ALREADY_ACTIVE");
+    assert.equal(answers[1].error.code, Code.InvalidArgument);
+    assert.match(answers[1].error.message, /^occurred_at: /);
+    assert.equal((await admin.getUsage(ws)).usage.active, 2);
+  });
+
   it("a contact that is not an object is refused before any call", T, async () => {
     await assert.rejects(client.activate("ws-x", "ana@example.com"), TypeError);
     await assert.rejects(client.activate("ws-x", { email: 42 }), /contact\.email: expected a string/);
