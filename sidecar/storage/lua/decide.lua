@@ -102,15 +102,18 @@ if (sub.version or '') ~= arg.subscription_version then
   return { STALE, sub.timezone or 'UTC', sub.starts_at or '0', sub.version or '',
     sub.default_region or '' }
 end
-local closed_at = redis.call('HGET', key.counts, arg.period_key .. ':closed')
-if closed_at then
-  return { CLOSED, closed_at }
+-- the period's closed marker and overage count, in one read
+local period = redis.call('HMGET', key.counts, arg.period_key .. ':closed',
+  arg.period_key .. ':overage')
+if period[1] then
+  return { CLOSED, period[1] }
 end
 
 -- What the call reads and never changes.
 local input = { key = key, arg = arg, now = tonumber(arg.now_ms), dry = arg.dry_run == '1',
   terms = terms_of(sub, arg, arg.late == '1' and recorded_terms(key.counts, arg.period_key)),
-  identity_version = redis.call('HGET', key.links, IDENTITY_VERSION) or '0' }
+  identity_version = redis.call('HGET', key.links, IDENTITY_VERSION) or '0',
+  overage = tonumber(period[2] or '0') }
 local trial = read_trial(input)
 local trial_on = trial.until_ms > input.now
 local active = redis.call('SCARD', key.members)

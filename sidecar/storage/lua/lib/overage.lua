@@ -4,8 +4,8 @@
 --
 -- KEYS: none of its own; decide.lua's input.key.members and input.key.counts (the counts
 -- hash: period_key:overage -> contacts admitted in overage in the period).
--- ARGV: none of its own; input.arg.period_key, input.now and input.dry of decide.lua, and its
--- terms (input.terms.overage_percent).
+-- ARGV: none of its own; input.arg.period_key, input.now, input.dry, input.overage (the stored
+-- count) and input.terms.overage_percent of decide.lua.
 -- Reply: none: a library of functions (overage_ceiling, admit_overage, read_overage,
 -- write_overage). An admission moves decide.lua's state (active, and overage_added: the
 -- admissions not yet written to the counts hash).
@@ -43,9 +43,10 @@ local function admit_overage(input, state, identity, channel)
   return true
 end
 
--- The period's overage count as stored.
+-- The period's overage count as stored when the call started (decide.lua reads it with the
+-- closed marker, into input.overage).
 local function read_overage(input)
-  return tonumber(redis.call('HGET', input.key.counts, input.arg.period_key .. ':overage') or '0')
+  return input.overage
 end
 
 -- Add this call's overage admissions to the period's overage count; returns the count.
