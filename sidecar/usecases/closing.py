@@ -96,6 +96,7 @@ class PeriodClosing:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.sweeps_run = 0  # by this process, holding the lease
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -122,6 +123,11 @@ class PeriodClosing:
             self._report(exc)
         finally:
             self._pending.discard(workspace_id)
+
+    @property
+    def in_flight(self) -> int:
+        """Background closes started by decisions and not finished."""
+        return len(self._tasks)
 
     async def settled(self) -> None:
         """Wait for the background closes started so far (for a clean stop, and tests)."""
@@ -243,6 +249,7 @@ class PeriodClosing:
             try:
                 held = await self._hold()
                 if held:
+                    self.sweeps_run += 1
                     await self.sweep(self._hold)
             except StorageError as exc:
                 self._report(exc)
