@@ -16,7 +16,7 @@ from sidecar.domain.clock import from_ms, to_ms
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.errors import PeriodClosed
 from sidecar.domain.period import BillingPeriod, period_at
-from sidecar.domain.ports import CloseRequest, DecideRequest
+from sidecar.domain.ports import CloseRequest, DecideRequest, MergeRequest
 from sidecar.storage.closing import RedisPeriodClosing, statement
 from sidecar.storage.connections import RedisConnections, RedisOptions
 from sidecar.storage.keys import CLOSE_LEASE, REGISTRY, WorkspaceKeys
@@ -255,3 +255,18 @@ def test_a_statement_is_json_of_decimal_strings() -> None:
     assert found.period == NOVEMBER
     assert (found.active, found.limit, found.plan, found.packs) == (3, 10, "growth", 1)
     assert found.closed_at == datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
+
+
+async def test_a_merge_in_a_closed_period_folds_identities_but_leaves_its_count(
+    connections: RedisConnections, closing: RedisPeriodClosing, redis_db: redis.Redis
+) -> None:
+    store = RedisStore(connections)
+    at = to_ms(datetime(2026, 11, 20, tzinfo=UTC))
+    first, second = (KeyedContact((n.to_bytes(14, "big"),)) for n in (1, 2))
+    await store.decide(DecideRequest("acme", NOVEMBER, at, at + 10**10, POLICY, "", [first]))
+    await store.decide(DecideRequest("acme", NOVEMBER, at, at + 10**10, POLICY, "", [second]))
+    await closing.close_periods([close_request()])
+    merged = await store.merge(MergeRequest("acme", NOVEMBER.key, at + 10**10, first, [second]))
+    assert (merged.folded, merged.uncounted, merged.active) == (1, 0, 2)
+    assert redis_db.hget(KEYS.counts, "2026-11") == b"2"
+    assert redis_db.scard(KEYS.members("2026-11")) == 2
