@@ -40,6 +40,10 @@ def test_the_body_is_the_event_by_its_proto_names_with_a_delivery_id() -> None:
         "active": 80,
         "limit": 100,
         "at": "2025-11-15T12:00:00Z",
+        "plan": "",
+        "packs": 0,
+        "overage": 0,
+        "trial_plan": "",
     }
 
 
