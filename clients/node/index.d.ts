@@ -213,6 +213,46 @@ export interface UsageReport {
   usage: Usage | undefined;
   /** Past periods, newest first. */
   history: PeriodCount[];
+  /** True once the period is closed (MAC_LATENESS_SECONDS after its end): its count is final. */
+  closed: boolean;
+  /** When it was closed; undefined while it is open. */
+  closedAt: Date | undefined;
+}
+
+export interface ListStatementsOptions {
+  /** From the previous page's nextPageToken; "" to start. */
+  pageToken?: string;
+  /** At most this many statements per page (1-1000; 0 = the sidecar's default, 100). */
+  pageSize?: number;
+}
+
+/** A workspace's final record of one closed period: what to invoice. */
+export interface Statement {
+  workspaceId: string;
+  /** "2026-11". */
+  period: string;
+  /** The period's first instant (a subscription's start inside the month gives two statements). */
+  periodStart: Date | undefined;
+  /** The period's end (exclusive). */
+  periodEnd: Date | undefined;
+  /** Contacts counted in the period: the figure to bill. */
+  active: number;
+  limit: number;
+  plan: string;
+  packs: number;
+  /** The plan of a fair-usage trial that ran in the period; "" for none. */
+  trialPlan: string;
+  trialEndsAt: Date | undefined;
+  /** Contacts admitted beyond the limit under the overage allowance. */
+  overage: number;
+  closedAt: Date | undefined;
+}
+
+export interface StatementsPage {
+  /** A workspace may appear on two pages: deduplicate on (workspaceId, periodStart). */
+  statements: Statement[];
+  /** "" when the listing is complete. */
+  nextPageToken: string;
 }
 
 export interface ListActiveContactsOptions {
@@ -261,6 +301,12 @@ export interface MacEvent {
   active: number;
   limit: number;
   at: Date;
+  /** For TYPE_PERIOD_CLOSED: the period's final plan, packs, overage and trial; empty otherwise. */
+  plan: string;
+  packs: number;
+  overage: number;
+  trialPlan: string;
+  trialEndsAt: Date | undefined;
 }
 
 export interface WatchOptions {
@@ -330,6 +376,11 @@ export interface MacClient {
   getUsage(workspaceId: string, period?: string): Promise<UsageReport>;
   /** One page of the contact keys counted in a period. */
   listActiveContacts(workspaceId: string, options?: ListActiveContactsOptions): Promise<ActiveContactsPage>;
+  /**
+   * One page of the statements of a closed month ("YYYY-MM"); rejects with
+   * FailedPrecondition while the month may still be open in some time zone.
+   */
+  listStatements(period: string, options?: ListStatementsOptions): Promise<StatementsPage>;
   /** Folds the sources' identities into the target's. */
   merge(workspaceId: string, sources: Contact[], target: Contact): Promise<MergeResult>;
   /** Exempts contacts (exempt = true, the default) or makes them countable again. */

@@ -12,6 +12,7 @@ import {
   fallbackDecision,
   listResponseObject,
   mergeResponseObject,
+  statementsPageObject,
   subscriptionObject,
   subscriptionRequest,
   usageObject,
@@ -185,6 +186,10 @@ export function createClient(address, options = {}) {
     async listActiveContacts(workspaceId, { period = "", pageToken = "", pageSize = 0 } = {}) {
       const res = await adminCall("listActiveContacts", { workspaceId, period, pageToken, pageSize });
       return listResponseObject(res);
+    },
+
+    async listStatements(period, { pageToken = "", pageSize = 0 } = {}) {
+      return statementsPageObject(await adminCall("listStatements", { period, pageToken, pageSize }));
     },
 
     async merge(workspaceId, sources, target) {

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from sidecar import __version__
-from sidecar.cli import contacts, decide, events, exits, serve, subscriptions
+from sidecar.cli import contacts, decide, events, exits, serve, statements, subscriptions
 from sidecar.cli.connection import token_given
 
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     subscriptions.add_commands(commands)
     contacts.add_commands(commands)
     events.add_commands(commands)
+    statements.add_commands(commands)
     return parser
 
 

@@ -166,6 +166,25 @@ class AsyncClient:
             calls.list_active_contacts(workspace_id, period, page_token, page_size)
         )
 
+    async def list_statements(
+        self, period: str, page_token: str = "", page_size: int = 0
+    ) -> admin_pb.ListStatementsResponse:
+        """One page of the statements of a closed month (``YYYY-MM``)."""
+        return await self._send(calls.list_statements(period, page_token, page_size))
+
+    async def statements(
+        self, period: str, page_size: int = 0
+    ) -> AsyncIterator[admin_pb.Statement]:
+        """Every statement of a closed month, page after page."""
+        token = ""
+        while True:
+            page = await self.list_statements(period, token, page_size)
+            for statement in page.statements:
+                yield statement
+            token = page.next_page_token
+            if not token:
+                return
+
     async def merge(
         self, workspace_id: str, sources: Sequence[ContactLike], target: ContactLike
     ) -> admin_pb.MergeResponse:

@@ -157,6 +157,22 @@ class Client:
         """One page of the contact keys counted in a period."""
         return self._send(calls.list_active_contacts(workspace_id, period, page_token, page_size))
 
+    def list_statements(
+        self, period: str, page_token: str = "", page_size: int = 0
+    ) -> admin_pb.ListStatementsResponse:
+        """One page of the statements of a closed month (``YYYY-MM``)."""
+        return self._send(calls.list_statements(period, page_token, page_size))
+
+    def statements(self, period: str, page_size: int = 0) -> Iterator[admin_pb.Statement]:
+        """Every statement of a closed month, page after page."""
+        token = ""
+        while True:
+            page = self.list_statements(period, token, page_size)
+            yield from page.statements
+            token = page.next_page_token
+            if not token:
+                return
+
     def merge(
         self, workspace_id: str, sources: Sequence[ContactLike], target: ContactLike
     ) -> admin_pb.MergeResponse:

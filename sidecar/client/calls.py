@@ -227,3 +227,13 @@ def set_exempt(
         workspace_id=workspace_id, contacts=_contacts(contacts), exempt=exempt
     )
     return Call("admin", "SetExempt", request, _message)
+
+
+def list_statements(
+    period: str, page_token: str, page_size: int
+) -> Call[admin_pb.ListStatementsResponse]:
+    """``ListStatements``: one page of a closed month's statements."""
+    request = admin_pb.ListStatementsRequest(
+        period=period, page_token=page_token, page_size=page_size
+    )
+    return Call("admin", "ListStatements", request, _message)

@@ -70,6 +70,7 @@ class UsageReport:
         one); a past period of which nothing was recorded answers zeros.
     :param channels: ``(channel, active)``, most first.
     :param days: ``(YYYY-MM-DD, admitted)`` in the workspace's time zone, oldest first.
+    :param closed_at: when the period closed (its count is final); ``None`` while open.
     """
 
     usage: Usage
@@ -78,6 +79,7 @@ class UsageReport:
     channels: list[tuple[str, int]] = field(default_factory=list)
     days: list[tuple[str, int]] = field(default_factory=list)
     forecast_active: int = 0
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,11 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One recorded notification."""
+    """One recorded notification.
+
+    A ``PERIOD_CLOSED`` event also carries the period's final plan, packs and overage, and
+    the plan and end (unix ms) of a trial that ran in it ("" and 0 for none).
+    """
 
     id: str
     workspace_id: str
@@ -157,6 +163,11 @@ class Event:
     active: int
     limit: int
     at_ms: int
+    plan: str = ""
+    packs: int = 0
+    overage: int = 0
+    trial_plan: str = ""
+    trial_ends_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from sidecar.domain.errors import ConfigError
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.logs import get_logger
+from sidecar.server.closing import period_closing
 from sidecar.server.engines import engine
 from sidecar.server.files import AdminToken
 from sidecar.server.health import HealthMonitor
@@ -31,6 +32,7 @@ from sidecar.server.uds import SocketPath
 from sidecar.server.webhooks import DeliveryTelemetry, HttpReceiver, consumer_name
 from sidecar.server.workers import WORKER_ENV
 from sidecar.settings import Settings, redact_endpoint, split_addr
+from sidecar.storage.closing import RedisPeriodClosing
 from sidecar.storage.connections import (
     WATCH_BLOCK_MS,
     RedisConnections,
@@ -53,6 +55,7 @@ from sidecar.usecases.known import KnownContacts
 from sidecar.usecases.outage import OutageAnswers
 from sidecar.usecases.periods import Periods
 from sidecar.usecases.replay import JournalReplay
+from sidecar.usecases.statements import Statements
 from sidecar.usecases.warm import WarmPath
 
 log = get_logger("sidecar.server")
@@ -180,6 +183,10 @@ class Sidecar:
             else None
         )
         self.identities = Identities(self.store, contacts, periods, self.enforcer, self.clock)
+        closing_store = RedisPeriodClosing(self.connections.pool)
+        rules = policy(settings, catalog)
+        self.closing = period_closing(settings, closing_store, self.clock, rules)
+        self.statements = Statements(self.closing, closing_store, self.clock)
         self.admin = Admin(
             self.store,
             self.enforcer,
@@ -189,6 +196,7 @@ class Sidecar:
             default_limit=settings.default_limit,
             retention_periods=settings.retention_periods,
             default_thresholds=tuple(settings.threshold_list()),
+            closing=self.closing,
         )
         self.events = EventWatch(self.store, block_ms=WATCH_BLOCK_MS)
         self.gate = Gate(settings.max_concurrent_rpcs)
@@ -277,6 +285,7 @@ class Sidecar:
             token.current,
             max_streams=settings.max_streams,
             gate=self.gate,
+            statements=self.statements,
         )
         enforcer_service = pb.DESCRIPTOR.services_by_name["Enforcer"]
         admin_service = admin_pb.DESCRIPTOR.services_by_name["Admin"]
@@ -326,6 +335,7 @@ class Sidecar:
             self.replay.start(self.settings.health_interval)
         if self.webhooks is not None:
             self.webhooks.start()
+        self.closing.start()
         for server in self.servers:
             await server.start()
         return self.port
@@ -353,6 +363,7 @@ class Sidecar:
             await webhooks
         if self.replay is not None:
             await self.replay.stop()
+        await self.closing.stop()
         if self.journal is not None:
             self.journal.close()
         await self.connections.close()

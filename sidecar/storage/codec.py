@@ -112,6 +112,19 @@ EXEMPT_PER_CONTACT = ("identity",)
 # set_subscription.lua's ARGV: this, then field, value, ... of SUBSCRIPTION_FIELDS; its reply is
 # the new version alone.
 SET_SUBSCRIPTION_ARGV = ("expected_version",)
+# close.lua's ARGV and reply.
+CLOSE_ARGV = (
+    "period_key",
+    "period_name",
+    "start_ms",
+    "end_ms",
+    "now_ms",
+    "limit",
+    "plan",
+    "events_max",
+    "workspace_id",
+)
+CLOSE_REPLY = ("closed", "closed_at_ms", "statement")
 
 
 def admitted_any(reply: list[Any]) -> bool:
@@ -347,6 +360,11 @@ def event(entry_id: bytes, raw: Any) -> Event:
         active=int(fields["active"]),
         limit=int(fields["limit"]),
         at_ms=int(fields["at"]),
+        plan=fields.get("plan", ""),
+        packs=int(fields.get("packs", 0)),
+        overage=int(fields.get("overage", 0)),
+        trial_plan=fields.get("trial_plan", ""),
+        trial_ends_at_ms=int(fields.get("trial_until", 0)),
     )
 
 

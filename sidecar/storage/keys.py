@@ -21,6 +21,9 @@ REGISTRY = f"{PREFIX}:workspaces"
 WEBHOOKS_SINCE = f"{PREFIX}:webhooks:since"
 # The consumer group of the webhook deliverers on every workspace's events stream.
 WEBHOOK_GROUP = "webhooks"
+# STRING: the process sweeping closed periods now (its name); expires unless renewed. Outside
+# any workspace's slot, always used alone.
+CLOSE_LEASE = f"{PREFIX}:close:lease"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +84,9 @@ class WorkspaceKeys:
         """STRING: the name of the webhook consumer delivering this workspace's events now;
         expires unless renewed."""
         return f"{self._base}:webhook:lease"
+
+    @property
+    def statements(self) -> str:
+        """HASH ``period_key`` -> the closed period's statement (JSON, close.lua's); a field
+        is written once, when its period closes, and never changed."""
+        return f"{self._base}:statements"

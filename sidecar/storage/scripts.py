@@ -87,6 +87,7 @@ WEBHOOK_POLL = Script.load("webhook_poll")
 WEBHOOK_READ_NEW = Script.load("webhook_read_new")
 WEBHOOK_RENEW = Script.load("webhook_renew")
 WEBHOOK_RELEASE = Script.load("webhook_release")
+CLOSE = Script.load("close")
 # Every script, loaded on every master at start and whenever the health probe finds Redis
 # back, so that no call waits for a NOSCRIPT reload.
 ALL = (
@@ -98,4 +99,5 @@ ALL = (
     WEBHOOK_READ_NEW,
     WEBHOOK_RENEW,
     WEBHOOK_RELEASE,
+    CLOSE,
 )

@@ -18,6 +18,7 @@ from sidecar.transport.status import Context, abort_with
 from sidecar.usecases.admin import Admin
 from sidecar.usecases.events import EventWatch
 from sidecar.usecases.identities import Identities
+from sidecar.usecases.statements import StatementPage, Statements
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -35,8 +36,10 @@ class AdminService(UnaryRunner):
         *,
         max_streams: int = 256,
         gate: Gate | None = None,
+        statements: Statements | None = None,
     ) -> None:
         super().__init__(gate)
+        self._statements = statements
         self._admin = admin
         self._identities = identities
         self._events = events
@@ -125,11 +128,20 @@ class AdminService(UnaryRunner):
     async def ListStatements(
         self, request: admin_pb.ListStatementsRequest, context: Context
     ) -> admin_pb.ListStatementsResponse:
-        async def not_yet() -> admin_pb.ListStatementsResponse:
-            raise FailedPrecondition(f"period {request.period} is not closed")
+        async def unavailable() -> StatementPage:
+            raise FailedPrecondition("statements are not kept by this service")
 
+        statements = self._statements
         return await self._admin_call(
-            "ListStatements", context, "", not_yet, lambda response: response
+            "ListStatements",
+            context,
+            "",
+            (
+                (lambda: statements.list(request.period, request.page_size, request.page_token))
+                if statements is not None
+                else unavailable
+            ),
+            wire.statements_response,
         )
 
     async def Merge(

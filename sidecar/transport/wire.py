@@ -20,10 +20,12 @@ from sidecar.domain.decision import (
 )
 from sidecar.domain.errors import InvalidArgument, quoted
 from sidecar.domain.period import BillingPeriod
+from sidecar.domain.statement import Statement
 from sidecar.domain.subscription import CHANGEABLE, Resolved, SubscriptionChange
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.usecases.admin import ContactPage
+from sidecar.usecases.statements import StatementPage
 
 # The same few periods come back on every call: their bounds are converted once.
 _bounds: LruCache[tuple[datetime, datetime], tuple[Timestamp, Timestamp]] = LruCache(4096)
@@ -247,7 +249,7 @@ def _field_value(request: admin_pb.SetSubscriptionRequest, name: str) -> Any:
 
 def usage_response(report: UsageReport) -> admin_pb.GetUsageResponse:
     """``mac.v1.GetUsageResponse``."""
-    return admin_pb.GetUsageResponse(
+    response = admin_pb.GetUsageResponse(
         usage=usage_message(report.usage),
         recorded=report.recorded,
         history=[
@@ -258,6 +260,10 @@ def usage_response(report: UsageReport) -> admin_pb.GetUsageResponse:
         days=[admin_pb.DayCount(date=d, admitted=n) for d, n in report.days],
         forecast_active=report.forecast_active,
     )
+    if report.closed_at is not None:
+        response.closed = True
+        response.closed_at.CopyFrom(timestamp(report.closed_at))
+    return response
 
 
 def contact_page(page: ContactPage) -> admin_pb.ListActiveContactsResponse:
@@ -282,6 +288,13 @@ def event_message(event: Event) -> admin_pb.Event:
         limit=event.limit,
     )
     message.at.FromMilliseconds(event.at_ms)
+    if event.type == "PERIOD_CLOSED":
+        message.plan = event.plan
+        message.packs = event.packs
+        message.overage = event.overage
+        message.trial_plan = event.trial_plan
+        if event.trial_plan:
+            message.trial_ends_at.FromMilliseconds(event.trial_ends_at_ms)
     return message
 
 
@@ -293,4 +306,33 @@ def merge_response(found: tuple[Merged, Usage]) -> admin_pb.MergeResponse:
         folded=merged.folded,
         uncounted=merged.uncounted,
         usage=usage_message(usage),
+    )
+
+
+def statement_message(statement: Statement) -> admin_pb.Statement:
+    """``mac.v1.Statement`` of a closed period's statement."""
+    start, end = _period_bounds(statement.period)
+    message = admin_pb.Statement(
+        workspace_id=statement.workspace_id,
+        period=statement.period.name,
+        period_start=start,
+        period_end=end,
+        active=statement.active,
+        limit=statement.limit,
+        plan=statement.plan,
+        packs=statement.packs,
+        trial_plan=statement.trial_plan,
+        overage=statement.overage,
+        closed_at=timestamp(statement.closed_at),
+    )
+    if statement.trial_ends_at is not None:
+        message.trial_ends_at.CopyFrom(timestamp(statement.trial_ends_at))
+    return message
+
+
+def statements_response(page: StatementPage) -> admin_pb.ListStatementsResponse:
+    """``mac.v1.ListStatementsResponse``."""
+    return admin_pb.ListStatementsResponse(
+        statements=[statement_message(s) for s in page.statements],
+        next_page_token=page.next_page_token,
     )

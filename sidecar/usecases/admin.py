@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from sidecar.domain.addresses import validate_region
 from sidecar.domain.catalog import PlanCatalog
@@ -31,6 +32,7 @@ from sidecar.domain.subscription import (
     validate_timezone,
     validate_version,
 )
+from sidecar.usecases.closing import PeriodClosing
 from sidecar.usecases.enforcer import Enforcer
 from sidecar.usecases.periods import CurrentPeriod, Periods
 
@@ -70,6 +72,7 @@ class Admin:
         default_limit: int,
         retention_periods: int,
         default_thresholds: tuple[int, ...] = (),
+        closing: PeriodClosing | None = None,
     ) -> None:
         self._store = store
         self._enforcer = enforcer
@@ -79,6 +82,7 @@ class Admin:
         self._default_limit = default_limit
         self._retention = retention_periods
         self._thresholds = default_thresholds
+        self._closing = closing
 
     async def set_subscription(self, change: SubscriptionChange) -> Resolved:
         """Apply ``change`` to the workspace's subscription (or to a new one, when the change
@@ -148,9 +152,11 @@ class Admin:
     async def usage(self, workspace_id: str, period: str = "") -> UsageReport:
         """A period's usage (default the current one) with its breakdown by channel and day
         and its forecast, and every past period's count, newest first. A past period of
-        which nothing was recorded answers zeros and ``recorded=False``."""
+        which nothing was recorded answers zeros and ``recorded=False``. A period due to
+        close is closed first (``closed_at``)."""
         validate_workspace_id(workspace_id)
         wanted = (await self._period(workspace_id, period)).period
+        closed_at = await self._closed_at(workspace_id, wanted)
         current = await self._enforcer.usage(workspace_id)
         counts = {p.key: p for p in await self._store.history(workspace_id)}
         history = sorted(
@@ -163,7 +169,9 @@ class Admin:
         elif (found := counts.get(wanted.key)) is not None:
             usage = Usage(wanted, found.active, found.limit, "", overage=found.overage)
         else:
-            return UsageReport(Usage(wanted, 0, 0, ""), history, recorded=False)
+            return UsageReport(
+                Usage(wanted, 0, 0, ""), history, recorded=False, closed_at=closed_at
+            )
         channels, days = _breakdown(
             await self._store.breakdown(workspace_id, wanted.key), usage.active
         )
@@ -174,7 +182,13 @@ class Admin:
             channels=channels,
             days=days,
             forecast_active=forecast_active(usage.active, wanted, self._clock.now()),
+            closed_at=closed_at,
         )
+
+    async def _closed_at(self, workspace_id: str, period: BillingPeriod) -> datetime | None:
+        if self._closing is None:
+            return None
+        return await self._closing.closed_at(workspace_id, period)
 
     async def list_contacts(
         self, workspace_id: str, period: str, page_token: str, page_size: int

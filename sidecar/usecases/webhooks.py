@@ -40,7 +40,9 @@ def rfc3339(at_ms: int) -> str:
 
 def payload(event: Event) -> bytes:
     """The JSON body: ``delivery_id``, then the fields of ``mac.v1.Event`` by their proto
-    names, numbers as JSON numbers, ``type`` as the enum's name, ``at`` in RFC 3339."""
+    names, numbers as JSON numbers, ``type`` as the enum's name, ``at`` in RFC 3339.
+    ``plan``, ``packs``, ``overage`` and ``trial_plan`` are a ``PERIOD_CLOSED`` event's (empty
+    or 0 for the others), ``trial_ends_at`` only when a trial ran in the closed period."""
     body = {
         "delivery_id": delivery_id(event),
         "id": event.id,
@@ -51,7 +53,13 @@ def payload(event: Event) -> bytes:
         "active": event.active,
         "limit": event.limit,
         "at": rfc3339(event.at_ms),
+        "plan": event.plan,
+        "packs": event.packs,
+        "overage": event.overage,
+        "trial_plan": event.trial_plan,
     }
+    if event.trial_plan:
+        body["trial_ends_at"] = rfc3339(event.trial_ends_at_ms)
     return json.dumps(body, separators=(",", ":")).encode()
 
 

@@ -11,11 +11,12 @@ from importlib import resources
 
 import pytest
 
+from sidecar.domain.clock import to_ms
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Policy, Reason
 from sidecar.domain.period import period_at
-from sidecar.domain.ports import DecideRequest, ExemptRequest, MergeRequest
-from sidecar.storage import codec, scripts
+from sidecar.domain.ports import CloseRequest, DecideRequest, ExemptRequest, MergeRequest
+from sidecar.storage import closing, codec, scripts
 
 LUA = resources.files("sidecar.storage") / "lua"
 SCRIPTS = sorted(p.name.removesuffix(".lua") for p in LUA.iterdir() if p.name.endswith(".lua"))
@@ -170,6 +171,35 @@ def test_the_set_subscription_header_is_the_codec_layout() -> None:
     found = header(read("set_subscription.lua"))
     assert (tuple(found.args), found.more_args) == (codec.SET_SUBSCRIPTION_ARGV, "fields")
     assert found.replies == {"": Reply(("version",), scalar=True)}
+
+
+def test_the_close_header_is_the_codec_layout() -> None:
+    found = header(read("close.lua"))
+    assert (tuple(found.args), found.more_args) == (codec.CLOSE_ARGV, "")
+    assert found.keys == ["counts", "trial", "events", "statements"]
+    assert found.replies == {"": Reply(codec.CLOSE_REPLY)}
+
+
+def test_close_args_follow_the_codec_names() -> None:
+    period = period_at(datetime(2026, 11, 15, tzinfo=UTC))
+    args = closing.close_args(CloseRequest("acme", period, 3_000, 101, "starter", 404))
+    assert dict(zip(codec.CLOSE_ARGV, args, strict=True)) == {
+        "period_key": period.key,
+        "period_name": period.name,
+        "start_ms": to_ms(period.start),
+        "end_ms": to_ms(period.end),
+        "now_ms": 3_000,
+        "limit": 101,
+        "plan": "starter",
+        "events_max": 404,
+        "workspace_id": "acme",
+    }
+
+
+def test_a_close_reply_is_read_by_the_codec_names() -> None:
+    reply = {"closed": 1, "closed_at_ms": b"3000", "statement": b""}
+    got = closing.close_reply("acme", "2026-11", [reply[name] for name in codec.CLOSE_REPLY])
+    assert (got.closed_now, got.closed_at_ms, got.statement) == (True, 3_000, None)
 
 
 def test_decide_reads_argv_and_keys_by_the_header_names() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -11,6 +12,7 @@ import pytest
 from sidecar.domain.decision import Event
 from sidecar.domain.errors import ConfigError
 from sidecar.settings import Settings
+from sidecar.transport import wire
 from sidecar.usecases import webhooks
 
 SECRET = b"whsec-test-0123456789abcdef"
@@ -38,13 +40,52 @@ def test_the_body_is_the_event_by_its_proto_names_with_a_delivery_id() -> None:
         "active": 80,
         "limit": 100,
         "at": "2025-11-15T12:00:00Z",
+        "plan": "",
+        "packs": 0,
+        "overage": 0,
+        "trial_plan": "",
     }
 
 
 def test_an_overage_started_event_carries_its_proto_type_name() -> None:
-    event = Event("1763208000000-4", "acme", "OVERAGE_STARTED", "2026-11", 0, 101, 100, 0)
+    event = dataclasses.replace(
+        EVENT, type="OVERAGE_STARTED", period="2026-11", threshold_percent=0, active=101, limit=100
+    )
     body = json.loads(webhooks.payload(event))
     assert (body["type"], body["active"], body["limit"]) == ("TYPE_OVERAGE_STARTED", 101, 100)
+
+
+def test_a_period_closed_body_carries_the_final_plan_packs_overage_and_trial() -> None:
+    closed = dataclasses.replace(
+        EVENT,
+        type="PERIOD_CLOSED",
+        threshold_percent=0,
+        active=120,
+        limit=110,
+        plan="growth",
+        packs=2,
+        overage=10,
+        trial_plan="scale",
+        trial_ends_at_ms=1_763_208_000_000,
+    )
+    body = json.loads(webhooks.payload(closed))
+    assert body["type"] == "TYPE_PERIOD_CLOSED"
+    assert (body["active"], body["limit"], body["plan"], body["packs"]) == (120, 110, "growth", 2)
+    assert (body["overage"], body["trial_plan"]) == (10, "scale")
+    assert body["trial_ends_at"] == "2025-11-15T12:00:00Z"
+    without_trial = dataclasses.replace(closed, trial_plan="", trial_ends_at_ms=0)
+    body = json.loads(webhooks.payload(without_trial))
+    assert body["trial_plan"] == ""
+    assert "trial_ends_at" not in body
+    # and as WatchEvents carries it
+    message = wire.event_message(closed)
+    assert (message.plan, message.packs, message.overage, message.trial_plan) == (
+        "growth",
+        2,
+        10,
+        "scale",
+    )
+    assert message.trial_ends_at.ToMilliseconds() == 1_763_208_000_000
 
 
 def test_the_body_is_the_same_bytes_every_time() -> None:

@@ -184,6 +184,8 @@ export function usageResponseObject(res) {
       active: toNumber(h.active),
       limit: toNumber(h.limit),
     })),
+    closed: res.closed,
+    closedAt: toDate(res.closedAt),
   };
 }
 
@@ -215,5 +217,34 @@ export function eventObject(ev) {
     active: toNumber(ev.active),
     limit: toNumber(ev.limit),
     at: toDate(ev.at),
+    plan: ev.plan,
+    packs: ev.packs,
+    overage: toNumber(ev.overage),
+    trialPlan: ev.trialPlan,
+    trialEndsAt: toDate(ev.trialEndsAt),
+  };
+}
+
+export function statementObject(st) {
+  return {
+    workspaceId: st.workspaceId,
+    period: st.period,
+    periodStart: toDate(st.periodStart),
+    periodEnd: toDate(st.periodEnd),
+    active: toNumber(st.active),
+    limit: toNumber(st.limit),
+    plan: st.plan,
+    packs: st.packs,
+    trialPlan: st.trialPlan,
+    trialEndsAt: toDate(st.trialEndsAt),
+    overage: toNumber(st.overage),
+    closedAt: toDate(st.closedAt),
+  };
+}
+
+export function statementsPageObject(res) {
+  return {
+    statements: res.statements.map(statementObject),
+    nextPageToken: res.nextPageToken,
   };
 }

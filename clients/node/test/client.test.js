@@ -361,6 +361,22 @@ describe("Admin", () => {
     assert.equal((await client.activate(ws, { id: "bot-1" })).reason, "REASON_ADMITTED");
   });
 
+  it("listStatements pages a closed month and refuses an open or malformed one", T, async () => {
+    const page = await admin.listStatements("2020-01", { pageSize: 10 });
+    assert.deepEqual(page.statements, []);
+    assert.equal(page.nextPageToken, "");
+    await assert.rejects(admin.listStatements("2999-01"), (err) => {
+      assert.equal(err.code, Code.FailedPrecondition);
+      assert.match(err.rawMessage, /period 2999-01 is not closed yet/);
+      return true;
+    });
+    await assert.rejects(admin.listStatements("2020-13"), (err) => {
+      assert.equal(err.code, Code.InvalidArgument);
+      assert.match(err.rawMessage, /^period: /);
+      return true;
+    });
+  });
+
   it("watchEvents delivers threshold and limit events, and stops when the caller breaks", T, async () => {
     const ws = "ws-events";
     const events = admin.watchEvents(ws);

@@ -2,7 +2,7 @@
 -- folded identities that were counted alongside the survivor.
 --
 -- KEYS[1]  members  the current period's members (SET of identity keys)
--- KEYS[2]  counts   HASH period_key -> active (decide.lua's)
+-- KEYS[2]  counts   HASH period_key -> active (decide.lua's), period_key:closed (close.lua's)
 -- KEYS[3]  links    HASH identifier key -> identity key, and IDENTITY_VERSION
 -- ARGV[1]  period_key    the period's field in the counts hash
 -- ARGV[2]  expire_at_ms  unix ms at which the period's members expire
@@ -13,7 +13,8 @@
 -- lib/identity.lua): its highest-precedence known identity (linked, or counted this period),
 -- else its first identifier. The target's other identities, a visitor seen before it was
 -- identified among them, are folded into it too. Folding raises the identity version (the
--- links hash's field IDENTITY_VERSION), which decide.lua reports.
+-- links hash's field IDENTITY_VERSION), which decide.lua reports. A closed period's members
+-- and count stay as they are (its statement is final); the identities are folded all the same.
 --
 -- Reply:
 --   [1] survivor   the surviving identity key
@@ -32,6 +33,7 @@ local period_key, expire_at_ms = ARGV[1], ARGV[2]
 local contacts = read_contacts(3)
 local survivor = resolve_identity(links, members, contacts[1][1], contacts[1][2], true).identity
 
+local closed = redis.call('HEXISTS', counts, period_key .. ':closed') == 1
 local survivor_counted = redis.call('SISMEMBER', members, survivor) == 1
 local before = redis.call('SCARD', members)
 local folded, uncounted, seen = 0, 0, {}
@@ -44,7 +46,7 @@ local function fold(key)
     folded = folded + 1
     redis.call('HSET', links, source, survivor)
     redis.call('HSETNX', links, survivor, survivor)
-    if redis.call('SREM', members, source) == 1 then
+    if not closed and redis.call('SREM', members, source) == 1 then
       touched = true
       if survivor_counted then
         uncounted = uncounted + 1
