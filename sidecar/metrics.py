@@ -204,6 +204,15 @@ OVERAGE_ADMISSIONS = Counter(
     "New contacts admitted beyond the limit under a subscription's overage_percent (billed as "
     "overage; dry runs not counted)",
 )
+PERIODS_CLOSED = Counter(
+    "mac_periods_closed_total",
+    "Periods closed by this process (their statement written, PERIOD_CLOSED recorded): by a "
+    "decision after the close instant, the sweep, GetUsage or ListStatements",
+)
+CLOSE_FAILURES = Counter(
+    "mac_close_failures_total",
+    "Sweeps and background closes that failed (Redis unreachable): the next sweep tries again",
+)
 EVENTS_RECORDED = Counter(
     "mac_events_recorded_total", "Notification events recorded (thresholds, limits, trials)"
 )

@@ -14,10 +14,8 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY
 
 from sidecar import metrics
-from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import Clock, SystemClock
 from sidecar.domain.contact import CONTACT_MAX_BYTES, ContactKeyer
-from sidecar.domain.decision import Policy
 from sidecar.domain.errors import ConfigError
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
@@ -27,6 +25,7 @@ from sidecar.server.engines import engine
 from sidecar.server.files import AdminToken
 from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
+from sidecar.server.terms import plan_catalog, policy
 from sidecar.server.tls import CertificateFiles, ServerTLS
 from sidecar.server.uds import SocketPath
 from sidecar.server.webhooks import DeliveryTelemetry, HttpReceiver, consumer_name
@@ -79,27 +78,6 @@ def redis_options(settings: Settings) -> RedisOptions:
         sentinel_master=settings.redis_sentinel_master,
         sentinel_username=settings.redis_sentinel_username,
         sentinel_password=settings.redis_sentinel_password,
-    )
-
-
-def plan_catalog(settings: Settings) -> PlanCatalog:
-    """The catalog from ``MAC_PLAN_CATALOG``, or the built-in one."""
-    if settings.plan_catalog:
-        return PlanCatalog.from_file(settings.plan_catalog, settings.default_plan)
-    return PlanCatalog(default=settings.default_plan)
-
-
-def policy(settings: Settings, catalog: PlanCatalog) -> Policy:
-    """What applies to workspaces without a subscription, and the notification settings."""
-    trial = catalog.default.trial
-    return Policy(
-        limit=settings.default_limit,
-        plan=catalog.default.name,
-        trial_plan=trial.plan if trial else "",
-        trial_limit=trial.limit if trial else 0,
-        trial_days=trial.days if trial else 0,
-        thresholds=tuple(settings.threshold_list()),
-        events_max=settings.events_max,
     )
 
 
@@ -156,6 +134,11 @@ class Sidecar:
         known = KnownContacts(settings.known_contacts_max)
         outage = OutageAnswers(settings.failure_mode, known, periods, self.clock, self.journal)
         self.warm = WarmPath(known, contacts, periods, self.clock, settings.warm_seconds)
+        closing_store = RedisPeriodClosing(self.connections.pool)
+        self.closing = period_closing(
+            settings, closing_store, self.clock, policy(settings, catalog)
+        )
+        self.statements = Statements(self.closing, closing_store, self.clock)
         self.enforcer = Enforcer(
             self.store,
             contacts,
@@ -167,6 +150,7 @@ class Sidecar:
             warm=self.warm,
             lateness_seconds=settings.lateness_seconds,
             clock_skew_seconds=settings.clock_skew_seconds,
+            after_decision=self.closing.note_decision,
         )
         self.replay = (
             JournalReplay(
@@ -183,10 +167,6 @@ class Sidecar:
             else None
         )
         self.identities = Identities(self.store, contacts, periods, self.enforcer, self.clock)
-        closing_store = RedisPeriodClosing(self.connections.pool)
-        rules = policy(settings, catalog)
-        self.closing = period_closing(settings, closing_store, self.clock, rules)
-        self.statements = Statements(self.closing, closing_store, self.clock)
         self.admin = Admin(
             self.store,
             self.enforcer,

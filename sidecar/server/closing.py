@@ -3,9 +3,10 @@ logged. Closing itself is ``usecases.closing``."""
 
 from __future__ import annotations
 
+from sidecar import metrics
 from sidecar.domain.clock import Clock
+from sidecar.domain.closing_ports import CloseStore
 from sidecar.domain.decision import Policy
-from sidecar.domain.ports import CloseStore
 from sidecar.logs import get_logger
 from sidecar.server.webhooks import consumer_name
 from sidecar.settings import Settings
@@ -15,6 +16,7 @@ log = get_logger("sidecar.server.closing")
 
 
 def _failed(error: BaseException) -> None:
+    metrics.CLOSE_FAILURES.inc()
     log.warning("closing periods failed; the next sweep tries again", error=str(error))
 
 

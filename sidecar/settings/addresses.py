@@ -3,6 +3,9 @@ credential redacted before it is shown."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import Field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sidecar.domain.errors import ConfigError
@@ -44,3 +47,19 @@ def redact_endpoint(url: str) -> str:
     host = parts.netloc.rsplit("@", 1)[-1]
     hidden = "/***" if parts.path.strip("/") or parts.query or parts.fragment else parts.path
     return f"{parts.scheme}://{host}{hidden}"
+
+
+def redacted(values: Mapping[str, Any], settings: Iterable[Field[Any]]) -> dict[str, Any]:
+    """``values`` of the settings with every secret replaced by ``<set>``/``<unset>`` and the
+    credentials of the Redis and webhook URLs redacted: safe to log."""
+    out: dict[str, Any] = {}
+    for f in settings:
+        value = values[f.name]
+        if f.metadata["secret"]:
+            value = "<set>" if value else "<unset>"
+        elif f.name == "redis_url":
+            value = ",".join(redact_url(url.strip()) for url in value.split(",") if url.strip())
+        elif f.name == "webhook_url":
+            value = redact_endpoint(value)
+        out[f.name] = value
+    return out

@@ -4,6 +4,7 @@ identity secret from its variable or file."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,24 @@ def read_secret(secret: str, path: str) -> bytes:
     if len(secret) < 16:
         raise ConfigError("the identity secret must be at least 16 characters")
     return secret.encode()
+
+
+def read_values(
+    settings: Iterable[dataclasses.Field[Any]],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The values of ``settings`` given by their ``MAC_*`` variables in ``environ``, then by
+    ``overrides`` (flags; ``None`` is not given).
+
+    :raise ConfigError: naming the variable that does not parse.
+    """
+    values: dict[str, Any] = {}
+    for f in settings:
+        env = f.metadata["env"]
+        if env in environ:
+            values[f.name] = parse_value(f, environ[env], env)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    return values

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sidecar.settings.addresses import redact_endpoint, redact_url
+from sidecar.settings.addresses import redacted
 from sidecar.settings.checks import check
-from sidecar.settings.parsing import parse_thresholds, parse_value, read_secret
+from sidecar.settings.parsing import parse_thresholds, read_secret, read_values
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 FAILURE_MODES = ("error", "allow", "deny")
@@ -368,17 +368,7 @@ class Settings:
 
     def public(self) -> dict[str, Any]:
         """The settings with every secret redacted; safe to log."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.metadata["secret"]:
-                value = "<set>" if value else "<unset>"
-            elif f.name == "redis_url":
-                value = ",".join(redact_url(url) for url in self.redis_urls())
-            elif f.name == "webhook_url":
-                value = redact_endpoint(value)
-            out[f.name] = value
-        return out
+        return redacted({f.name: getattr(self, f.name) for f in fields(self)}, fields(self))
 
     def threshold_list(self) -> list[int]:
         """The thresholds as sorted percentages.
@@ -402,15 +392,7 @@ class Settings:
 
         :raise ConfigError: naming the variable that does not parse or is out of range.
         """
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            env = f.metadata["env"]
-            if env in environ:
-                values[f.name] = parse_value(f, environ[env], env)
-        for name, value in (overrides or {}).items():
-            if value is not None:
-                values[name] = value
-        return cls(**values)
+        return cls(**read_values(fields(cls), environ, overrides))
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (and validated)."""

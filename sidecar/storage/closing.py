@@ -12,10 +12,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from sidecar import metrics
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.clock import from_ms, to_ms
+from sidecar.domain.closing_ports import CloseReply, CloseRequest, WorkspacePeriods
 from sidecar.domain.period import BillingPeriod
-from sidecar.domain.ports import CloseReply, CloseRequest, WorkspacePeriods
 from sidecar.domain.statement import Statement, is_count_key
 from sidecar.storage import calls, codec, scripts
 from sidecar.storage.calls import Pooled
@@ -73,10 +74,12 @@ class RedisPeriodClosing:
                 )
             )
         replies = await calls.script_batch(self._connection, scripts.CLOSE, each_call)
-        return [
+        closed = [
             close_reply(request.workspace_id, request.period.key, reply)
             for request, reply in zip(requests, replies, strict=True)
         ]
+        metrics.PERIODS_CLOSED.inc(sum(reply.closed_now for reply in closed))
+        return closed
 
     async def period_closed_at(self, workspace_id: str, period_key: str) -> int:
         """``HGET counts <period_key>:closed``, 0 when absent."""

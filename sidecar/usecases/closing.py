@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 
 from sidecar.domain.cache import LruCache
 from sidecar.domain.clock import Clock, from_ms, to_ms
+from sidecar.domain.closing_ports import CloseReply, CloseRequest, CloseStore, WorkspacePeriods
 from sidecar.domain.decision import Policy
 from sidecar.domain.errors import StorageError
 from sidecar.domain.period import BillingPeriod
-from sidecar.domain.ports import CloseReply, CloseRequest, CloseStore, WorkspacePeriods
 from sidecar.domain.statement import (
     DuePeriods,
     Statement,

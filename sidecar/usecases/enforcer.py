@@ -12,6 +12,7 @@ from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import ContactFields, KeyedContact, key_text, validate_workspace_id
 from sidecar.domain.decision import BatchResult, Decision, Policy, Reason, Usage
 from sidecar.domain.errors import InvalidArgument, StorageError
+from sidecar.domain.period import BillingPeriod
 from sidecar.domain.ports import DecideReply, DecisionStore
 from sidecar.usecases.coalesce import Coalescer
 from sidecar.usecases.contacts import ContactReader, has_national_phone
@@ -43,6 +44,9 @@ class Enforcer:
         occurred in it (``MAC_LATENESS_SECONDS``).
     :param clock_skew_seconds: how far ahead of ``clock`` an event's time may be
         (``MAC_CLOCK_SKEW_SECONDS``).
+    :param after_decision: told of every decision that reached the store (the workspace,
+        its period then, the clock's now): ``PeriodClosing.note_decision``, which closes the
+        period before once it is due. It must not wait.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class Enforcer:
         warm: WarmPath,
         lateness_seconds: float = 300.0,
         clock_skew_seconds: float = 60.0,
+        after_decision: Callable[[str, BillingPeriod, datetime], None] | None = None,
     ) -> None:
         self._contacts = contacts
         self._periods = periods
@@ -66,6 +71,7 @@ class Enforcer:
         self._outage = outage
         self._warm = warm
         self._skew = timedelta(seconds=clock_skew_seconds)
+        self._after_decision = after_decision
         self._decisions = PeriodDecisions(
             Coalescer(store).decide, periods, policy, timedelta(seconds=lateness_seconds)
         )
@@ -293,6 +299,8 @@ class Enforcer:
         )
         if occurred_at is None or current.period.contains(now):
             self._warm.learn(workspace_id, now, usage, reply.identity_version)
+            if self._after_decision is not None:
+                self._after_decision(workspace_id, current.period, now)
         return reply, usage
 
 

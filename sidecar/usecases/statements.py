@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 
 from sidecar.domain.clock import Clock
+from sidecar.domain.closing_ports import CloseStore
 from sidecar.domain.errors import FailedPrecondition, InvalidArgument
 from sidecar.domain.period import parse_period_name
-from sidecar.domain.ports import CloseStore
 from sidecar.domain.statement import Statement, closed_everywhere_at
 from sidecar.usecases.closing import PeriodClosing
 

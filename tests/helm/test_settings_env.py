@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sidecar.server.app import plan_catalog, policy
+from sidecar.server.terms import plan_catalog, policy
 from sidecar.settings import Settings
 from tests.helm.chart import (
     CASES,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
+from prometheus_client import REGISTRY
 
 from sidecar.domain.clock import ManualClock, to_ms
 from sidecar.domain.period import period_at
@@ -25,6 +26,10 @@ END = datetime(2026, 12, 1, tzinfo=UTC)
 LATENESS = timedelta(seconds=300)
 CLOSES = END + LATENESS
 DECEMBER = period_at(END)
+
+
+def periods_closed() -> float:
+    return REGISTRY.get_sample_value("mac_periods_closed_total") or 0.0
 
 
 def closed_events(redis_db: redis.Redis, ws: str = "acme") -> list[dict[bytes, bytes]]:
@@ -46,10 +51,12 @@ async def test_at_end_plus_lateness_the_period_closes_and_the_event_is_recorded_
     assert closed_events(redis_db) == []
 
     clock.set(CLOSES)
+    closed_before = periods_closed()
     assert (await sidecar_app.closing.sweep()).closed == 1
     assert (await sidecar_app.closing.sweep()).closed == 0
     await sidecar_app.closing.close_due(["acme"])
     assert len(closed_events(redis_db)) == 1
+    assert periods_closed() == closed_before + 1
     assert (
         redis_db.hget(WorkspaceKeys("acme").counts, "2026-11:closed") == str(to_ms(CLOSES)).encode()
     )
@@ -146,6 +153,28 @@ async def test_a_decision_after_the_close_instant_closes_the_previous_period_in_
         closing.note_decision("acme", DECEMBER, clock.now())
         assert closing.in_flight == 0
     assert len(closed_events(redis_db)) == 1
+
+
+async def test_the_first_activate_after_the_close_instant_closes_the_period_before(
+    enforcer_stub: pb_grpc.EnforcerStub,
+    sidecar_app: Sidecar,
+    clock: ManualClock,
+    redis_db: redis.Redis,
+) -> None:
+    """No sweep runs (the test's sidecar sweeps only when asked): the decision itself closes
+    November, once, and the decisions after it leave it be."""
+    await fill(enforcer_stub, 0, 4)
+    clock.set(CLOSES - timedelta(seconds=1))
+    await fill(enforcer_stub, 10, 1)  # a December decision before the close instant
+    await sidecar_app.closing.settled()
+    assert closed_events(redis_db) == []
+
+    clock.set(CLOSES + timedelta(seconds=1))
+    await fill(enforcer_stub, 20, 3)
+    await sidecar_app.closing.settled()
+    (event,) = closed_events(redis_db)
+    assert (event[b"period"], event[b"active"]) == (b"2026-11", b"4")
+    assert redis_db.hexists(WorkspaceKeys("acme").counts, "2026-11:closed")
 
 
 async def test_get_usage_answers_closed_and_closed_at(

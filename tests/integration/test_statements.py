@@ -139,6 +139,27 @@ async def test_a_statement_carries_the_plan_trial_time_zone_and_a_mid_month_star
     assert trialled.trial_ends_at.ToDatetime(tzinfo=UTC) == trial_ends
 
 
+async def test_a_statement_carries_the_packs_and_the_overage_billed(
+    enforcer_stub: pb_grpc.EnforcerStub,
+    admin_stub: admin_grpc.AdminStub,
+    clock: ManualClock,
+) -> None:
+    await subscribe(admin_stub, "over", plan="enterprise", custom_limit=5, overage_percent=40)
+    await fill(enforcer_stub, 0, 7, ws="over")  # 5 within the limit, 2 in overage
+    denied = await enforcer_stub.Activate(
+        pb.ActivateRequest(workspace_id="over", contact=pb.Contact(email="eighth@example.com"))
+    )
+    assert denied.reason == pb.REASON_LIMIT_REACHED
+    await subscribe(admin_stub, "packed", plan="enterprise", custom_limit=5, packs=1)
+    await fill(enforcer_stub, 0, 2, ws="packed")
+    clock.set(CLOSED_EVERYWHERE)
+    found = by_workspace((await list_all(admin_stub))[0])
+    ((over,), (packed,)) = found["over"], found["packed"]
+    assert (over.active, over.limit, over.overage, over.packs) == (7, 5, 2, 0)
+    assert (packed.active, packed.overage, packed.packs) == (2, 0, 1)
+    assert packed.limit > 5
+
+
 async def test_a_late_activate_merge_and_exemption_leave_a_statement_alone(
     settings: Settings,
     enforcer_stub: pb_grpc.EnforcerStub,
@@ -165,6 +186,15 @@ async def test_a_late_activate_merge_and_exemption_leave_a_statement_alone(
         await behind.stop()
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "period 2026-11 is closed" in (refused.value.details() or "")
+    # an event of November sent now, after the close: refused, nothing counted
+    late_event = pb.ActivateRequest(
+        workspace_id="acme", contact=pb.Contact(email="queued@example.com")
+    )
+    late_event.occurred_at.FromDatetime(datetime(2026, 11, 30, 23, 59, 58, tzinfo=UTC))
+    with pytest.raises(grpc.RpcError) as refused_event:
+        await enforcer_stub.Activate(late_event)
+    assert refused_event.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert refused_event.value.details() == "occurred_at: period 2026-11 is closed"
     # counted again in December, then merged: December's count drops, November's stays
     await fill(enforcer_stub, 0, 2)
     await admin_stub.Merge(

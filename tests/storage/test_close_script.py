@@ -13,10 +13,11 @@ import pytest
 import redis
 
 from sidecar.domain.clock import from_ms, to_ms
+from sidecar.domain.closing_ports import CloseRequest
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.errors import PeriodClosed
 from sidecar.domain.period import BillingPeriod, period_at
-from sidecar.domain.ports import CloseRequest, DecideRequest, MergeRequest
+from sidecar.domain.ports import DecideRequest, MergeRequest
 from sidecar.storage.closing import RedisPeriodClosing, statement
 from sidecar.storage.connections import RedisConnections, RedisOptions
 from sidecar.storage.keys import CLOSE_LEASE, REGISTRY, WorkspaceKeys

@@ -12,10 +12,11 @@ from importlib import resources
 import pytest
 
 from sidecar.domain.clock import to_ms
+from sidecar.domain.closing_ports import CloseRequest
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Policy, Reason
 from sidecar.domain.period import period_at
-from sidecar.domain.ports import CloseRequest, DecideRequest, ExemptRequest, MergeRequest
+from sidecar.domain.ports import DecideRequest, ExemptRequest, MergeRequest
 from sidecar.storage import closing, codec, scripts
 
 LUA = resources.files("sidecar.storage") / "lua"
