@@ -243,11 +243,18 @@ class PeriodClosing:
             self._owner, self.lease_ms
         )
 
+    async def _anything_to_sweep(self) -> bool:
+        """Whether any workspace ever decided: a Redis no workspace used is left as it was
+        (no lease is taken)."""
+        cursor, found = await self._store.scan_workspaces(0, 1)
+        return bool(found) or cursor != 0
+
     async def _run(self) -> None:
         held = False
         while not self._stopping.is_set():
             try:
-                held = await self._hold()
+                held = held or await self._anything_to_sweep()
+                held = held and await self._hold()
                 if held:
                     self.sweeps_run += 1
                     await self.sweep(self._hold)

@@ -36,6 +36,7 @@ ADMIN_COMMANDS = (
     ("contacts", "merge", "acme", "--into", "id=a", "--from", "id=b"),
     ("contacts", "exempt", "acme", "id=a"),
     ("events", "tail", "acme", "--seconds", "0.1"),
+    ("statements", "--period", "2026-11"),
 )
 HOSTILE_TIMEOUTS = ("0", "-1", "nan", "1e400", "inf", "soon", "")
 

@@ -121,13 +121,23 @@ async def test_the_sweep_lease_lets_one_sidecar_sweep_at_a_time(
 ) -> None:
     sweepers = []
     for _ in range(2):
-        await make_sidecar(close_sweep_seconds=1)
+        stub = await make_sidecar(close_sweep_seconds=1)
         sweepers.append(make_sidecar.last.closing)
+    await fill(stub, 0, 1)  # a workspace to sweep: an unused Redis is not swept
     for _ in range(100):
         if sum(s.sweeps_run for s in sweepers) >= 3:
             break
         await asyncio.sleep(0.1)
     assert sorted(s.sweeps_run > 0 for s in sweepers) == [False, True]
+
+
+async def test_a_redis_no_workspace_used_gets_no_lease(
+    make_sidecar: SidecarFactory, redis_db: redis.Redis
+) -> None:
+    await make_sidecar(close_sweep_seconds=1)
+    sweeper = make_sidecar.last.closing
+    await asyncio.sleep(1.5)  # a sweep interval and a half
+    assert (sweeper.sweeps_run, redis_db.dbsize()) == (0, 0)
 
 
 async def test_a_decision_after_the_close_instant_closes_the_previous_period_in_the_background(

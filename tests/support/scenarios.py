@@ -45,10 +45,11 @@ def members(client: redis.Redis, workspace: str) -> set[bytes]:
 
 
 def counts(client: redis.Redis, workspace: str) -> dict[str, int]:
-    """The active count of each period of ``workspace`` (``mac:{ws}:counts`` without limits)."""
+    """The active count of each period of ``workspace`` (``mac:{ws}:counts`` without the
+    ``<period_key>:<field>`` fields beside the counts)."""
     raw = client.hgetall(WorkspaceKeys(workspace).counts)
-    fields = {_bytes(k).decode(): int(v) for k, v in raw.items()}
-    return {k: v for k, v in fields.items() if ":" not in k}
+    fields = {_bytes(k).decode(): v for k, v in raw.items()}
+    return {k: int(v) for k, v in fields.items() if ":" not in k}
 
 
 def set_sizes(client: redis.Redis, workspace: str) -> dict[str, int]:
