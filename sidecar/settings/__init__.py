@@ -8,13 +8,13 @@ and URL helpers.
 from sidecar.settings.addresses import redact_endpoint, redact_url, split_addr
 from sidecar.settings.flags import add_arguments
 from sidecar.settings.parsing import parse_bool
+from sidecar.settings.redis import REDIS_TYPES
 from sidecar.settings.settings import (
     DEFAULT_GRPC_ADDR,
     FAILURE_MODES,
     GRPC_ENGINES,
     LOG_FORMATS,
     LOG_LEVELS,
-    REDIS_TYPES,
     Settings,
 )
 

@@ -8,81 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sidecar.settings.addresses import redacted
 from sidecar.settings.checks import check
 from sidecar.settings.parsing import parse_thresholds, read_secret, read_values
+from sidecar.settings.redis import RedisSettings
+from sidecar.settings.redis import setting as _setting
 
 DEFAULT_GRPC_ADDR = "127.0.0.1:50051"
 FAILURE_MODES = ("error", "allow", "deny")
-REDIS_TYPES = ("single", "cluster", "sentinel")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 GRPC_ENGINES = ("grpcio", "native")
 
 
-def _setting(env: str, default: Any, help: str, *, secret: bool = False, **extra: Any) -> Any:
-    return field(default=default, metadata={"env": env, "help": help, "secret": secret, **extra})
-
-
 @dataclass(frozen=True)
-class Settings:
-    """Everything the service reads from its environment."""
+class Settings(RedisSettings):
+    """Everything the service reads from its environment (the Redis servers' settings come
+    first, from ``RedisSettings``)."""
 
-    redis_url: str = _setting(
-        "MAC_REDIS_URL",
-        "redis://127.0.0.1:6379/0",
-        "Redis to keep state in (redis://, rediss:// or unix://); for a cluster its seed nodes, "
-        "for sentinel the sentinels, comma separated",
-    )
-    redis_type: str = _setting(
-        "MAC_REDIS_TYPE",
-        "single",
-        "single (one Redis, or a proxy), cluster (Redis Cluster) or sentinel",
-        choices=REDIS_TYPES,
-    )
-    redis_username: str = _setting(
-        "MAC_REDIS_USERNAME",
-        "",
-        "user of the Redis servers (the cluster's nodes, sentinel's master) when not in the URL",
-    )
-    redis_password: str = _setting(
-        "MAC_REDIS_PASSWORD",
-        "",
-        "password of the Redis servers (the cluster's nodes, sentinel's master) when not in "
-        "the URL",
-        secret=True,
-    )
-    redis_sentinel_master: str = _setting(
-        "MAC_REDIS_SENTINEL_MASTER",
-        "",
-        "the name the sentinels monitor the master under (MAC_REDIS_TYPE=sentinel)",
-    )
-    redis_sentinel_username: str = _setting(
-        "MAC_REDIS_SENTINEL_USERNAME", "", "user of the sentinels themselves, when they need one"
-    )
-    redis_sentinel_password: str = _setting(
-        "MAC_REDIS_SENTINEL_PASSWORD",
-        "",
-        "password of the sentinels themselves, when they need one",
-        secret=True,
-    )
-    redis_wait_replicas: int = _setting(
-        "MAC_REDIS_WAIT_REPLICAS",
-        0,
-        "replicas that must have an admission before it is answered (WAIT); 0: none",
-        minimum=0,
-        maximum=16,
-    )
-    redis_wait_timeout_ms: int = _setting(
-        "MAC_REDIS_WAIT_TIMEOUT_MS",
-        100,
-        "how long an admission waits for MAC_REDIS_WAIT_REPLICAS; fewer in time: UNAVAILABLE",
-        minimum=1,
-        maximum=10_000,
-    )
     journal_dir: str = _setting(
         "MAC_JOURNAL_DIR",
         "",
@@ -186,6 +132,25 @@ class Settings:
         "MAC_ADMIN_TOKEN_FILE",
         "",
         "file holding the admin token, instead of the variable; read again when it changes",
+    )
+    admin_tokens_file: str = _setting(
+        "MAC_ADMIN_TOKENS_FILE",
+        "",
+        "file of 'name token' lines: named admins, each with a token of its own (audited by "
+        "name); read again when it changes; beside MAC_ADMIN_TOKEN, which is the admin 'admin'",
+    )
+    admin_names_from_cert: bool = _setting(
+        "MAC_ADMIN_NAMES_FROM_CERT",
+        False,
+        "with mTLS on the admin listener, a client certificate's subject CN (or first DNS SAN) "
+        "names the admin instead of a token",
+    )
+    audit_retention_days: int = _setting(
+        "MAC_AUDIT_RETENTION_DAYS",
+        400,
+        "days each workspace's audit records are kept",
+        minimum=1,
+        maximum=3_650,
     )
     tls_cert_file: str = _setting(
         "MAC_TLS_CERT_FILE",

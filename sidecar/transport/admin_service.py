@@ -24,6 +24,10 @@ T = TypeVar("T")
 M = TypeVar("M")
 
 
+# The admin name of MAC_ADMIN_TOKEN, and of every call to a sidecar without a token.
+ADMIN = "admin"
+
+
 class AdminService(UnaryRunner):
     """``mac.v1.Admin``. Every call needs the bearer token when one is set."""
 
@@ -47,12 +51,15 @@ class AdminService(UnaryRunner):
         self._max_streams = max_streams
         self._streams = 0
 
-    def _authorize(self, context: Context) -> None:
+    def _authorize(self, context: Context) -> str:
         """Let the call in when it carries exactly one ``authorization`` header holding the
-        bearer token; a second one is refused whatever either holds, never read first-wins."""
+        bearer token; a second one is refused whatever either holds, never read first-wins.
+
+        :return: the name of the admin the call is made by (audited with what it changes).
+        """
         token = self._token()
         if not token:
-            return
+            return ADMIN
         given = [
             value for key, value in context.invocation_metadata() or () if key == "authorization"
         ]
@@ -62,7 +69,7 @@ class AdminService(UnaryRunner):
             scheme, _, presented = given[0].partition(" ")
             # compare_digest: the time taken must not tell how much of a guess was right
             if scheme.lower() == "bearer" and hmac.compare_digest(presented.encode(), token):
-                return
+                return ADMIN
         raise Unauthenticated("a valid admin token is required (authorization: Bearer <token>)")
 
     async def _admin_call(
@@ -70,12 +77,13 @@ class AdminService(UnaryRunner):
         method: str,
         context: Context,
         workspace: str,
-        call: Callable[[], Awaitable[T]],
+        call: Callable[[str], Awaitable[T]],
         to_message: Callable[[T], M],
     ) -> M:
+        """``call`` is given the name of the admin making it."""
+
         async def authorized() -> T:
-            self._authorize(context)
-            return await call()
+            return await call(self._authorize(context))
 
         return await self.unary(method, context, authorized, to_message, workspace)
 
@@ -86,7 +94,7 @@ class AdminService(UnaryRunner):
             "SetSubscription",
             context,
             request.workspace_id,
-            lambda: self._admin.set_subscription(wire.subscription_change(request)),
+            lambda _admin: self._admin.set_subscription(wire.subscription_change(request)),
             wire.subscription_message,
         )
 
@@ -97,7 +105,7 @@ class AdminService(UnaryRunner):
             "GetSubscription",
             context,
             request.workspace_id,
-            lambda: self._admin.get_subscription(request.workspace_id),
+            lambda _admin: self._admin.get_subscription(request.workspace_id),
             wire.subscription_message,
         )
 
@@ -108,7 +116,7 @@ class AdminService(UnaryRunner):
             "GetUsage",
             context,
             request.workspace_id,
-            lambda: self._admin.usage(request.workspace_id, request.period),
+            lambda _admin: self._admin.usage(request.workspace_id, request.period),
             wire.usage_response,
         )
 
@@ -119,7 +127,7 @@ class AdminService(UnaryRunner):
             "ListActiveContacts",
             context,
             request.workspace_id,
-            lambda: self._admin.list_contacts(
+            lambda _admin: self._admin.list_contacts(
                 request.workspace_id, request.period, request.page_token, request.page_size
             ),
             wire.contact_page,
@@ -128,7 +136,7 @@ class AdminService(UnaryRunner):
     async def ListStatements(
         self, request: admin_pb.ListStatementsRequest, context: Context
     ) -> admin_pb.ListStatementsResponse:
-        async def unavailable() -> StatementPage:
+        async def unavailable(_admin: str) -> StatementPage:
             raise FailedPrecondition("statements are not kept by this service")
 
         statements = self._statements
@@ -137,7 +145,11 @@ class AdminService(UnaryRunner):
             context,
             "",
             (
-                (lambda: statements.list(request.period, request.page_size, request.page_token))
+                (
+                    lambda _admin: statements.list(
+                        request.period, request.page_size, request.page_token
+                    )
+                )
                 if statements is not None
                 else unavailable
             ),
@@ -153,7 +165,7 @@ class AdminService(UnaryRunner):
             "Merge",
             context,
             request.workspace_id,
-            lambda: self._identities.merge(request.workspace_id, sources, target),
+            lambda _admin: self._identities.merge(request.workspace_id, sources, target),
             wire.merge_response,
         )
 
@@ -165,8 +177,30 @@ class AdminService(UnaryRunner):
             "SetExempt",
             context,
             request.workspace_id,
-            lambda: self._identities.set_exempt(request.workspace_id, contacts, request.exempt),
+            lambda _admin: self._identities.set_exempt(
+                request.workspace_id, contacts, request.exempt
+            ),
             lambda keys: admin_pb.SetExemptResponse(contact_keys=keys),
+        )
+
+    async def Forget(
+        self, request: admin_pb.ForgetRequest, context: Context
+    ) -> admin_pb.ForgetResponse:
+        async def not_yet(_admin: str) -> admin_pb.ForgetResponse:
+            raise FailedPrecondition("Forget is not served yet")
+
+        return await self._admin_call(
+            "Forget", context, request.workspace_id, not_yet, lambda response: response
+        )
+
+    async def ListAuditRecords(
+        self, request: admin_pb.ListAuditRecordsRequest, context: Context
+    ) -> admin_pb.ListAuditRecordsResponse:
+        async def not_yet(_admin: str) -> admin_pb.ListAuditRecordsResponse:
+            raise FailedPrecondition("ListAuditRecords is not served yet")
+
+        return await self._admin_call(
+            "ListAuditRecords", context, request.workspace_id, not_yet, lambda response: response
         )
 
     async def WatchEvents(

@@ -51,7 +51,7 @@ class SetExemptResponse(_message.Message):
     def __init__(self, contact_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetSubscriptionRequest(_message.Message):
-    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "default_region", "thresholds", "update_mask", "overage_percent")
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "default_region", "thresholds", "update_mask", "overage_percent", "flood_guard")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PACKS_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class SetSubscriptionRequest(_message.Message):
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     OVERAGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    FLOOD_GUARD_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     plan: str
     packs: int
@@ -76,7 +77,24 @@ class SetSubscriptionRequest(_message.Message):
     thresholds: _containers.RepeatedScalarFieldContainer[int]
     update_mask: _field_mask_pb2.FieldMask
     overage_percent: int
-    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., overage_percent: _Optional[int] = ...) -> None: ...
+    flood_guard: FloodGuard
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., overage_percent: _Optional[int] = ..., flood_guard: _Optional[_Union[FloodGuard, _Mapping]] = ...) -> None: ...
+
+class FloodGuard(_message.Message):
+    __slots__ = ("new_per_minute", "action")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[FloodGuard.Action]
+        ACTION_FLAG: _ClassVar[FloodGuard.Action]
+        ACTION_HOLD: _ClassVar[FloodGuard.Action]
+    ACTION_UNSPECIFIED: FloodGuard.Action
+    ACTION_FLAG: FloodGuard.Action
+    ACTION_HOLD: FloodGuard.Action
+    NEW_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    new_per_minute: int
+    action: FloodGuard.Action
+    def __init__(self, new_per_minute: _Optional[int] = ..., action: _Optional[_Union[FloodGuard.Action, str]] = ...) -> None: ...
 
 class GetSubscriptionRequest(_message.Message):
     __slots__ = ("workspace_id",)
@@ -85,7 +103,7 @@ class GetSubscriptionRequest(_message.Message):
     def __init__(self, workspace_id: _Optional[str] = ...) -> None: ...
 
 class Subscription(_message.Message):
-    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at", "default_region", "thresholds", "default_thresholds", "overage_percent")
+    __slots__ = ("workspace_id", "plan", "packs", "custom_limit", "timezone", "starts_at", "platform_version", "shadow_mode", "effective_limit", "is_default", "trial_plan", "trial_limit", "trial_ends_at", "updated_at", "default_region", "thresholds", "default_thresholds", "overage_percent", "flood_guard")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     PACKS_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +122,7 @@ class Subscription(_message.Message):
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     OVERAGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    FLOOD_GUARD_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     plan: str
     packs: int
@@ -122,7 +141,8 @@ class Subscription(_message.Message):
     thresholds: _containers.RepeatedScalarFieldContainer[int]
     default_thresholds: bool
     overage_percent: int
-    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., default_thresholds: _Optional[bool] = ..., overage_percent: _Optional[int] = ...) -> None: ...
+    flood_guard: FloodGuard
+    def __init__(self, workspace_id: _Optional[str] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., custom_limit: _Optional[int] = ..., timezone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform_version: _Optional[str] = ..., shadow_mode: _Optional[bool] = ..., effective_limit: _Optional[int] = ..., is_default: _Optional[bool] = ..., trial_plan: _Optional[str] = ..., trial_limit: _Optional[int] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., default_region: _Optional[str] = ..., thresholds: _Optional[_Iterable[int]] = ..., default_thresholds: _Optional[bool] = ..., overage_percent: _Optional[int] = ..., flood_guard: _Optional[_Union[FloodGuard, _Mapping]] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("workspace_id", "period")
@@ -143,7 +163,7 @@ class PeriodCount(_message.Message):
     def __init__(self, period: _Optional[str] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
-    __slots__ = ("usage", "history", "recorded", "channels", "days", "forecast_active", "closed", "closed_at")
+    __slots__ = ("usage", "history", "recorded", "channels", "days", "forecast_active", "closed", "closed_at", "flood_guard", "last_flood_at")
     USAGE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     RECORDED_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +172,8 @@ class GetUsageResponse(_message.Message):
     FORECAST_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     CLOSED_FIELD_NUMBER: _ClassVar[int]
     CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    FLOOD_GUARD_FIELD_NUMBER: _ClassVar[int]
+    LAST_FLOOD_AT_FIELD_NUMBER: _ClassVar[int]
     usage: _enforcer_pb2.Usage
     history: _containers.RepeatedCompositeFieldContainer[PeriodCount]
     recorded: bool
@@ -160,7 +182,9 @@ class GetUsageResponse(_message.Message):
     forecast_active: int
     closed: bool
     closed_at: _timestamp_pb2.Timestamp
-    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ..., recorded: _Optional[bool] = ..., channels: _Optional[_Iterable[_Union[ChannelCount, _Mapping]]] = ..., days: _Optional[_Iterable[_Union[DayCount, _Mapping]]] = ..., forecast_active: _Optional[int] = ..., closed: _Optional[bool] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    flood_guard: FloodGuard
+    last_flood_at: _timestamp_pb2.Timestamp
+    def __init__(self, usage: _Optional[_Union[_enforcer_pb2.Usage, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PeriodCount, _Mapping]]] = ..., recorded: _Optional[bool] = ..., channels: _Optional[_Iterable[_Union[ChannelCount, _Mapping]]] = ..., days: _Optional[_Iterable[_Union[DayCount, _Mapping]]] = ..., forecast_active: _Optional[int] = ..., closed: _Optional[bool] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., flood_guard: _Optional[_Union[FloodGuard, _Mapping]] = ..., last_flood_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ChannelCount(_message.Message):
     __slots__ = ("channel", "active")
@@ -222,6 +246,7 @@ class Event(_message.Message):
         TYPE_IDENTITY_CONFLICT: _ClassVar[Event.Type]
         TYPE_OVERAGE_STARTED: _ClassVar[Event.Type]
         TYPE_PERIOD_CLOSED: _ClassVar[Event.Type]
+        TYPE_FLOOD_DETECTED: _ClassVar[Event.Type]
     TYPE_UNSPECIFIED: Event.Type
     TYPE_THRESHOLD_CROSSED: Event.Type
     TYPE_LIMIT_REACHED: Event.Type
@@ -230,6 +255,7 @@ class Event(_message.Message):
     TYPE_IDENTITY_CONFLICT: Event.Type
     TYPE_OVERAGE_STARTED: Event.Type
     TYPE_PERIOD_CLOSED: Event.Type
+    TYPE_FLOOD_DETECTED: Event.Type
     ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -303,3 +329,69 @@ class Statement(_message.Message):
     overage: int
     closed_at: _timestamp_pb2.Timestamp
     def __init__(self, workspace_id: _Optional[str] = ..., period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[int] = ..., limit: _Optional[int] = ..., plan: _Optional[str] = ..., packs: _Optional[int] = ..., trial_plan: _Optional[str] = ..., trial_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overage: _Optional[int] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ForgetRequest(_message.Message):
+    __slots__ = ("workspace_id", "contact")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    contact: _enforcer_pb2.Contact
+    def __init__(self, workspace_id: _Optional[str] = ..., contact: _Optional[_Union[_enforcer_pb2.Contact, _Mapping]] = ...) -> None: ...
+
+class ForgetResponse(_message.Message):
+    __slots__ = ("forgotten", "identifiers_removed", "periods")
+    FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIERS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    PERIODS_FIELD_NUMBER: _ClassVar[int]
+    forgotten: bool
+    identifiers_removed: int
+    periods: int
+    def __init__(self, forgotten: _Optional[bool] = ..., identifiers_removed: _Optional[int] = ..., periods: _Optional[int] = ...) -> None: ...
+
+class ListAuditRecordsRequest(_message.Message):
+    __slots__ = ("workspace_id", "since", "page_size", "page_token")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    since: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, workspace_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuditRecordsResponse(_message.Message):
+    __slots__ = ("records", "next_page_token")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[AuditRecord]
+    next_page_token: str
+    def __init__(self, records: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class AuditRecord(_message.Message):
+    __slots__ = ("id", "at", "admin", "method", "workspace_id", "changed", "changes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    at: _timestamp_pb2.Timestamp
+    admin: str
+    method: str
+    workspace_id: str
+    changed: bool
+    changes: _containers.RepeatedCompositeFieldContainer[AuditChange]
+    def __init__(self, id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., admin: _Optional[str] = ..., method: _Optional[str] = ..., workspace_id: _Optional[str] = ..., changed: _Optional[bool] = ..., changes: _Optional[_Iterable[_Union[AuditChange, _Mapping]]] = ...) -> None: ...
+
+class AuditChange(_message.Message):
+    __slots__ = ("field", "before", "after")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    before: str
+    after: str
+    def __init__(self, field: _Optional[str] = ..., before: _Optional[str] = ..., after: _Optional[str] = ...) -> None: ...

@@ -76,6 +76,16 @@ class AdminStub:
                 request_serializer=mac_dot_v1_dot_admin__pb2.ListStatementsRequest.SerializeToString,
                 response_deserializer=mac_dot_v1_dot_admin__pb2.ListStatementsResponse.FromString,
                 _registered_method=True)
+        self.Forget = channel.unary_unary(
+                '/mac.v1.Admin/Forget',
+                request_serializer=mac_dot_v1_dot_admin__pb2.ForgetRequest.SerializeToString,
+                response_deserializer=mac_dot_v1_dot_admin__pb2.ForgetResponse.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/mac.v1.Admin/ListAuditRecords',
+                request_serializer=mac_dot_v1_dot_admin__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=mac_dot_v1_dot_admin__pb2.ListAuditRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -156,6 +166,26 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forget(self, request, context):
+        """Forget erases a person: every link of the identity the contact resolves to (all its
+        emails, phones, ids and visitor ids), its exemption, and its membership of every period,
+        so that no key or value in Redis holds a digest of any of its identifiers afterwards. The
+        counts stay as they were (what was billed stays billed): the identity stays counted as an
+        anonymous member until its period expires. The person arriving again later is a new
+        contact. Forgetting twice changes nothing the second time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditRecords(self, request, context):
+        """ListAuditRecords pages through the audit trail of a workspace, newest first: every Admin
+        call that changed (or tried to change) something, by whom, and what changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +228,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListStatements,
                     request_deserializer=mac_dot_v1_dot_admin__pb2.ListStatementsRequest.FromString,
                     response_serializer=mac_dot_v1_dot_admin__pb2.ListStatementsResponse.SerializeToString,
+            ),
+            'Forget': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forget,
+                    request_deserializer=mac_dot_v1_dot_admin__pb2.ForgetRequest.FromString,
+                    response_serializer=mac_dot_v1_dot_admin__pb2.ForgetResponse.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=mac_dot_v1_dot_admin__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=mac_dot_v1_dot_admin__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -418,6 +458,60 @@ class Admin:
             '/mac.v1.Admin/ListStatements',
             mac_dot_v1_dot_admin__pb2.ListStatementsRequest.SerializeToString,
             mac_dot_v1_dot_admin__pb2.ListStatementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mac.v1.Admin/Forget',
+            mac_dot_v1_dot_admin__pb2.ForgetRequest.SerializeToString,
+            mac_dot_v1_dot_admin__pb2.ForgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mac.v1.Admin/ListAuditRecords',
+            mac_dot_v1_dot_admin__pb2.ListAuditRecordsRequest.SerializeToString,
+            mac_dot_v1_dot_admin__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,6 +20,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_EXEMPT: _ClassVar[Reason]
     REASON_TRIAL_STARTED: _ClassVar[Reason]
     REASON_BACKEND_UNAVAILABLE: _ClassVar[Reason]
+    REASON_RATE_LIMITED: _ClassVar[Reason]
 REASON_UNSPECIFIED: Reason
 REASON_ALREADY_ACTIVE: Reason
 REASON_ADMITTED: Reason
@@ -28,6 +29,7 @@ REASON_LIMIT_REACHED: Reason
 REASON_EXEMPT: Reason
 REASON_TRIAL_STARTED: Reason
 REASON_BACKEND_UNAVAILABLE: Reason
+REASON_RATE_LIMITED: Reason
 
 class Contact(_message.Message):
     __slots__ = ("id", "email", "phone", "channel", "visitor_id")

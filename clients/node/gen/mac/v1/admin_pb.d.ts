@@ -249,6 +249,14 @@ export declare type SetSubscriptionRequest = Message<"mac.v1.SetSubscriptionRequ
    * @generated from field: optional int32 overage_percent = 12;
    */
   overagePercent?: number | undefined;
+
+  /**
+   * The guard against floods of new contacts; cleared (named in update_mask, left unset),
+   * none.
+   *
+   * @generated from field: mac.v1.FloodGuard flood_guard = 13;
+   */
+  floodGuard?: FloodGuard | undefined;
 };
 
 /**
@@ -256,6 +264,67 @@ export declare type SetSubscriptionRequest = Message<"mac.v1.SetSubscriptionRequ
  * Use `create(SetSubscriptionRequestSchema)` to create a new message.
  */
 export declare const SetSubscriptionRequestSchema: GenMessage<SetSubscriptionRequest>;
+
+/**
+ * FloodGuard watches the rate of new contacts of a workspace in a sliding minute.
+ *
+ * @generated from message mac.v1.FloodGuard
+ */
+export declare type FloodGuard = Message<"mac.v1.FloodGuard"> & {
+  /**
+   * New contacts a sliding minute may take, 1 to 1,000,000.
+   *
+   * @generated from field: int32 new_per_minute = 1;
+   */
+  newPerMinute: number;
+
+  /**
+   * FLAG or HOLD.
+   *
+   * @generated from field: mac.v1.FloodGuard.Action action = 2;
+   */
+  action: FloodGuard_Action;
+};
+
+/**
+ * Describes the message mac.v1.FloodGuard.
+ * Use `create(FloodGuardSchema)` to create a new message.
+ */
+export declare const FloodGuardSchema: GenMessage<FloodGuard>;
+
+/**
+ * What happens past the rate.
+ *
+ * @generated from enum mac.v1.FloodGuard.Action
+ */
+export enum FloodGuard_Action {
+  /**
+   * Never sent; refused in a request.
+   *
+   * @generated from enum value: ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Admit them, and record one TYPE_FLOOD_DETECTED event per minute of flood.
+   *
+   * @generated from enum value: ACTION_FLAG = 1;
+   */
+  FLAG = 1,
+
+  /**
+   * Deny the new contacts beyond the rate with REASON_RATE_LIMITED (never an active or
+   * exempt contact), and record the event.
+   *
+   * @generated from enum value: ACTION_HOLD = 2;
+   */
+  HOLD = 2,
+}
+
+/**
+ * Describes the enum mac.v1.FloodGuard.Action.
+ */
+export declare const FloodGuard_ActionSchema: GenEnum<FloodGuard_Action>;
 
 /**
  * GetSubscriptionRequest names the workspace.
@@ -408,6 +477,13 @@ export declare type Subscription = Message<"mac.v1.Subscription"> & {
    * @generated from field: int32 overage_percent = 18;
    */
   overagePercent: number;
+
+  /**
+   * The flood guard; unset for none.
+   *
+   * @generated from field: mac.v1.FloodGuard flood_guard = 19;
+   */
+  floodGuard?: FloodGuard | undefined;
 };
 
 /**
@@ -546,6 +622,20 @@ export declare type GetUsageResponse = Message<"mac.v1.GetUsageResponse"> & {
    * @generated from field: google.protobuf.Timestamp closed_at = 8;
    */
   closedAt?: Timestamp | undefined;
+
+  /**
+   * The workspace's flood guard; unset for none.
+   *
+   * @generated from field: mac.v1.FloodGuard flood_guard = 9;
+   */
+  floodGuard?: FloodGuard | undefined;
+
+  /**
+   * When the last flood was detected (TYPE_FLOOD_DETECTED); unset for none.
+   *
+   * @generated from field: google.protobuf.Timestamp last_flood_at = 10;
+   */
+  lastFloodAt?: Timestamp | undefined;
 };
 
 /**
@@ -886,6 +976,14 @@ export enum Event_Type {
    * @generated from enum value: TYPE_PERIOD_CLOSED = 7;
    */
   PERIOD_CLOSED = 7,
+
+  /**
+   * New contacts arrived faster than the flood guard's new_per_minute: once per minute of
+   * flood; active is the count then, limit the guard's rate.
+   *
+   * @generated from enum value: TYPE_FLOOD_DETECTED = 8;
+   */
+  FLOOD_DETECTED = 8,
 }
 
 /**
@@ -1055,6 +1153,238 @@ export declare type Statement = Message<"mac.v1.Statement"> & {
 export declare const StatementSchema: GenMessage<Statement>;
 
 /**
+ * ForgetRequest names the person to forget.
+ *
+ * @generated from message mac.v1.ForgetRequest
+ */
+export declare type ForgetRequest = Message<"mac.v1.ForgetRequest"> & {
+  /**
+   * The workspace: 1-64 of A-Z a-z 0-9 . _ -
+   *
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+
+  /**
+   * Any identifier of the person, resolved as a decision would resolve it.
+   *
+   * @generated from field: mac.v1.Contact contact = 2;
+   */
+  contact?: Contact | undefined;
+};
+
+/**
+ * Describes the message mac.v1.ForgetRequest.
+ * Use `create(ForgetRequestSchema)` to create a new message.
+ */
+export declare const ForgetRequestSchema: GenMessage<ForgetRequest>;
+
+/**
+ * ForgetResponse says what was erased.
+ *
+ * @generated from message mac.v1.ForgetResponse
+ */
+export declare type ForgetResponse = Message<"mac.v1.ForgetResponse"> & {
+  /**
+   * False when nothing was known of the contact (or it was forgotten before).
+   *
+   * @generated from field: bool forgotten = 1;
+   */
+  forgotten: boolean;
+
+  /**
+   * Identifiers whose links were removed (emails, phones, ids and visitor ids).
+   *
+   * @generated from field: int32 identifiers_removed = 2;
+   */
+  identifiersRemoved: number;
+
+  /**
+   * Periods in which the identity was counted: it stays counted there, anonymously.
+   *
+   * @generated from field: int32 periods = 3;
+   */
+  periods: number;
+};
+
+/**
+ * Describes the message mac.v1.ForgetResponse.
+ * Use `create(ForgetResponseSchema)` to create a new message.
+ */
+export declare const ForgetResponseSchema: GenMessage<ForgetResponse>;
+
+/**
+ * ListAuditRecordsRequest names a workspace and where to start.
+ *
+ * @generated from message mac.v1.ListAuditRecordsRequest
+ */
+export declare type ListAuditRecordsRequest = Message<"mac.v1.ListAuditRecordsRequest"> & {
+  /**
+   * The workspace: 1-64 of A-Z a-z 0-9 . _ -
+   *
+   * @generated from field: string workspace_id = 1;
+   */
+  workspaceId: string;
+
+  /**
+   * Only records at or after this instant; unset for all those kept
+   * (MAC_AUDIT_RETENTION_DAYS).
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * At most this many records (1-1000; default 100).
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From the previous response; empty to start.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message mac.v1.ListAuditRecordsRequest.
+ * Use `create(ListAuditRecordsRequestSchema)` to create a new message.
+ */
+export declare const ListAuditRecordsRequestSchema: GenMessage<ListAuditRecordsRequest>;
+
+/**
+ * ListAuditRecordsResponse is one page of the trail, newest first.
+ *
+ * @generated from message mac.v1.ListAuditRecordsResponse
+ */
+export declare type ListAuditRecordsResponse = Message<"mac.v1.ListAuditRecordsResponse"> & {
+  /**
+   * The records.
+   *
+   * @generated from field: repeated mac.v1.AuditRecord records = 1;
+   */
+  records: AuditRecord[];
+
+  /**
+   * Empty when the listing is complete.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message mac.v1.ListAuditRecordsResponse.
+ * Use `create(ListAuditRecordsResponseSchema)` to create a new message.
+ */
+export declare const ListAuditRecordsResponseSchema: GenMessage<ListAuditRecordsResponse>;
+
+/**
+ * AuditRecord is one Admin call that changed, or could have changed, a workspace, written in
+ * the same atomic step as the change. It never holds an identifier of a contact, in clear or
+ * as a digest.
+ *
+ * @generated from message mac.v1.AuditRecord
+ */
+export declare type AuditRecord = Message<"mac.v1.AuditRecord"> & {
+  /**
+   * Unique within the workspace, increasing with time.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * When the change was made.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * The admin who made it: a name of MAC_ADMIN_TOKENS_FILE, of a client certificate, or
+   * "admin" for MAC_ADMIN_TOKEN (and for a sidecar without a token).
+   *
+   * @generated from field: string admin = 3;
+   */
+  admin: string;
+
+  /**
+   * The Admin method: SetSubscription, Merge, SetExempt, Forget.
+   *
+   * @generated from field: string method = 4;
+   */
+  method: string;
+
+  /**
+   * The workspace.
+   *
+   * @generated from field: string workspace_id = 5;
+   */
+  workspaceId: string;
+
+  /**
+   * False when the call changed nothing (the same value set again, a merge or forget of
+   * nothing).
+   *
+   * @generated from field: bool changed = 6;
+   */
+  changed: boolean;
+
+  /**
+   * What changed: for SetSubscription each field whose value moved, before and after; for
+   * Merge "identities_folded" and "uncounted"; for SetExempt "contacts_exempted" or
+   * "contacts_countable"; for Forget "identifiers_removed" and "periods".
+   *
+   * @generated from field: repeated mac.v1.AuditChange changes = 7;
+   */
+  changes: AuditChange[];
+};
+
+/**
+ * Describes the message mac.v1.AuditRecord.
+ * Use `create(AuditRecordSchema)` to create a new message.
+ */
+export declare const AuditRecordSchema: GenMessage<AuditRecord>;
+
+/**
+ * AuditChange is one field's value before and after a change (or a count, in after alone).
+ *
+ * @generated from message mac.v1.AuditChange
+ */
+export declare type AuditChange = Message<"mac.v1.AuditChange"> & {
+  /**
+   * The field, as named in the API ("packs", "flood_guard.new_per_minute").
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * Its value before, as text; empty when it had none.
+   *
+   * @generated from field: string before = 2;
+   */
+  before: string;
+
+  /**
+   * Its value after, as text.
+   *
+   * @generated from field: string after = 3;
+   */
+  after: string;
+};
+
+/**
+ * Describes the message mac.v1.AuditChange.
+ * Use `create(AuditChangeSchema)` to create a new message.
+ */
+export declare const AuditChangeSchema: GenMessage<AuditChange>;
+
+/**
  * Admin is the operators' service: subscriptions, usage, counted contacts, identities and
  * notification events.
  *
@@ -1157,6 +1487,32 @@ export declare const Admin: GenService<{
     methodKind: "unary";
     input: typeof ListStatementsRequestSchema;
     output: typeof ListStatementsResponseSchema;
+  },
+  /**
+   * Forget erases a person: every link of the identity the contact resolves to (all its
+   * emails, phones, ids and visitor ids), its exemption, and its membership of every period,
+   * so that no key or value in Redis holds a digest of any of its identifiers afterwards. The
+   * counts stay as they were (what was billed stays billed): the identity stays counted as an
+   * anonymous member until its period expires. The person arriving again later is a new
+   * contact. Forgetting twice changes nothing the second time.
+   *
+   * @generated from rpc mac.v1.Admin.Forget
+   */
+  forget: {
+    methodKind: "unary";
+    input: typeof ForgetRequestSchema;
+    output: typeof ForgetResponseSchema;
+  },
+  /**
+   * ListAuditRecords pages through the audit trail of a workspace, newest first: every Admin
+   * call that changed (or tried to change) something, by whom, and what changed.
+   *
+   * @generated from rpc mac.v1.Admin.ListAuditRecords
+   */
+  listAuditRecords: {
+    methodKind: "unary";
+    input: typeof ListAuditRecordsRequestSchema;
+    output: typeof ListAuditRecordsResponseSchema;
   },
 }>;
 

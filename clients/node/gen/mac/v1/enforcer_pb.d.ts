@@ -661,6 +661,14 @@ export enum Reason {
    * @generated from enum value: REASON_BACKEND_UNAVAILABLE = 7;
    */
   BACKEND_UNAVAILABLE = 7,
+
+  /**
+   * A new contact refused by the subscription's flood guard (action HOLD): more new contacts
+   * than its new_per_minute arrived in the last minute. Never for an active or exempt contact.
+   *
+   * @generated from enum value: REASON_RATE_LIMITED = 8;
+   */
+  RATE_LIMITED = 8,
 }
 
 /**
