@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack, ExitStack
 import grpc
 
 from bench import procs
+from bench.closing import measure_sweep
 from bench.echo import ENGINES, native_installed, run_loop
 from bench.load import Pids, Result
 from bench.report import as_json, table
@@ -28,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="calls in flight")
     parser.add_argument(
         "--memory-contacts", type=int, default=100_000, help="contacts counted to measure memory"
+    )
+    parser.add_argument(
+        "--sweep-workspaces",
+        type=int,
+        default=10_000,
+        help="workspaces the closing sweep is measured over (0: skip it)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
@@ -55,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--workers takes worker counts, comma separated (1,2,4)")
     if not ns.workers or ns.workers[0] < 1:
         parser.error("--workers takes worker counts of 1 or more")
+    if ns.sweep_workspaces < 0:
+        parser.error("--sweep-workspaces must be >= 0")
     if ns.seconds <= 0 or ns.warmup < 0 or ns.concurrency < 1 or ns.memory_contacts < 1:
         parser.error("--seconds, --concurrency, --memory-contacts must be > 0; --warmup >= 0")
     ns.engines = list(dict.fromkeys(e.strip() for e in ns.engines.split(",") if e.strip()))
@@ -165,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack.callback(echoes[engine].close)
                 pids[f"echo {engine}"] = echoes[engine].proc.pid
             results, memory = run_loop(measure(ns, echoes, sidecars, redis, pids, sockets))
+            sweep = run_loop(measure_sweep(ns.sweep_workspaces)) if ns.sweep_workspaces else None
             for sidecar in sidecars.values():
                 status = sidecar.stop()  # SIGTERM: a graceful stop should exit with 0
                 if status != 0:
@@ -172,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             progress("interrupted; stopping the servers")
             return 130
-    print(as_json(ns, results, memory) if ns.json else table(ns, results, memory))
+    print(as_json(ns, results, memory, sweep) if ns.json else table(ns, results, memory, sweep))
     return 0
 
 

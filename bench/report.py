@@ -127,8 +127,13 @@ def side_by_side(results: list[Result]) -> list[str]:
     return ["", intro, *_aligned(rows, {})]
 
 
-def table(ns: argparse.Namespace, results: list[Result], memory: dict[str, float]) -> str:
-    """The results as aligned text tables, with the memory line below."""
+def table(
+    ns: argparse.Namespace,
+    results: list[Result],
+    memory: dict[str, float],
+    sweep: dict[str, float] | None = None,
+) -> str:
+    """The results as aligned text tables, with the memory and closing sweep lines below."""
     echoes = list(dict.fromkeys(e for r in results for e in r.baselines))
     lines = [
         f"{ns.concurrency} calls in flight, {ns.seconds:g} s measured per run after "
@@ -163,6 +168,13 @@ def table(ns: argparse.Namespace, results: list[Result], memory: dict[str, float
         f"{memory['used_memory_delta']:,.0f} bytes for {memory['contacts']:,.0f} contacts, "
         f"the members set holds {memory['set_bytes_per_contact']:.1f} bytes per contact",
     ]
+    if sweep:
+        lines.append(
+            f"Closing sweep over {sweep['workspaces']:,.0f} workspaces: "
+            f"{sweep['all_close_s']:.2f} s when every one closes, "
+            f"{sweep['nothing_due_known_s'] * 1000:.0f} ms when none is due (known), "
+            f"{sweep['nothing_due_cold_s']:.2f} s for a sweeper that reads them all"
+        )
     return "\n".join(lines)
 
 
@@ -185,7 +197,12 @@ def _run(r: Result) -> dict[str, object]:
     }
 
 
-def as_json(ns: argparse.Namespace, results: list[Result], memory: dict[str, float]) -> str:
+def as_json(
+    ns: argparse.Namespace,
+    results: list[Result],
+    memory: dict[str, float],
+    sweep: dict[str, float] | None = None,
+) -> str:
     scenarios = [
         {
             "name": r.name,
@@ -211,5 +228,6 @@ def as_json(ns: argparse.Namespace, results: list[Result], memory: dict[str, flo
         "config": config,
         "scenarios": scenarios,
         "memory": {**memory, "goal_bytes_per_contact": MEMORY_GOAL},
+        "closing_sweep": sweep,
     }
     return json.dumps(report, indent=2)
