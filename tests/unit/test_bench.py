@@ -72,7 +72,8 @@ def test_table_groups_each_scenario_under_its_echo_runs() -> None:
 
 def test_the_closing_sweep_is_reported_when_measured() -> None:
     ns = parse_args(["--engines", "grpcio"])
-    results = scenario({"grpcio": "grpcio"})
+    ns.engines = ["grpcio", "native"]
+    results = scenario({"grpcio": "grpcio", "native": "native"})
     assert "Closing sweep" not in table(ns, results, MEMORY)
     sweep = {
         "workspaces": 10_000,
