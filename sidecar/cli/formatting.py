@@ -164,10 +164,13 @@ def sparkline(values: list[int]) -> str:
 
 
 def breakdown_text(reply: admin_pb.GetUsageResponse) -> list[str]:
-    """The forecast, the channels table and the days' sparkline of a usage reply."""
+    """Whether the period is closed, the forecast, the channels table and the days' sparkline
+    of a usage reply."""
     u = reply.usage
     lines: list[str] = []
-    if reply.forecast_active and reply.forecast_active != u.active:
+    if reply.closed:
+        lines.append(f"closed      {when(reply.closed_at)}: the count is final (statements)")
+    if reply.forecast_active and reply.forecast_active != u.active and not reply.closed:
         share = f" ({reply.forecast_active / u.limit:.0%} of the limit)" if u.limit else ""
         lines.append(
             f"forecast    {reply.forecast_active:,} by the period's end at this pace{share}"

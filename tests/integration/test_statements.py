@@ -323,3 +323,17 @@ async def test_the_cli_writes_statements_as_csv_and_json(
     code, _, err = await cli("statements", "--period", "2026-1", *conn)
     assert code == 2
     assert "INVALID_ARGUMENT: period: expected YYYY-MM" in err
+
+
+async def test_the_cli_usage_of_a_closed_month_says_its_count_is_final(
+    sidecar_app: Sidecar, clock: ManualClock
+) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
+    await sidecar_app.enforcer.activate_batch("acme", [ContactFields(id="c1")])
+    code, out, _ = await cli("usage", "acme", "--period", "2026-11", *conn)
+    assert code == 0
+    assert "closed" not in out
+    clock.set(CLOSED_EVERYWHERE)
+    code, out, _ = await cli("usage", "acme", "--period", "2026-11", *conn)
+    assert code == 0
+    assert "closed      2026-12-01 12:05 UTC: the count is final" in out
