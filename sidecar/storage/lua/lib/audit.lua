@@ -51,5 +51,6 @@ local function append_audit(key, audit, changed, changes)
   end
   local oldest = math.max(audit.now - audit.retention_ms, 0)
   redis.call('XADD', key, 'MINID', oldest, ms .. '-*', unpack(entry))
-  redis.call('PEXPIREAT', key, audit.now + audit.retention_ms)
+  -- relative: Redis's clock need not agree with the sidecars'
+  redis.call('PEXPIRE', key, audit.retention_ms)
 end
