@@ -15,6 +15,16 @@ from sidecar.storage.connections import Client
 from sidecar.storage.keys import WorkspaceKeys
 
 SET_SUBSCRIPTION = "SetSubscription"
+# What follows from the other subscription fields (the plan's limit and trial, the major, the
+# time of the change): not what an admin changed, so not in the audit record.
+DERIVED_SUBSCRIPTION_FIELDS = frozenset(
+    ("major", "limit", "trial_plan", "trial_limit", "trial_days", "updated_at")
+)
+# The fields whose change set_subscription.lua records: every field of
+# codec.SUBSCRIPTION_FIELDS but the derived ones, so a field added there is audited.
+AUDITED_SUBSCRIPTION_FIELDS = tuple(
+    f for f in codec.SUBSCRIPTION_FIELDS if f not in DERIVED_SUBSCRIPTION_FIELDS
+)
 
 
 def _bool_text(value: str) -> str:

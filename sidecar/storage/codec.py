@@ -157,15 +157,6 @@ SUBSCRIPTION_FIELDS = (
     "thresholds",
     "overage_percent",
 )
-# What follows from the other fields (the plan's limit and trial, the major, the time of the
-# change): not what an admin changed, so not in the audit record.
-DERIVED_SUBSCRIPTION_FIELDS = frozenset(
-    ("major", "limit", "trial_plan", "trial_limit", "trial_days", "updated_at")
-)
-# The fields whose change set_subscription.lua records: every field but the derived ones.
-AUDITED_SUBSCRIPTION_FIELDS = tuple(
-    f for f in SUBSCRIPTION_FIELDS if f not in DERIVED_SUBSCRIPTION_FIELDS
-)
 
 
 def encode_contacts(contacts: Sequence[KeyedContact]) -> list[Any]:

@@ -24,6 +24,7 @@ from sidecar.domain.ports import (
     StoredSubscription,
 )
 from sidecar.domain.subscription import Resolved
+from sidecar.storage import audit as audit_trail
 from sidecar.storage import calls, codec, scripts
 from sidecar.storage.calls import Connection, Pooled
 from sidecar.storage.connections import RedisConnections
@@ -183,7 +184,7 @@ class RedisStore:
                 (
                     expected_version,
                     *codec.audit_args(audit, self._audit_retention_ms),
-                    ",".join(codec.AUDITED_SUBSCRIPTION_FIELDS),
+                    ",".join(audit_trail.AUDITED_SUBSCRIPTION_FIELDS),
                     *codec.subscription_args(resolved, updated_at),
                 ),
             )

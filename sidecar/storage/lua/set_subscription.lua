@@ -10,7 +10,8 @@
 -- ARGV[4]  now_ms        the instant of the change (unix ms)
 -- ARGV[5]  retention_ms  how long audit records are kept
 -- ARGV[6]  audited       the fields whose change is recorded, comma separated
---                        (codec.AUDITED_SUBSCRIPTION_FIELDS; the others follow from them)
+--                        (storage/audit.py's AUDITED_SUBSCRIPTION_FIELDS; the others
+--                        follow from them)
 -- ARGV[7..] fields       field, value, field, value, ... (codec.subscription_args)
 --
 -- Reply: version  the subscription's new version, or -1 when its version is no longer
