@@ -255,6 +255,46 @@ export interface StatementsPage {
   nextPageToken: string;
 }
 
+export interface ListAuditRecordsOptions {
+  /** Only records at or after this instant; undefined for every record kept (MAC_AUDIT_RETENTION_DAYS). */
+  since?: Date | string | number;
+  /** At most this many records per page (1-1000; 0 = the sidecar's default, 100). */
+  pageSize?: number;
+  /** From the previous page's nextPageToken; "" to start. */
+  pageToken?: string;
+}
+
+/** One field's value before and after a change; a count (Merge, SetExempt, Forget) has after alone. */
+export interface AuditChange {
+  /** As named in the API: "packs", "shadow_mode", "identities_folded", "contacts_exempted". */
+  field: string;
+  /** "" when it had none, and for a count. */
+  before: string;
+  after: string;
+}
+
+/** One Admin call that changed, or could have changed, a workspace. Never holds a contact's identifier. */
+export interface AuditRecord {
+  /** Unique within the workspace, increasing with time. */
+  id: string;
+  at: Date | undefined;
+  /** The admin who made it ("admin" for MAC_ADMIN_TOKEN and a sidecar without a token). */
+  admin: string;
+  /** SetSubscription, Merge, SetExempt, Forget. */
+  method: string;
+  workspaceId: string;
+  /** False when the call changed nothing (the same values set again). */
+  changed: boolean;
+  changes: AuditChange[];
+}
+
+export interface AuditRecordsPage {
+  /** Newest first. */
+  records: AuditRecord[];
+  /** "" when the listing is complete. */
+  nextPageToken: string;
+}
+
 export interface ListActiveContactsOptions {
   /** "YYYY-MM"; "" (default) for the current period. */
   period?: string;
@@ -381,6 +421,8 @@ export interface MacClient {
    * FailedPrecondition while the month may still be open in some time zone.
    */
   listStatements(period: string, options?: ListStatementsOptions): Promise<StatementsPage>;
+  /** One page of a workspace's audit trail, newest first. */
+  listAuditRecords(workspaceId: string, options?: ListAuditRecordsOptions): Promise<AuditRecordsPage>;
   /** Folds the sources' identities into the target's. */
   merge(workspaceId: string, sources: Contact[], target: Contact): Promise<MergeResult>;
   /** Exempts contacts (exempt = true, the default) or makes them countable again. */

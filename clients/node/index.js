@@ -5,6 +5,8 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { Enforcer } from "./gen/mac/v1/enforcer_pb.js";
 import { Admin } from "./gen/mac/v1/admin_pb.js";
 import {
+  auditRecordsPageObject,
+  auditRecordsRequest,
   contactMessage,
   contactMessages,
   decisionObject,
@@ -190,6 +192,11 @@ export function createClient(address, options = {}) {
 
     async listStatements(period, { pageToken = "", pageSize = 0 } = {}) {
       return statementsPageObject(await adminCall("listStatements", { period, pageToken, pageSize }));
+    },
+
+    async listAuditRecords(workspaceId, options = {}) {
+      const res = await adminCall("listAuditRecords", auditRecordsRequest(workspaceId, options));
+      return auditRecordsPageObject(res);
     },
 
     async merge(workspaceId, sources, target) {

@@ -10,7 +10,16 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from sidecar import __version__
-from sidecar.cli import contacts, decide, events, exits, serve, statements, subscriptions
+from sidecar.cli import (
+    audit,
+    contacts,
+    decide,
+    events,
+    exits,
+    serve,
+    statements,
+    subscriptions,
+)
 from sidecar.cli.connection import token_given
 
 
@@ -30,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     contacts.add_commands(commands)
     events.add_commands(commands)
     statements.add_commands(commands)
+    audit.add_commands(commands)
     return parser
 
 

@@ -185,6 +185,33 @@ class AsyncClient:
             if not token:
                 return
 
+    async def list_audit_records(
+        self,
+        workspace_id: str,
+        since: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> admin_pb.ListAuditRecordsResponse:
+        """One page of the workspace's audit trail, newest first, down to ``since`` (an aware
+        datetime; ``None``: every record kept)."""
+        return await self._send(
+            calls.list_audit_records(workspace_id, since, page_size, page_token)
+        )
+
+    async def audit_records(
+        self, workspace_id: str, since: datetime | None = None, page_size: int = 0
+    ) -> AsyncIterator[admin_pb.AuditRecord]:
+        """Every audit record of the workspace down to ``since``, newest first, page after
+        page."""
+        token = ""
+        while True:
+            page = await self.list_audit_records(workspace_id, since, page_size, token)
+            for record in page.records:
+                yield record
+            token = page.next_page_token
+            if not token:
+                return
+
     async def merge(
         self, workspace_id: str, sources: Sequence[ContactLike], target: ContactLike
     ) -> admin_pb.MergeResponse:

@@ -173,6 +173,30 @@ class Client:
             if not token:
                 return
 
+    def list_audit_records(
+        self,
+        workspace_id: str,
+        since: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> admin_pb.ListAuditRecordsResponse:
+        """One page of the workspace's audit trail, newest first, down to ``since`` (an aware
+        datetime; ``None``: every record kept)."""
+        return self._send(calls.list_audit_records(workspace_id, since, page_size, page_token))
+
+    def audit_records(
+        self, workspace_id: str, since: datetime | None = None, page_size: int = 0
+    ) -> Iterator[admin_pb.AuditRecord]:
+        """Every audit record of the workspace down to ``since``, newest first, page after
+        page."""
+        token = ""
+        while True:
+            page = self.list_audit_records(workspace_id, since, page_size, token)
+            yield from page.records
+            token = page.next_page_token
+            if not token:
+                return
+
     def merge(
         self, workspace_id: str, sources: Sequence[ContactLike], target: ContactLike
     ) -> admin_pb.MergeResponse:

@@ -237,3 +237,21 @@ def list_statements(
         period=period, page_token=page_token, page_size=page_size
     )
     return Call("admin", "ListStatements", request, _message)
+
+
+def list_audit_records(
+    workspace_id: str, since: datetime | None, page_size: int, page_token: str
+) -> Call[admin_pb.ListAuditRecordsResponse]:
+    """``ListAuditRecords``: one page of a workspace's audit trail, newest first, down to
+    ``since`` (``None``: every record kept).
+
+    :raise ValueError: ``since`` without a time zone.
+    """
+    request = admin_pb.ListAuditRecordsRequest(
+        workspace_id=workspace_id, page_size=page_size, page_token=page_token
+    )
+    if since is not None:
+        if since.tzinfo is None or since.utcoffset() is None:
+            raise ValueError("since needs a time zone (an aware datetime)")
+        request.since.FromDatetime(since)
+    return Call("admin", "ListAuditRecords", request, _message)

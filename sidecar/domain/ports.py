@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from sidecar.domain.audit import AuditContext
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Event, Merged, PeriodCount, Policy, Reason
@@ -94,22 +95,25 @@ class DecideReply:
 
 @dataclass(frozen=True, slots=True)
 class MergeRequest:
-    """Fold the sources' identities into the target's, in the current period."""
+    """Fold the sources' identities into the target's, in the current period; ``audit``
+    says who does it (recorded in the same step)."""
 
     workspace_id: str
     period_key: str
     expire_at_ms: int
     target: KeyedContact
     sources: Sequence[KeyedContact]
+    audit: AuditContext
 
 
 @dataclass(frozen=True, slots=True)
 class ExemptRequest:
-    """Mark contacts exempt (``exempt``) or countable again."""
+    """Mark contacts exempt (``exempt``) or countable again; ``audit`` says who does it."""
 
     workspace_id: str
     contacts: Sequence[KeyedContact]
     exempt: bool
+    audit: AuditContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +171,11 @@ class OperatorStore(Protocol):
     """What the operators' calls need besides decisions."""
 
     async def set_subscription(
-        self, resolved: Resolved, updated_at: datetime, expected_version: int
+        self, resolved: Resolved, updated_at: datetime, expected_version: int, audit: AuditContext
     ) -> int | None:
         """Replace the workspace's subscription if its version is still ``expected_version``
-        (0: it had none); return the new version, or ``None`` when it had changed."""
+        (0: it had none), and record the change (``audit``) in the same step; return the new
+        version, or ``None`` when it had changed (nothing is recorded then)."""
         ...
 
     async def subscription(self, workspace_id: str) -> StoredSubscription: ...

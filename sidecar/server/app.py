@@ -31,6 +31,7 @@ from sidecar.server.uds import SocketPath
 from sidecar.server.webhooks import DeliveryTelemetry, HttpReceiver, consumer_name
 from sidecar.server.workers import WORKER_ENV
 from sidecar.settings import Settings, redact_endpoint, split_addr
+from sidecar.storage.audit import RedisAuditTrail
 from sidecar.storage.closing import RedisPeriodClosing
 from sidecar.storage.connections import (
     WATCH_BLOCK_MS,
@@ -45,6 +46,7 @@ from sidecar.transport.admin_service import AdminService
 from sidecar.transport.enforcer_service import EnforcerService
 from sidecar.transport.runner import Gate
 from sidecar.usecases.admin import Admin
+from sidecar.usecases.audit import AuditTrail
 from sidecar.usecases.contacts import ContactReader
 from sidecar.usecases.delivery import POLL_SECONDS, SESSIONS, WebhookDeliverer
 from sidecar.usecases.enforcer import Enforcer
@@ -118,6 +120,7 @@ class Sidecar:
             self.connections,
             wait_replicas=settings.redis_wait_replicas,
             wait_timeout_ms=settings.redis_wait_timeout_ms,
+            audit_retention_days=settings.audit_retention_days,
         )
         contacts = ContactReader(ContactKeyer(settings.secret_bytes()), settings.batch_max)
         periods = Periods(
@@ -177,6 +180,9 @@ class Sidecar:
             retention_periods=settings.retention_periods,
             default_thresholds=tuple(settings.threshold_list()),
             closing=self.closing,
+        )
+        self.audit = AuditTrail(
+            RedisAuditTrail(self.connections.pool), self.clock, settings.audit_retention_days
         )
         self.events = EventWatch(self.store, block_ms=WATCH_BLOCK_MS)
         self.gate = Gate(settings.max_concurrent_rpcs)
@@ -266,6 +272,7 @@ class Sidecar:
             max_streams=settings.max_streams,
             gate=self.gate,
             statements=self.statements,
+            audit=self.audit,
         )
         enforcer_service = pb.DESCRIPTOR.services_by_name["Enforcer"]
         admin_service = admin_pb.DESCRIPTOR.services_by_name["Admin"]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sidecar.domain.audit import AuditContext
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.clock import from_ms, to_ms
 from sidecar.domain.contact import KeyedContact
@@ -101,17 +102,19 @@ CLOSED_REPLY = ("closed", "closed_at_ms")
 CLOSED = -2  # its first place
 _CLOSED_AT_MS = 1
 
+# The audit places of the scripts that change a workspace (lib/audit.lua's read_audit).
+AUDIT_ARGV = ("admin", "method", "now_ms", "retention_ms")
 # merge.lua's ARGV (the target contact, then the sources, come after) and reply.
-MERGE_ARGV = ("period_key", "expire_at_ms")
+MERGE_ARGV = ("period_key", "expire_at_ms", *AUDIT_ARGV)
 MERGE_REPLY = ("survivor", "folded", "uncounted", "active")
 # set_exempt.lua's ARGV (the contacts come after) and reply: these places, then
 # EXEMPT_PER_CONTACT for each contact.
-EXEMPT_ARGV = ("exempt",)
+EXEMPT_ARGV = ("exempt", *AUDIT_ARGV)
 EXEMPT_REPLY = ("changed",)
 EXEMPT_PER_CONTACT = ("identity",)
-# set_subscription.lua's ARGV: this, then field, value, ... of SUBSCRIPTION_FIELDS; its reply is
-# the new version alone.
-SET_SUBSCRIPTION_ARGV = ("expected_version",)
+# set_subscription.lua's ARGV: these, then field, value, ... of SUBSCRIPTION_FIELDS; its reply
+# is the new version alone.
+SET_SUBSCRIPTION_ARGV = ("expected_version", *AUDIT_ARGV, "audited")
 # close.lua's ARGV and reply.
 CLOSE_ARGV = (
     "period_key",
@@ -252,10 +255,16 @@ def decide_reply(reply: list[Any], period_name: str = "") -> DecideReply:
     )
 
 
-def merge_args(request: MergeRequest) -> list[Any]:
+def audit_args(audit: AuditContext, retention_ms: int) -> list[Any]:
+    """The ``AUDIT_ARGV`` places of a script that changes a workspace."""
+    return [audit.admin, audit.method, audit.at_ms, retention_ms]
+
+
+def merge_args(request: MergeRequest, retention_ms: int) -> list[Any]:
     """``merge.lua``'s ARGV: ``MERGE_ARGV`` in order, then the target and the sources."""
     contacts = encode_contacts([request.target, *request.sources])
-    return [request.period_key, request.expire_at_ms, *contacts]
+    audit = audit_args(request.audit, retention_ms)
+    return [request.period_key, request.expire_at_ms, *audit, *contacts]
 
 
 def merge_reply(reply: list[Any]) -> Merged:
@@ -264,9 +273,10 @@ def merge_reply(reply: list[Any]) -> Merged:
     return Merged(got["survivor"], int(got["folded"]), int(got["uncounted"]), int(got["active"]))
 
 
-def exempt_args(request: ExemptRequest) -> list[Any]:
+def exempt_args(request: ExemptRequest, retention_ms: int) -> list[Any]:
     """``set_exempt.lua``'s ARGV: ``EXEMPT_ARGV`` in order, then the contacts."""
-    return [1 if request.exempt else 0, *encode_contacts(request.contacts)]
+    audit = audit_args(request.audit, retention_ms)
+    return [1 if request.exempt else 0, *audit, *encode_contacts(request.contacts)]
 
 
 def exempt_reply(reply: list[Any]) -> ExemptReply:

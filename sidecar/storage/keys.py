@@ -90,3 +90,9 @@ class WorkspaceKeys:
         """HASH ``period_key`` -> the closed period's statement (JSON, close.lua's); a field
         is written once, when its period closes, and never changed."""
         return f"{self._base}:statements"
+
+    @property
+    def audit(self) -> str:
+        """STREAM of the audit records of the Admin calls that changed the workspace (lib/
+        audit.lua); each entry's id is its instant, trimmed to ``MAC_AUDIT_RETENTION_DAYS``."""
+        return f"{self._base}:audit"

@@ -80,9 +80,9 @@ DECIDE = Script.load(
     "trial",
     "overage",
 )
-MERGE = Script.load("merge", "identity", "contacts")
-SET_EXEMPT = Script.load("set_exempt", "identity", "contacts")
-SET_SUBSCRIPTION = Script.load("set_subscription")
+MERGE = Script.load("merge", "identity", "contacts", "audit")
+SET_EXEMPT = Script.load("set_exempt", "identity", "contacts", "audit")
+SET_SUBSCRIPTION = Script.load("set_subscription", "audit")
 WEBHOOK_POLL = Script.load("webhook_poll")
 WEBHOOK_READ_NEW = Script.load("webhook_read_new")
 WEBHOOK_RENEW = Script.load("webhook_renew")

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sidecar import metrics
+from sidecar.domain.audit import DAY_MS, RETENTION_DAYS, AuditContext
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.cache import LruCache
 from sidecar.domain.decision import Event, Merged, PeriodCount
@@ -23,6 +24,7 @@ from sidecar.domain.ports import (
     StoredSubscription,
 )
 from sidecar.domain.subscription import Resolved
+from sidecar.storage import audit as audit_trail
 from sidecar.storage import calls, codec, scripts
 from sidecar.storage.calls import Connection, Pooled
 from sidecar.storage.connections import RedisConnections
@@ -39,6 +41,7 @@ class RedisStore:
     the pool; event reads, which wait, over the blocking pool.
 
     :param cache_size: workspaces whose registration and decide keys are remembered.
+    :param audit_retention_days: how long the audit records of changes are kept.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class RedisStore:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 0,
         cache_size: int = CACHE_SIZE,
+        audit_retention_days: int = RETENTION_DAYS,
     ) -> None:
         self._pool = Pooled(connections.pool)
         self._blocking = Pooled(connections.blocking)
@@ -56,6 +60,7 @@ class RedisStore:
         self._wait = (wait_replicas, wait_timeout_ms)
         self._registered: LruCache[str, bool] = LruCache(cache_size)
         self._decide_keys: LruCache[tuple[str, str], tuple[str, ...]] = LruCache(cache_size)
+        self._audit_retention_ms = audit_retention_days * DAY_MS
 
     async def load_scripts(self) -> None:
         """Register every script with Redis, on every master, so the first calls find them."""
@@ -150,8 +155,8 @@ class RedisStore:
         reply = await calls.script(
             self._pipelined,
             scripts.MERGE,
-            (keys.members(request.period_key), keys.counts, keys.links),
-            codec.merge_args(request),
+            (keys.members(request.period_key), keys.counts, keys.links, keys.audit),
+            codec.merge_args(request, self._audit_retention_ms),
         )
         return codec.merge_reply(reply)
 
@@ -161,13 +166,13 @@ class RedisStore:
         reply = await calls.script(
             self._pipelined,
             scripts.SET_EXEMPT,
-            (keys.exempt, keys.links),
-            codec.exempt_args(request),
+            (keys.exempt, keys.links, keys.audit),
+            codec.exempt_args(request, self._audit_retention_ms),
         )
         return codec.exempt_reply(reply)
 
     async def set_subscription(
-        self, resolved: Resolved, updated_at: datetime, expected_version: int
+        self, resolved: Resolved, updated_at: datetime, expected_version: int, audit: AuditContext
     ) -> int | None:
         """Run ``set_subscription.lua``; return the new version (``None``: it had changed)."""
         keys = WorkspaceKeys(resolved.subscription.workspace_id)
@@ -175,8 +180,13 @@ class RedisStore:
             await calls.script(
                 self._pipelined,
                 scripts.SET_SUBSCRIPTION,
-                (keys.subscription,),
-                (expected_version, *codec.subscription_args(resolved, updated_at)),
+                (keys.subscription, keys.audit),
+                (
+                    expected_version,
+                    *codec.audit_args(audit, self._audit_retention_ms),
+                    ",".join(audit_trail.AUDITED_SUBSCRIPTION_FIELDS),
+                    *codec.subscription_args(resolved, updated_at),
+                ),
             )
         )
         return None if version < 0 else version

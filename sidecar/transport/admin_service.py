@@ -16,6 +16,7 @@ from sidecar.transport import wire
 from sidecar.transport.runner import Gate, UnaryRunner
 from sidecar.transport.status import Context, abort_with
 from sidecar.usecases.admin import Admin
+from sidecar.usecases.audit import AuditPage, AuditTrail
 from sidecar.usecases.events import EventWatch
 from sidecar.usecases.identities import Identities
 from sidecar.usecases.statements import StatementPage, Statements
@@ -41,8 +42,10 @@ class AdminService(UnaryRunner):
         max_streams: int = 256,
         gate: Gate | None = None,
         statements: Statements | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         super().__init__(gate)
+        self._audit = audit
         self._statements = statements
         self._admin = admin
         self._identities = identities
@@ -94,7 +97,9 @@ class AdminService(UnaryRunner):
             "SetSubscription",
             context,
             request.workspace_id,
-            lambda _admin: self._admin.set_subscription(wire.subscription_change(request)),
+            lambda admin: self._admin.set_subscription(
+                wire.subscription_change(request), admin=admin
+            ),
             wire.subscription_message,
         )
 
@@ -165,7 +170,9 @@ class AdminService(UnaryRunner):
             "Merge",
             context,
             request.workspace_id,
-            lambda _admin: self._identities.merge(request.workspace_id, sources, target),
+            lambda admin: self._identities.merge(
+                request.workspace_id, sources, target, admin=admin
+            ),
             wire.merge_response,
         )
 
@@ -177,8 +184,8 @@ class AdminService(UnaryRunner):
             "SetExempt",
             context,
             request.workspace_id,
-            lambda _admin: self._identities.set_exempt(
-                request.workspace_id, contacts, request.exempt
+            lambda admin: self._identities.set_exempt(
+                request.workspace_id, contacts, request.exempt, admin=admin
             ),
             lambda keys: admin_pb.SetExemptResponse(contact_keys=keys),
         )
@@ -196,11 +203,27 @@ class AdminService(UnaryRunner):
     async def ListAuditRecords(
         self, request: admin_pb.ListAuditRecordsRequest, context: Context
     ) -> admin_pb.ListAuditRecordsResponse:
-        async def not_yet(_admin: str) -> admin_pb.ListAuditRecordsResponse:
-            raise FailedPrecondition("ListAuditRecords is not served yet")
+        async def unavailable(_admin: str) -> AuditPage:
+            raise FailedPrecondition("the audit trail is not kept by this service")
 
+        audit = self._audit
         return await self._admin_call(
-            "ListAuditRecords", context, request.workspace_id, not_yet, lambda response: response
+            "ListAuditRecords",
+            context,
+            request.workspace_id,
+            (
+                (
+                    lambda _admin: audit.list(
+                        request.workspace_id,
+                        wire.audit_since(request),
+                        request.page_size,
+                        request.page_token,
+                    )
+                )
+                if audit is not None
+                else unavailable
+            ),
+            wire.audit_records_response,
         )
 
     async def WatchEvents(

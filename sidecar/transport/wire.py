@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sidecar.domain.audit import AuditRecord
 from sidecar.domain.cache import LruCache
 from sidecar.domain.contact import ContactFields, key_text
 from sidecar.domain.decision import (
@@ -25,6 +26,7 @@ from sidecar.domain.subscription import CHANGEABLE, Resolved, SubscriptionChange
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.usecases.admin import ContactPage
+from sidecar.usecases.audit import AuditPage
 from sidecar.usecases.statements import StatementPage
 
 # The same few periods come back on every call: their bounds are converted once.
@@ -53,8 +55,9 @@ _SECONDS_MAX = 253_402_300_799
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def occurred_at(ts: Timestamp) -> datetime:
-    """A request's ``occurred_at`` as an aware UTC instant (microseconds kept).
+def occurred_at(ts: Timestamp, field: str = "occurred_at") -> datetime:
+    """A request's ``occurred_at`` (or the instant ``field``) as an aware UTC instant
+    (microseconds kept).
 
     :raise InvalidArgument: seconds outside 0001-01-01..9999-12-31, or nanos outside
         0..999,999,999.
@@ -62,11 +65,11 @@ def occurred_at(ts: Timestamp) -> datetime:
     seconds, nanos = ts.seconds, ts.nanos
     if not _SECONDS_MIN <= seconds <= _SECONDS_MAX:
         raise InvalidArgument(
-            "occurred_at",
+            field,
             f"seconds {seconds} is outside a Timestamp's range, 0001-01-01 to 9999-12-31",
         )
     if not 0 <= nanos <= 999_999_999:
-        raise InvalidArgument("occurred_at", f"nanos {nanos} is outside 0..999999999")
+        raise InvalidArgument(field, f"nanos {nanos} is outside 0..999999999")
     return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
@@ -334,5 +337,32 @@ def statements_response(page: StatementPage) -> admin_pb.ListStatementsResponse:
     """``mac.v1.ListStatementsResponse``."""
     return admin_pb.ListStatementsResponse(
         statements=[statement_message(s) for s in page.statements],
+        next_page_token=page.next_page_token,
+    )
+
+
+def audit_since(request: admin_pb.ListAuditRecordsRequest) -> datetime | None:
+    """A ``ListAuditRecordsRequest``'s ``since`` (``None`` when absent: every record kept)."""
+    return occurred_at(request.since, "since") if request.HasField("since") else None
+
+
+def audit_record_message(record: AuditRecord) -> admin_pb.AuditRecord:
+    return admin_pb.AuditRecord(
+        id=record.id,
+        at=timestamp(record.at),
+        admin=record.admin,
+        method=record.method,
+        workspace_id=record.workspace_id,
+        changed=record.changed,
+        changes=[
+            admin_pb.AuditChange(field=c.field, before=c.before, after=c.after)
+            for c in record.changes
+        ],
+    )
+
+
+def audit_records_response(page: AuditPage) -> admin_pb.ListAuditRecordsResponse:
+    return admin_pb.ListAuditRecordsResponse(
+        records=[audit_record_message(r) for r in page.records],
         next_page_token=page.next_page_token,
     )

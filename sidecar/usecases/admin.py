@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sidecar.domain.addresses import validate_region
+from sidecar.domain.audit import AuditContext
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import key_text, validate_workspace_id
@@ -84,9 +85,10 @@ class Admin:
         self._thresholds = default_thresholds
         self._closing = closing
 
-    async def set_subscription(self, change: SubscriptionChange) -> Resolved:
+    async def set_subscription(self, change: SubscriptionChange, *, admin: str) -> Resolved:
         """Apply ``change`` to the workspace's subscription (or to a new one, when the change
-        names a plan) and store the result, validated against the catalog.
+        names a plan) and store the result, validated against the catalog, with its audit
+        record (by ``admin``).
 
         The change is applied to the subscription as read and stored only if nobody changed
         it meanwhile; else it is applied again to what they stored, so two operators changing
@@ -98,9 +100,9 @@ class Admin:
             current = stored.subscription if stored is not None else None
             sub = self._validated(change.applied_to(current))
             version = stored.version if stored is not None else 0
-            if await self._store.set_subscription(
-                resolve(sub, self._catalog), self._clock.now(), version
-            ):
+            now = self._clock.now()
+            audit = AuditContext(admin, "SetSubscription", to_ms(now))
+            if await self._store.set_subscription(resolve(sub, self._catalog), now, version, audit):
                 self._enforcer.forget(change.workspace_id)
                 return await self.get_subscription(change.workspace_id)
         raise Aborted(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sidecar.domain.clock import Clock
+from sidecar.domain.audit import AuditContext
+from sidecar.domain.clock import Clock, to_ms
 from sidecar.domain.contact import ContactFields, key_text, validate_workspace_id
 from sidecar.domain.decision import Merged, Usage
 from sidecar.domain.ports import ExemptRequest, IdentityStore, MergeRequest
@@ -36,10 +37,16 @@ class Identities:
         self._clock = clock
 
     async def merge(
-        self, workspace_id: str, sources: Sequence[ContactFields], target: ContactFields
+        self,
+        workspace_id: str,
+        sources: Sequence[ContactFields],
+        target: ContactFields,
+        *,
+        admin: str,
     ) -> tuple[Merged, Usage]:
         """Fold the sources' identities into the target's; the current period's count drops
-        by the folded identities that were counted beside the survivor. Idempotent.
+        by the folded identities that were counted beside the survivor. Idempotent. Audited
+        as by ``admin``.
 
         :return: what the merge did, and the usage after it.
         """
@@ -50,7 +57,8 @@ class Identities:
         region = self._periods.basis(workspace_id).default_region
         keyed_target = self._contacts.one(target, "target", region)
         keyed_sources = self._contacts.many(sources, "sources", region)
-        current = self._periods.current(workspace_id, self._clock.now())
+        now = self._clock.now()
+        current = self._periods.current(workspace_id, now)
         merged = await self._store.merge(
             MergeRequest(
                 workspace_id=workspace_id,
@@ -58,16 +66,17 @@ class Identities:
                 expire_at_ms=current.expire_at_ms,
                 target=keyed_target,
                 sources=keyed_sources,
+                audit=AuditContext(admin, "Merge", to_ms(now)),
             )
         )
         self._enforcer.forget(workspace_id)
         return merged, await self._enforcer.usage(workspace_id)
 
     async def set_exempt(
-        self, workspace_id: str, contacts: Sequence[ContactFields], exempt: bool
+        self, workspace_id: str, contacts: Sequence[ContactFields], exempt: bool, *, admin: str
     ) -> list[str]:
         """Exempt contacts (allowed, never counted) or make them countable again; return
-        their identity keys in order."""
+        their identity keys in order. Audited as by ``admin``."""
         validate_workspace_id(workspace_id)
         self._contacts.check_count(contacts, "contacts")
         await self._periods.ensure_subscribed(workspace_id)
@@ -75,6 +84,7 @@ class Identities:
             await self._periods.refresh(workspace_id)
         region = self._periods.basis(workspace_id).default_region
         keyed = self._contacts.many(contacts, "contacts", region)
-        reply = await self._store.set_exempt(ExemptRequest(workspace_id, keyed, exempt))
+        audit = AuditContext(admin, "SetExempt", to_ms(self._clock.now()))
+        reply = await self._store.set_exempt(ExemptRequest(workspace_id, keyed, exempt, audit))
         self._enforcer.forget(workspace_id)
         return [key_text(k) for k in reply.identities]

@@ -37,6 +37,7 @@ ADMIN_COMMANDS = (
     ("contacts", "exempt", "acme", "id=a"),
     ("events", "tail", "acme", "--seconds", "0.1"),
     ("statements", "--period", "2026-11"),
+    ("audit", "acme", "--since", "7d"),
 )
 HOSTILE_TIMEOUTS = ("0", "-1", "nan", "1e400", "inf", "soon", "")
 
@@ -128,6 +129,23 @@ def test_a_bad_page_size_and_unwritable_output_are_usage_errors(
     assert "/nonexistent/dir/x.csv" in err
 
 
+def test_a_bad_since_or_limit_of_audit_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    addr = f"--addr=127.0.0.1:{free_port()}"
+    for flag, value in (
+        ("--since", "soon"),
+        ("--since", "7w"),
+        ("--since", "2026-13-01"),
+        ("--limit", "0"),
+        ("--limit", "-3"),
+    ):
+        code, out, err = run(capsys, "audit", "acme", addr, flag, value)
+        assert_one_line_failure(code, err, exits.USAGE)
+        assert flag in err
+        assert out == ""
+
+
 async def test_bad_periods_and_refused_requests_are_usage_errors(
     capsys: pytest.CaptureFixture[str], sidecar_app: Sidecar
 ) -> None:
@@ -137,6 +155,9 @@ async def test_bad_periods_and_refused_requests_are_usage_errors(
             code, _, err = await run_beside(capsys, *command, "--period", period, *conn)
             assert_one_line_failure(code, err, exits.USAGE)
             assert "period" in err
+    code, _, err = await run_beside(capsys, "audit", "bad workspace!", *conn)
+    assert_one_line_failure(code, err, exits.USAGE)
+    assert "workspace_id" in err
     code, _, err = await run_beside(capsys, "usage", "acme", conn[0], "--token=wrong")
     assert_one_line_failure(code, err, exits.USAGE)
     code, _, err = await run_beside(capsys, "activate", "bad workspace!", "--id", "a", conn[0])

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from sidecar.domain.audit import AuditContext
 from sidecar.domain.clock import from_ms, to_ms
 from sidecar.domain.closing_ports import CloseRequest
 from sidecar.domain.contact import KeyedContact
@@ -267,7 +268,10 @@ async def test_a_merge_in_a_closed_period_folds_identities_but_leaves_its_count(
     await store.decide(DecideRequest("acme", NOVEMBER, at, at + 10**10, POLICY, "", [first]))
     await store.decide(DecideRequest("acme", NOVEMBER, at, at + 10**10, POLICY, "", [second]))
     await closing.close_periods([close_request()])
-    merged = await store.merge(MergeRequest("acme", NOVEMBER.key, at + 10**10, first, [second]))
+    audit = AuditContext("ops", "Merge", at)
+    merged = await store.merge(
+        MergeRequest("acme", NOVEMBER.key, at + 10**10, first, [second], audit)
+    )
     assert (merged.folded, merged.uncounted, merged.active) == (1, 0, 2)
     assert redis_db.hget(KEYS.counts, "2026-11") == b"2"
     assert redis_db.scard(KEYS.members("2026-11")) == 2

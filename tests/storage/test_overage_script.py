@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from sidecar.domain.audit import AuditContext
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import to_ms
 from sidecar.domain.contact import KeyedContact
@@ -29,7 +30,8 @@ def one(n: int) -> KeyedContact:
 
 async def subscribe(store: RedisStore, limit: int, percent: int, version: int = 0) -> str:
     sub = Subscription("acme", "enterprise", custom_limit=limit, overage_percent=percent)
-    return str(await store.set_subscription(resolve(sub, PlanCatalog()), NOW, version))
+    audit = AuditContext("ops", "SetSubscription", to_ms(NOW))
+    return str(await store.set_subscription(resolve(sub, PlanCatalog()), NOW, version, audit))
 
 
 async def decide(

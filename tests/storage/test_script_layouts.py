@@ -11,13 +11,14 @@ from importlib import resources
 
 import pytest
 
+from sidecar.domain.audit import AuditContext
 from sidecar.domain.clock import to_ms
 from sidecar.domain.closing_ports import CloseRequest
 from sidecar.domain.contact import KeyedContact
 from sidecar.domain.decision import Policy, Reason
 from sidecar.domain.period import period_at
 from sidecar.domain.ports import DecideRequest, ExemptRequest, MergeRequest
-from sidecar.storage import closing, codec, scripts
+from sidecar.storage import audit, closing, codec, scripts
 
 LUA = resources.files("sidecar.storage") / "lua"
 SCRIPTS = sorted(p.name.removesuffix(".lua") for p in LUA.iterdir() if p.name.endswith(".lua"))
@@ -254,16 +255,51 @@ def test_decide_args_follow_the_codec_names() -> None:
     assert args[len(codec.DECIDE_ARGV) :] == codec.encode_contacts(CONTACTS)
 
 
+AUDIT = AuditContext("ops", "Merge", 3_000)
+AUDIT_PLACES = {"admin": "ops", "method": "Merge", "now_ms": 3_000, "retention_ms": 5_000}
+
+
 def test_merge_and_exempt_args_follow_the_codec_names() -> None:
-    merge = codec.merge_args(MergeRequest("acme", "2026-11", 2_000, CONTACTS[0], CONTACTS[1:]))
+    request = MergeRequest("acme", "2026-11", 2_000, CONTACTS[0], CONTACTS[1:], AUDIT)
+    merge = codec.merge_args(request, 5_000)
     assert dict(zip(codec.MERGE_ARGV, merge, strict=False)) == {
         "period_key": "2026-11",
         "expire_at_ms": 2_000,
+        **AUDIT_PLACES,
     }
     assert merge[len(codec.MERGE_ARGV) :] == codec.encode_contacts(CONTACTS)
-    exempt = codec.exempt_args(ExemptRequest("acme", CONTACTS, exempt=True))
-    assert dict(zip(codec.EXEMPT_ARGV, exempt, strict=False)) == {"exempt": 1}
+    exempt = codec.exempt_args(ExemptRequest("acme", CONTACTS, exempt=True, audit=AUDIT), 5_000)
+    assert dict(zip(codec.EXEMPT_ARGV, exempt, strict=False)) == {"exempt": 1, **AUDIT_PLACES}
     assert exempt[len(codec.EXEMPT_ARGV) :] == codec.encode_contacts(CONTACTS)
+
+
+def test_the_scripts_that_change_a_workspace_read_the_audit_places_by_the_codec_names() -> None:
+    for name, argv, first in (
+        ("merge", codec.MERGE_ARGV, 3),
+        ("set_exempt", codec.EXEMPT_ARGV, 2),
+        ("set_subscription", codec.SET_SUBSCRIPTION_ARGV, 2),
+    ):
+        text = read(f"{name}.lua")
+        found = header(text)
+        assert found.keys[-1] == "audit", name
+        assert found.args[first - 1 : first - 1 + len(codec.AUDIT_ARGV)] == list(codec.AUDIT_ARGV)
+        assert argv[first - 1 : first - 1 + len(codec.AUDIT_ARGV)] == codec.AUDIT_ARGV
+        assert f"read_audit({first})" in text, name
+        assert "append_audit(audit_key, audit, " in text, name
+    lib = read("lib/audit.lua")
+    assert re.findall(r"(\w+) = (?:tonumber\()?ARGV\[first(?: \+ \d)?\]", lib) == [
+        "admin",
+        "method",
+        "now",
+        "retention_ms",
+    ]
+
+
+def test_the_audited_subscription_fields_are_those_set_subscription_writes_but_derived() -> None:
+    audited, derived = set(audit.AUDITED_SUBSCRIPTION_FIELDS), audit.DERIVED_SUBSCRIPTION_FIELDS
+    assert "plan" in audited
+    assert not audited & derived
+    assert audited | derived == set(codec.SUBSCRIPTION_FIELDS)
 
 
 def test_a_decide_reply_is_read_by_the_codec_names() -> None:

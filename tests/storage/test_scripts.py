@@ -10,6 +10,7 @@ from importlib import resources
 import pytest
 import redis
 
+from sidecar.domain.audit import AuditContext
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import to_ms
@@ -27,6 +28,7 @@ LUA = resources.files("sidecar.storage") / "lua"
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 PERIOD = period_at(NOW)
 EXPIRES = to_ms(datetime(2027, 2, 1, tzinfo=UTC))
+AUDIT = AuditContext("ops", "Test", to_ms(NOW))
 
 
 def key(n: int) -> bytes:
@@ -89,7 +91,7 @@ async def test_decide_refuses_a_stale_subscription_version_before_deciding(
 ) -> None:
     starts = datetime(2026, 11, 10, tzinfo=UTC)
     sub = Subscription("acme", "pro", timezone="Europe/Berlin", starts_at=starts)
-    assert await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0) == 1
+    assert await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0, AUDIT) == 1
     with pytest.raises(StaleSubscription) as raised:
         await decide(store, one(1))
     assert raised.value.basis == SubscriptionBasis("Europe/Berlin", to_ms(starts), "1")
@@ -99,7 +101,7 @@ async def test_decide_refuses_a_stale_subscription_version_before_deciding(
 
 async def test_shadow_mode_allows_over_the_limit_without_counting(store: RedisStore) -> None:
     sub = Subscription("acme", "enterprise", custom_limit=1, shadow_mode=True)
-    version = await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0)
+    version = await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0, AUDIT)
     reply = await decide(store, one(1), one(2), version=str(version))
     assert [(o.reason, o.shadowed) for o in reply.outcomes] == [
         (Reason.ADMITTED, False),
@@ -123,14 +125,14 @@ async def test_flags_mark_conflicts_and_merged_visitors(store: RedisStore) -> No
 
 async def test_merge_answers_survivor_folded_uncounted_active(store: RedisStore) -> None:
     await decide(store, one(1), one(2))
-    merged = await store.merge(MergeRequest("acme", PERIOD.key, EXPIRES, one(1), [one(2)]))
+    merged = await store.merge(MergeRequest("acme", PERIOD.key, EXPIRES, one(1), [one(2)], AUDIT))
     assert (merged.survivor, merged.folded, merged.uncounted, merged.active) == (
         key(1),
         1,
         1,
         1,
     )
-    again = await store.merge(MergeRequest("acme", PERIOD.key, EXPIRES, one(1), [one(2)]))
+    again = await store.merge(MergeRequest("acme", PERIOD.key, EXPIRES, one(1), [one(2)], AUDIT))
     assert (again.folded, again.uncounted, again.active) == (0, 0, 1)
     reply = await decide(store, one(2))
     assert (reply.outcomes[0].reason, reply.outcomes[0].identity) == (
@@ -140,15 +142,17 @@ async def test_merge_answers_survivor_folded_uncounted_active(store: RedisStore)
 
 
 async def test_set_exempt_answers_changes_and_identities(store: RedisStore) -> None:
-    await store.merge(MergeRequest("acme", PERIOD.key, EXPIRES, one(1), [one(2)]))
-    reply = await store.set_exempt(ExemptRequest("acme", [one(2), one(3)], exempt=True))
+    await store.merge(MergeRequest("acme", PERIOD.key, EXPIRES, one(1), [one(2)], AUDIT))
+    reply = await store.set_exempt(
+        ExemptRequest("acme", [one(2), one(3)], exempt=True, audit=AUDIT)
+    )
     # contact 2 resolves to 1: both keys marked; contact 3 is itself
     assert reply.identities == [key(1), key(3)]
     assert reply.changed == 3
     decided = await decide(store, one(1), one(3))
     assert [o.reason for o in decided.outcomes] == [Reason.EXEMPT, Reason.EXEMPT]
     assert decided.active == 0
-    undone = await store.set_exempt(ExemptRequest("acme", [one(3)], exempt=False))
+    undone = await store.set_exempt(ExemptRequest("acme", [one(3)], exempt=False, audit=AUDIT))
     assert undone.changed == 1
 
 
@@ -157,7 +161,7 @@ async def test_subscription_and_history_read_back_what_was_written(store: RedisS
     assert await store.period_basis("acme") == SubscriptionBasis()
     sub = Subscription("acme", "pro", packs=2, timezone="UTC", platform_version="7.3.0")
     resolved = resolve(sub, PlanCatalog())
-    version = await store.set_subscription(resolved, NOW, 0)
+    version = await store.set_subscription(resolved, NOW, 0, AUDIT)
     stored = await store.subscription("acme")
     assert stored.resolved is not None
     assert stored.resolved.subscription == sub

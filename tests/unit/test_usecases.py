@@ -139,9 +139,9 @@ async def test_bad_input_never_reaches_the_store() -> None:
     with pytest.raises(InvalidArgument, match=r"^contacts\[1\].phone: "):
         await world.enforcer.activate_batch("acme", [ANA, ContactFields(phone="12")])
     with pytest.raises(InvalidArgument, match=r"^sources: must hold at least one contact"):
-        await world.identities.merge("acme", [], ANA)
+        await world.identities.merge("acme", [], ANA, admin="ops")
     with pytest.raises(InvalidArgument, match=r"^contacts: holds 3 contacts; at most 2"):
-        await world.identities.set_exempt("acme", [ANA, BEA, CID], exempt=True)
+        await world.identities.set_exempt("acme", [ANA, BEA, CID], exempt=True, admin="ops")
     assert world.store.decided == []
     assert world.store.merged == []
 
@@ -166,7 +166,7 @@ async def test_merge_reads_the_subscription_basis_before_choosing_the_period() -
     world.store.bases["acme"] = SubscriptionBasis(
         "UTC", to_ms(datetime(2026, 11, 10, tzinfo=UTC)), "2"
     )
-    merged, usage = await world.identities.merge("acme", [BEA], ANA)
+    merged, usage = await world.identities.merge("acme", [BEA], ANA, admin="ops")
     assert world.store.basis_reads == 1
     assert (
         world.store.merged[0].period_key

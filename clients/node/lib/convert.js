@@ -248,3 +248,30 @@ export function statementsPageObject(res) {
     nextPageToken: res.nextPageToken,
   };
 }
+
+/** The request of ListAuditRecords: `since` a Date (or what new Date() reads), left out when none. */
+export function auditRecordsRequest(workspaceId, { since, pageSize = 0, pageToken = "" } = {}) {
+  const init = { workspaceId, pageSize, pageToken };
+  const ts = toTimestamp(since, "since");
+  if (ts !== undefined) init.since = ts;
+  return init;
+}
+
+export function auditRecordObject(record) {
+  return {
+    id: record.id,
+    at: toDate(record.at),
+    admin: record.admin,
+    method: record.method,
+    workspaceId: record.workspaceId,
+    changed: record.changed,
+    changes: record.changes.map((c) => ({ field: c.field, before: c.before, after: c.after })),
+  };
+}
+
+export function auditRecordsPageObject(res) {
+  return {
+    records: res.records.map(auditRecordObject),
+    nextPageToken: res.nextPageToken,
+  };
+}

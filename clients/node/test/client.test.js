@@ -377,6 +377,33 @@ describe("Admin", () => {
     });
   });
 
+  it("listAuditRecords pages the changes made, newest first, with each field before and after", T, async () => {
+    const ws = "ws-audit";
+    const since = new Date(Date.now() - 60_000);
+    await admin.setSubscription({ workspaceId: ws, plan: "pro", packs: 1 });
+    await admin.setSubscription({ workspaceId: ws, packs: 2 });
+    await admin.setSubscription({ workspaceId: ws, packs: 2 });
+    const first = await admin.listAuditRecords(ws, { pageSize: 2, since });
+    assert.equal(first.records.length, 2);
+    const [again, change] = first.records;
+    assert.equal(again.changed, false);
+    assert.deepEqual(again.changes, []);
+    assert.equal(change.method, "SetSubscription");
+    assert.equal(change.admin, "admin");
+    assert.equal(change.workspaceId, ws);
+    assert.ok(change.at instanceof Date);
+    assert.deepEqual(change.changes, [{ field: "packs", before: "1", after: "2" }]);
+    assert.notEqual(first.nextPageToken, "");
+    const rest = await admin.listAuditRecords(ws, { pageSize: 2, pageToken: first.nextPageToken });
+    assert.equal(rest.records.length, 1);
+    assert.ok(rest.records[0].changes.some((c) => c.field === "plan" && c.after === "pro"));
+    assert.equal(rest.nextPageToken, "");
+    const bad = await rejection(admin.listAuditRecords(ws, { pageSize: 1001 }));
+    assert.equal(bad.code, Code.InvalidArgument);
+    assert.match(bad.rawMessage, /^page_size: /);
+    await assert.rejects(admin.listAuditRecords(ws, { since: "not a date" }), TypeError);
+  });
+
   it("watchEvents delivers threshold and limit events, and stops when the caller breaks", T, async () => {
     const ws = "ws-events";
     const events = admin.watchEvents(ws);

@@ -4,9 +4,14 @@
 -- KEYS[1]  members  the current period's members (SET of identity keys)
 -- KEYS[2]  counts   HASH period_key -> active (decide.lua's), period_key:closed (close.lua's)
 -- KEYS[3]  links    HASH identifier key -> identity key, and IDENTITY_VERSION
+-- KEYS[4]  audit    STREAM of the workspace's audit records (lib/audit.lua)
 -- ARGV[1]  period_key    the period's field in the counts hash
 -- ARGV[2]  expire_at_ms  unix ms at which the period's members expire
--- ARGV[3..] contacts     the target contact, then the source contacts, each as in decide.lua
+-- ARGV[3]  admin         the admin merging
+-- ARGV[4]  method        the Admin method (Merge)
+-- ARGV[5]  now_ms        the instant of the merge (unix ms)
+-- ARGV[6]  retention_ms  how long audit records are kept
+-- ARGV[7..] contacts     the target contact, then the source contacts, each as in decide.lua
 --                        (lib/contacts.lua; the channel is not used here)
 --
 -- The survivor is the target's identity by the rule decide.lua follows (resolve_identity in
@@ -15,6 +20,8 @@
 -- identified among them, are folded into it too. Folding raises the identity version (the
 -- links hash's field IDENTITY_VERSION), which decide.lua reports. A closed period's members
 -- and count stay as they are (its statement is final); the identities are folded all the same.
+-- The audit record holds the counts alone (identities_folded, uncounted), never a key; a
+-- merge that folded nothing records a change of nothing.
 --
 -- Reply:
 --   [1] survivor   the surviving identity key
@@ -25,12 +32,14 @@
 -- Why a script: resolving the identities, re-pointing them and moving their place in the
 -- period's set must not interleave with an Activate of the same contacts, or a contact could
 -- be counted under an identity that has just been folded. Merging again folds nothing more.
+-- The audit record is written in the same step.
 --
 -- Uses: lib/identity.lua (root_of, resolve_identity, IDENTITY_VERSION), lib/contacts.lua
--- (read_contacts, identifiers_of).
-local members, counts, links = KEYS[1], KEYS[2], KEYS[3]
+-- (read_contacts, identifiers_of), lib/audit.lua (read_audit, append_audit).
+local members, counts, links, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local period_key, expire_at_ms = ARGV[1], ARGV[2]
-local contacts = read_contacts(3)
+local audit = read_audit(3)
+local contacts = read_contacts(7)
 local survivor = resolve_identity(links, members, contacts[1][1], contacts[1][2], true).identity
 
 local closed = redis.call('HEXISTS', counts, period_key .. ':closed') == 1
@@ -80,4 +89,9 @@ if touched and active > 0 then
   -- SREM may have emptied the set and SADD made it again, without its expiry
   redis.call('PEXPIREAT', members, expire_at_ms)
 end
+local changes = {}
+if folded > 0 then
+  changes = { { 'identities_folded', nil, folded }, { 'uncounted', nil, uncounted } }
+end
+append_audit(audit_key, audit, folded > 0, changes)
 return { survivor, folded, uncounted, active }
