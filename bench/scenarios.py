@@ -13,6 +13,8 @@ import redis
 
 from bench.echo import METHOD, STREAM_METHOD
 from bench.load import Call, Pids, Result, drive
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
 
@@ -23,6 +25,8 @@ TIMEOUT = 5.0
 WARM = "Activate, already active (warm)"  # the first of the scenarios of the active pool
 ECHO_UNARY = "echo, unary"  # the run beside each scenario
 ECHO_STREAM = "echo stream, per message"
+# the flood guard of the guarded scenario: FLAG at a rate no run reaches
+FLOOD_GUARD = admin_pb.FloodGuard(new_per_minute=1_000_000, action=admin_pb.FloodGuard.ACTION_FLAG)
 
 
 def email(i: int) -> str:
@@ -84,6 +88,16 @@ def activate_new(stub: Any, workspace: str = "bench-new", *, occurred: bool = Fa
         return _expect(await stub.Activate(request, timeout=TIMEOUT), pb.REASON_ADMITTED)
 
     return call
+
+
+async def guard_workspace(channel: grpc.aio.Channel, workspace: str) -> None:
+    """Give ``workspace`` a subscription at the sidecars' default limit with ``FLOOD_GUARD``
+    (the bench's sidecars run without an admin token)."""
+    request = admin_pb.SetSubscriptionRequest(
+        workspace_id=workspace, plan="enterprise", custom_limit=10_000_000
+    )
+    request.flood_guard.CopyFrom(FLOOD_GUARD)
+    await admin_grpc.AdminStub(channel).SetSubscription(request, timeout=TIMEOUT)
 
 
 def activate_active(stub: Any, *, occurred: bool = False) -> Call:
@@ -283,6 +297,8 @@ async def run_scenarios(
     baselines = {engine: echo_call(channel) for engine, channel in echoes.items()}
     echo_served = {engine: engine for engine in echoes}
     for round_ in (1, 2):  # twice, each run beside echo runs: noise shows
+        for engine, channel in sidecars.items():
+            await guard_workspace(channel, f"bench-flood-{round_}-{engine}")
         # new contacts of a round and an engine of their own
         # (name, the call by engine, contacts per call, the server measured)
         plan: list[tuple[str, dict[str, Call], int, str]] = [
@@ -290,6 +306,12 @@ async def run_scenarios(
             (
                 "Activate, new contact",
                 {e: activate_new(s, f"bench-new-{round_}-{e}") for e, s in stubs.items()},
+                1,
+                "sidecar",
+            ),
+            (
+                "Activate, new contact, flood guard set",
+                {e: activate_new(s, f"bench-flood-{round_}-{e}") for e, s in stubs.items()},
                 1,
                 "sidecar",
             ),

@@ -204,6 +204,11 @@ OVERAGE_ADMISSIONS = Counter(
     "New contacts admitted beyond the limit under a subscription's overage_percent (billed as "
     "overage; dry runs not counted)",
 )
+FLOOD_DENIALS = Counter(
+    "mac_flood_denials_total",
+    "New contacts denied by a subscription's flood guard (HOLD, REASON_RATE_LIMITED): past its "
+    "new_per_minute in a sliding minute (dry runs and shadow mode not counted)",
+)
 PERIODS_CLOSED = Counter(
     "mac_periods_closed_total",
     "Periods closed by this process (their statement written, PERIOD_CLOSED recorded): by a "

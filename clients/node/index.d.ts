@@ -13,7 +13,8 @@ export type Reason =
   | "REASON_LIMIT_REACHED"
   | "REASON_EXEMPT"
   | "REASON_TRIAL_STARTED"
-  | "REASON_BACKEND_UNAVAILABLE";
+  | "REASON_BACKEND_UNAVAILABLE"
+  | "REASON_RATE_LIMITED";
 
 /** What happened: the names of the proto enum mac.v1.Event.Type. */
 export type EventType =
@@ -23,7 +24,9 @@ export type EventType =
   | "TYPE_TRIAL_STARTED"
   | "TYPE_TRIAL_ENDED"
   | "TYPE_IDENTITY_CONFLICT"
-  | "TYPE_OVERAGE_STARTED";
+  | "TYPE_OVERAGE_STARTED"
+  | "TYPE_PERIOD_CLOSED"
+  | "TYPE_FLOOD_DETECTED";
 
 /**
  * The person behind a conversation: at least one of id, email, phone, or channel together
@@ -117,6 +120,9 @@ export interface SubscriptionRequest {
   thresholds?: number[];
   /** Admit new contacts beyond the limit up to this percent of it (0-100), billed as overage. */
   overagePercent?: number;
+  /** Past newPerMinute new contacts in a sliding minute: FLAG admits them and records
+   * TYPE_FLOOD_DETECTED, HOLD denies them with REASON_RATE_LIMITED. */
+  floodGuard?: FloodGuard;
   /** Fields to set back to their defaults. */
   clear?: Array<
     | "packs"
@@ -128,7 +134,15 @@ export interface SubscriptionRequest {
     | "defaultRegion"
     | "thresholds"
     | "overagePercent"
+    | "floodGuard"
   >;
+}
+
+/** The guard against floods of new contacts. */
+export interface FloodGuard {
+  /** New contacts a sliding minute may take, 1 to 1,000,000. */
+  newPerMinute: number;
+  action: "FLAG" | "HOLD";
 }
 
 /** One call of activateStream. */
@@ -201,6 +215,8 @@ export interface Subscription {
   defaultThresholds: boolean;
   /** The overage allowance, percent of the limit (0: none). */
   overagePercent: number;
+  /** The flood guard; undefined for none. */
+  floodGuard: FloodGuard | undefined;
 }
 
 export interface PeriodCount {
@@ -217,6 +233,10 @@ export interface UsageReport {
   closed: boolean;
   /** When it was closed; undefined while it is open. */
   closedAt: Date | undefined;
+  /** The workspace's flood guard; undefined for none. */
+  floodGuard: FloodGuard | undefined;
+  /** When the last flood was detected (TYPE_FLOOD_DETECTED); undefined for none. */
+  lastFloodAt: Date | undefined;
 }
 
 export interface ListStatementsOptions {

@@ -22,6 +22,7 @@ REASON_TEXT = {
     "EXEMPT": "exempt contact, never counted",
     "TRIAL_STARTED": "new contact, admitted by starting a fair-usage trial",
     "BACKEND_UNAVAILABLE": "Redis is unreachable; the failure mode decided",
+    "RATE_LIMITED": "new contact refused: the flood guard's rate is reached this minute",
 }
 
 
@@ -146,7 +147,18 @@ def subscription_text(sub: admin_pb.Subscription) -> str:
     ]
     if sub.HasField("trial_ends_at"):
         lines.append(f"trial ends    {when(sub.trial_ends_at)}")
+    lines.append(
+        "flood guard   "
+        + (flood_guard_text(sub.flood_guard) if sub.HasField("flood_guard") else "none")
+    )
     return "\n".join(lines)
+
+
+def flood_guard_text(guard: admin_pb.FloodGuard) -> str:
+    """A flood guard as ``100 new contacts a minute, then hold (deny)``."""
+    action = admin_pb.FloodGuard.Action.Name(guard.action).removeprefix("ACTION_")
+    then = {"HOLD": "hold (deny)", "FLAG": "flag (admit, record the flood)"}.get(action, action)
+    return f"{guard.new_per_minute:,} new contacts a minute, then {then}"
 
 
 _SPARKS = "▁▂▃▄▅▆▇█"

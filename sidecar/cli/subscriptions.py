@@ -11,7 +11,14 @@ import grpc
 
 from sidecar.cli import exits
 from sidecar.cli.connection import admin_options, client
-from sidecar.cli.formatting import bar, breakdown_text, print_message, subscription_text, when
+from sidecar.cli.formatting import (
+    bar,
+    breakdown_text,
+    flood_guard_text,
+    print_message,
+    subscription_text,
+    when,
+)
 
 # --clear takes these: every field but the plan, by its flag's name
 _CLEARABLE = {
@@ -24,6 +31,7 @@ _CLEARABLE = {
     "default-region": "default_region",
     "thresholds": "thresholds",
     "overage-percent": "overage_percent",
+    "flood-guard": "flood_guard",
 }
 
 
@@ -32,6 +40,25 @@ def _thresholds(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not percentages like 50,80,100") from None
+
+
+def _flood_guard(text: str) -> tuple[int, str]:
+    rate, _, action = text.partition("/")
+    if not rate.strip().isdigit() or action.strip().upper() not in ("FLAG", "HOLD"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not RATE/ACTION like 100/hold or 500/flag"
+        ) from None
+    return int(rate), action.strip().upper()
+
+
+def flood_text(reply: Any) -> list[str]:
+    """The flood guard and the last flood of a ``GetUsageResponse``."""
+    if not reply.HasField("flood_guard"):
+        return []
+    lines = [f"flood guard {flood_guard_text(reply.flood_guard)}"]
+    if reply.HasField("last_flood_at"):
+        lines.append(f"last flood  {when(reply.last_flood_at)}")
+    return lines
 
 
 def subscription_set(ns: argparse.Namespace) -> int:
@@ -54,6 +81,7 @@ def subscription_set(ns: argparse.Namespace) -> int:
         "starts_at": starts_at,
         "thresholds": ns.thresholds,
         "overage_percent": ns.overage_percent,
+        "flood_guard": ns.flood_guard,
     }
     clear = [_CLEARABLE[name] for name in ns.clear]
     both = sorted(name for name in clear if fields[name] is not None)
@@ -102,6 +130,7 @@ def usage(ns: argparse.Namespace) -> int:
         lines.append(f"overage     {u.overage:,} admitted beyond the limit")
     if u.HasField("trial_ends_at"):
         lines.append(f"fair-usage trial until {when(u.trial_ends_at)}")
+    lines += flood_text(reply)
     lines += breakdown_text(reply)
     if reply.history:
         lines += ["", "period      active      limit"]
@@ -146,6 +175,13 @@ def add_commands(commands: Any) -> None:
         type=int,
         help="admit new contacts beyond the limit up to this percent of it, billed as overage "
         "(0 to 100; default 0: deny at the limit)",
+    )
+    set_.add_argument(
+        "--flood-guard",
+        type=_flood_guard,
+        metavar="RATE/ACTION",
+        help="past RATE new contacts in a sliding minute (1 to 1,000,000), flag them (admit, "
+        "record FLOOD_DETECTED) or hold them (deny with RATE_LIMITED), e.g. 100/hold",
     )
     set_.add_argument(
         "--clear",

@@ -140,7 +140,8 @@ class Client:
     ) -> admin_pb.Subscription:
         """Change the fields given (of ``SetSubscriptionRequest``; ``None`` = unchanged) of
         the workspace's subscription and clear those named in ``clear``; the rest stay. The
-        first change of a workspace names a plan. Answers the whole subscription."""
+        first change of a workspace names a plan; ``flood_guard`` may be given as
+        ``(new_per_minute, "FLAG" | "HOLD")``. Answers the whole subscription."""
         return self._send(calls.set_subscription(workspace_id, clear, fields))
 
     def get_subscription(self, workspace_id: str) -> admin_pb.Subscription:

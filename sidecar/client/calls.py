@@ -174,9 +174,11 @@ def set_subscription(
     workspace_id: str, clear: Sequence[str], fields: Mapping[str, Any]
 ) -> Call[admin_pb.Subscription]:
     """``SetSubscription`` of the fields given (``None`` = not given, ``starts_at`` a
-    datetime), with an update mask naming them and ``clear`` when something is to be
-    cleared."""
+    datetime, ``flood_guard`` a ``FloodGuard`` or ``(new_per_minute, "FLAG" | "HOLD")``),
+    with an update mask naming them and ``clear`` when something is to be cleared."""
     given = {name: value for name, value in fields.items() if value is not None}
+    if isinstance(given.get("flood_guard"), tuple):
+        given["flood_guard"] = flood_guard(*given["flood_guard"])
     starts_at = given.pop("starts_at", None)
     request = admin_pb.SetSubscriptionRequest(workspace_id=workspace_id, **given)
     if starts_at is not None:
@@ -185,6 +187,14 @@ def set_subscription(
     if clear:
         request.update_mask.paths.extend([*given, *clear])
     return Call("admin", "SetSubscription", request, _message)
+
+
+def flood_guard(new_per_minute: int, action: str) -> admin_pb.FloodGuard:
+    """A ``mac.v1.FloodGuard``: ``action`` is ``"FLAG"`` or ``"HOLD"`` (any case)."""
+    name = "ACTION_" + action.upper().removeprefix("ACTION_")
+    if name not in ("ACTION_FLAG", "ACTION_HOLD"):
+        raise ValueError(f"flood guard action must be FLAG or HOLD, not {action!r}")
+    return admin_pb.FloodGuard(new_per_minute=new_per_minute, action=name)
 
 
 def get_subscription(workspace_id: str) -> Call[admin_pb.Subscription]:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 
 from sidecar.domain.period import BillingPeriod
+from sidecar.domain.subscription import FloodGuard
 
 
 class Reason(IntEnum):
@@ -21,6 +22,11 @@ class Reason(IntEnum):
     EXEMPT = 5
     TRIAL_STARTED = 6
     BACKEND_UNAVAILABLE = 7
+    RATE_LIMITED = 8
+
+
+# The reasons that deny a contact (unless shadow mode allowed it).
+DENYING = frozenset((Reason.LIMIT_REACHED, Reason.RATE_LIMITED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,8 @@ class UsageReport:
     days: list[tuple[str, int]] = field(default_factory=list)
     forecast_active: int = 0
     closed_at: datetime | None = None
+    flood_guard: FloodGuard | None = None  # the workspace's, now
+    last_flood_at: datetime | None = None  # when the last flood was detected
 
 
 @dataclass(frozen=True, slots=True)

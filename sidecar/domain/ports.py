@@ -189,6 +189,10 @@ class OperatorStore(Protocol):
         """Every period's count that is kept, in no particular order."""
         ...
 
+    async def last_flood_ms(self, workspace_id: str) -> int:
+        """When the workspace's flood guard last detected a flood (unix ms; 0 for never)."""
+        ...
+
     async def scan_members(
         self, workspace_id: str, period_key: str, cursor: int, count: int
     ) -> MemberPage: ...

@@ -21,6 +21,17 @@ _MAX_LIMIT = 10**12
 THRESHOLD_MAX = 1000  # percent
 THRESHOLDS_MAX = 16  # thresholds per workspace
 OVERAGE_PERCENT_MAX = 100
+FLOOD_RATE_MAX = 1_000_000  # new contacts per minute
+FLOOD_ACTIONS = ("FLAG", "HOLD")
+
+
+@dataclass(frozen=True, slots=True)
+class FloodGuard:
+    """The guard against floods of new contacts: past ``new_per_minute`` new contacts in a
+    sliding minute, ``FLAG`` admits them and records the flood, ``HOLD`` denies them."""
+
+    new_per_minute: int
+    action: str  # FLAG or HOLD
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +49,7 @@ class Subscription:
     default_region: str = ""
     thresholds: tuple[int, ...] = ()  # () = the service's MAC_THRESHOLDS
     overage_percent: int = 0  # new contacts admitted beyond the limit, percent of it
+    flood_guard: FloodGuard | None = None  # None = no guard
 
     @property
     def major(self) -> str:
@@ -84,6 +96,7 @@ CHANGEABLE: Mapping[str, Any] = {
     "default_region": "",
     "thresholds": (),
     "overage_percent": 0,
+    "flood_guard": None,
 }
 
 
@@ -155,6 +168,22 @@ def validate_overage_percent(percent: int) -> int:
             "overage_percent", f"must be 0 to {OVERAGE_PERCENT_MAX} percent (got {percent})"
         )
     return percent
+
+
+def validate_flood_guard(guard: FloodGuard | None) -> FloodGuard | None:
+    """Return ``guard`` when its rate is 1 to 1,000,000 a minute and its action FLAG or HOLD."""
+    if guard is None:
+        return None
+    if not 1 <= guard.new_per_minute <= FLOOD_RATE_MAX:
+        raise InvalidArgument(
+            "flood_guard.new_per_minute",
+            f"must be 1 to {FLOOD_RATE_MAX:,} new contacts a minute (got {guard.new_per_minute})",
+        )
+    if guard.action not in FLOOD_ACTIONS:
+        raise InvalidArgument(
+            "flood_guard.action", f"must be FLAG or HOLD (got {quoted(guard.action)})"
+        )
+    return guard
 
 
 def resolve(sub: Subscription, catalog: PlanCatalog) -> Resolved:

@@ -22,7 +22,7 @@ from sidecar.domain.ports import (
     ExemptRequest,
     MergeRequest,
 )
-from sidecar.domain.subscription import Resolved, Subscription
+from sidecar.domain.subscription import FloodGuard, Resolved, Subscription
 
 # decide.lua's CODE table: what each code means, and whether shadow mode allowed it.
 CODES: dict[int, tuple[Reason, bool]] = {
@@ -33,6 +33,8 @@ CODES: dict[int, tuple[Reason, bool]] = {
     4: (Reason.TRIAL_STARTED, False),
     5: (Reason.LIMIT_REACHED, True),  # over the limit, allowed by shadow mode
     6: (Reason.EXEMPT, False),
+    7: (Reason.RATE_LIMITED, False),
+    8: (Reason.RATE_LIMITED, True),  # past the flood guard's rate, allowed by shadow mode
 }
 # decide.lua's FLAG table.
 FLAG_CONFLICT = 1
@@ -156,6 +158,8 @@ SUBSCRIPTION_FIELDS = (
     "default_region",
     "thresholds",
     "overage_percent",
+    "flood_rate",
+    "flood_action",
 )
 
 
@@ -310,6 +314,8 @@ def subscription_args(resolved: Resolved, updated_at: datetime) -> list[Any]:
         sub.default_region,
         ",".join(str(t) for t in sub.thresholds),
         sub.overage_percent,
+        sub.flood_guard.new_per_minute if sub.flood_guard else 0,
+        sub.flood_guard.action if sub.flood_guard else "",
     )
     return [x for pair in zip(SUBSCRIPTION_FIELDS, values, strict=True) for x in pair]
 
@@ -332,6 +338,7 @@ def subscription(workspace_id: str, fields: dict[str, str]) -> Resolved | None:
             default_region=fields.get("default_region", ""),
             thresholds=tuple(int(t) for t in fields.get("thresholds", "").split(",") if t),
             overage_percent=int(fields.get("overage_percent", "0")),
+            flood_guard=flood_guard(fields),
         ),
         limit=int(fields["limit"]),
         trial_plan=fields.get("trial_plan", ""),
@@ -340,6 +347,12 @@ def subscription(workspace_id: str, fields: dict[str, str]) -> Resolved | None:
         updated_at=from_ms(int(fields.get("updated_at", "0"))),
         version=int(fields.get("version", "0")),
     )
+
+
+def flood_guard(fields: dict[str, str]) -> FloodGuard | None:
+    """The subscription hash's flood guard (``flood_rate`` 0 or missing: none)."""
+    rate = int(fields.get("flood_rate") or 0)
+    return FloodGuard(rate, fields.get("flood_action", "")) if rate else None
 
 
 def history(counts: dict[str, str]) -> list[PeriodCount]:

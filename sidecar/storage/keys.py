@@ -80,6 +80,13 @@ class WorkspaceKeys:
         return f"{self._base}:events"
 
     @property
+    def flood(self) -> str:
+        """HASH of the flood guard's sliding minute: ``b:<unix s>`` -> new contacts admitted
+        in that second, their ``sum``, the window's ``head`` and ``tail`` seconds, and the last
+        flood detected (``ev``: its minute, ``at``: unix ms). Bounded (60 buckets); no expiry."""
+        return f"{self._base}:flood"
+
+    @property
     def webhook_lease(self) -> str:
         """STRING: the name of the webhook consumer delivering this workspace's events now;
         expires unless renewed."""

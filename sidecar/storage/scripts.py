@@ -79,6 +79,7 @@ DECIDE = Script.load(
     "links",
     "trial",
     "overage",
+    "flood",
 )
 MERGE = Script.load("merge", "identity", "contacts", "audit")
 SET_EXEMPT = Script.load("set_exempt", "identity", "contacts", "audit")

@@ -12,7 +12,7 @@ from sidecar import metrics
 from sidecar.domain.audit import DAY_MS, RETENTION_DAYS, AuditContext
 from sidecar.domain.basis import SubscriptionBasis
 from sidecar.domain.cache import LruCache
-from sidecar.domain.decision import Event, Merged, PeriodCount
+from sidecar.domain.decision import Event, Merged, PeriodCount, Reason
 from sidecar.domain.errors import StorageError
 from sidecar.domain.ports import (
     DecideReply,
@@ -102,6 +102,7 @@ class RedisStore:
                 keys.links,
                 keys.exempt,
                 keys.usage(period_key),
+                keys.flood,
             )
             self._decide_keys.put((workspace_id, period_key), found)
         return found
@@ -133,6 +134,8 @@ class RedisStore:
             admitted = sum(1 for outcome in decided.outcomes if outcome.overage)
             if admitted:
                 metrics.OVERAGE_ADMISSIONS.inc(admitted)
+        if not request.dry_run:
+            _count_flood_denials(decided)
         return decided
 
     async def period_basis(self, workspace_id: str) -> SubscriptionBasis:
@@ -205,6 +208,13 @@ class RedisStore:
             self._pool, "usage", "HGETALL", WorkspaceKeys(workspace_id).usage(period_key)
         )
         return {k: int(v) for k, v in codec.decode_hash(raw).items()}
+
+    async def last_flood_ms(self, workspace_id: str) -> int:
+        """When the workspace's flood guard last detected a flood (unix ms; 0 for never)."""
+        found = await calls.command(
+            self._pool, "flood", "HGET", WorkspaceKeys(workspace_id).flood, "at"
+        )
+        return int(found or 0)
 
     async def history(self, workspace_id: str) -> list[PeriodCount]:
         """The counts hash as one count per period."""
@@ -310,3 +320,10 @@ async def workspaces(connection: Connection) -> list[str]:
 def _event_order(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _count_flood_denials(decided: DecideReply) -> None:
+    """Count the contacts a decision's flood guard denied (shadow mode's allowed are not)."""
+    denied = sum(1 for o in decided.outcomes if o.reason is Reason.RATE_LIMITED and not o.shadowed)
+    if denied:
+        metrics.FLOOD_DENIALS.inc(denied)

@@ -22,7 +22,7 @@ from sidecar.domain.decision import (
 from sidecar.domain.errors import InvalidArgument, quoted
 from sidecar.domain.period import BillingPeriod
 from sidecar.domain.statement import Statement
-from sidecar.domain.subscription import CHANGEABLE, Resolved, SubscriptionChange
+from sidecar.domain.subscription import CHANGEABLE, FloodGuard, Resolved, SubscriptionChange
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.usecases.admin import ContactPage
@@ -206,7 +206,29 @@ def subscription_message(resolved: Resolved) -> admin_pb.Subscription:
         message.trial_ends_at.CopyFrom(timestamp(resolved.trial_ends_at))
     if resolved.updated_at is not None:
         message.updated_at.CopyFrom(timestamp(resolved.updated_at))
+    if sub.flood_guard is not None:
+        message.flood_guard.CopyFrom(flood_guard_message(sub.flood_guard))
     return message
+
+
+def flood_guard_message(guard: FloodGuard) -> admin_pb.FloodGuard:
+    """``mac.v1.FloodGuard`` of a flood guard."""
+    return admin_pb.FloodGuard(
+        new_per_minute=guard.new_per_minute,
+        action=f"ACTION_{guard.action}",  # the enum value of that name
+    )
+
+
+def flood_guard(message: admin_pb.FloodGuard) -> FloodGuard:
+    """The flood guard a request's ``mac.v1.FloodGuard`` names (validated by the use case:
+    an action outside FLAG and HOLD keeps a name that says what it was)."""
+    action = message.action
+    name = (
+        admin_pb.FloodGuard.Action.Name(action)
+        if action in admin_pb.FloodGuard.Action.values()
+        else str(action)
+    )
+    return FloodGuard(message.new_per_minute, name.removeprefix("ACTION_"))
 
 
 def subscription_change(request: admin_pb.SetSubscriptionRequest) -> SubscriptionChange:
@@ -242,6 +264,8 @@ def _present(request: admin_pb.SetSubscriptionRequest, name: str) -> bool:
 def _field_value(request: admin_pb.SetSubscriptionRequest, name: str) -> Any:
     if name == "thresholds":
         return tuple(request.thresholds)
+    if name == "flood_guard":
+        return flood_guard(request.flood_guard)
     if name == "starts_at":
         try:
             return request.starts_at.ToDatetime(tzinfo=UTC)
@@ -266,6 +290,10 @@ def usage_response(report: UsageReport) -> admin_pb.GetUsageResponse:
     if report.closed_at is not None:
         response.closed = True
         response.closed_at.CopyFrom(timestamp(report.closed_at))
+    if report.flood_guard is not None:
+        response.flood_guard.CopyFrom(flood_guard_message(report.flood_guard))
+    if report.last_flood_at is not None:
+        response.last_flood_at.CopyFrom(timestamp(report.last_flood_at))
     return response
 
 

@@ -28,6 +28,7 @@ from sidecar.domain.subscription import (
     SubscriptionChange,
     default_subscription,
     resolve,
+    validate_flood_guard,
     validate_overage_percent,
     validate_thresholds,
     validate_timezone,
@@ -119,6 +120,7 @@ class Admin:
             default_region=validate_region(sub.default_region),
             thresholds=validate_thresholds(sub.thresholds),
             overage_percent=validate_overage_percent(sub.overage_percent),
+            flood_guard=validate_flood_guard(sub.flood_guard),
             # the epoch clears the start
             starts_at=sub.starts_at if sub.starts_at and sub.starts_at.timestamp() else None,
         )
@@ -152,6 +154,16 @@ class Admin:
         return dataclasses.replace(current, period=period, zone=sub.zone)
 
     async def usage(self, workspace_id: str, period: str = "") -> UsageReport:
+        """The period's report (``_report``) with the workspace's flood guard and the time of
+        its last flood."""
+        report = await self._report(workspace_id, period)
+        guard = (await self.get_subscription(workspace_id)).subscription.flood_guard
+        last_ms = await self._store.last_flood_ms(workspace_id)
+        return dataclasses.replace(
+            report, flood_guard=guard, last_flood_at=from_ms(last_ms) if last_ms else None
+        )
+
+    async def _report(self, workspace_id: str, period: str = "") -> UsageReport:
         """A period's usage (default the current one) with its breakdown by channel and day
         and its forecast, and every past period's count, newest first. A past period of
         which nothing was recorded answers zeros and ``recorded=False``. A period due to

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sidecar.domain.addresses import is_national
 from sidecar.domain.clock import Clock, from_ms, to_ms
 from sidecar.domain.contact import ContactFields, KeyedContact, key_text, validate_workspace_id
-from sidecar.domain.decision import BatchResult, Decision, Policy, Reason, Usage
+from sidecar.domain.decision import DENYING, BatchResult, Decision, Policy, Usage
 from sidecar.domain.errors import InvalidArgument, StorageError
 from sidecar.domain.period import BillingPeriod
 from sidecar.domain.ports import DecideReply, DecisionStore
@@ -307,7 +307,7 @@ class Enforcer:
 def _decisions(reply: DecideReply, usage: Usage | None) -> list[Decision]:
     return [
         Decision(
-            allowed=outcome.reason is not Reason.LIMIT_REACHED or outcome.shadowed,
+            allowed=outcome.reason not in DENYING or outcome.shadowed,
             reason=outcome.reason,
             contact_key=key_text(outcome.identity),
             usage=usage,

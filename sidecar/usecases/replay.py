@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 from sidecar.domain.clock import Clock, from_ms
-from sidecar.domain.decision import Policy, Reason
+from sidecar.domain.decision import DENYING, Policy, Reason
 from sidecar.domain.errors import PeriodClosed
 from sidecar.domain.ports import (
     AdmissionJournal,
@@ -159,7 +159,7 @@ class JournalReplay:
                 for contact, outcome in zip(contacts, reply.outcomes, strict=True):
                     if outcome.reason in _COUNTED:
                         tally.counted += 1
-                    elif outcome.reason is Reason.LIMIT_REACHED and not outcome.shadowed:
+                    elif outcome.reason in DENYING and not outcome.shadowed:
                         tally.overshoot += 1
                     self._known.remember_outcome(
                         workspace_id, period_key, contact, outcome, dry_run=False

@@ -321,3 +321,26 @@ async def test_check_batch_says_whether_a_campaign_fits(
     assert err.startswith(f"error: {campaign}:2: ")
     code, _, err = await cli("check-batch", "acme", addr)
     assert (code, err.strip()) == (2, "error: no contacts: give them as arguments or with --file")
+
+
+async def test_flood_guard_set_shown_and_cleared(sidecar_app: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
+    code, out, _ = await cli(
+        "subscription", "set", "acme", "--plan", "pro", "--flood-guard", "1/hold", *conn
+    )
+    assert code == 0
+    assert "flood guard   1 new contacts a minute, then hold (deny)" in out
+    assert (await cli("activate", "acme", "--id", "a", conn[0]))[0] == 0
+    code, out, _ = await cli("activate", "acme", "--id", "b", conn[0])
+    assert code == 1
+    assert "DENIED: RATE_LIMITED" in out
+    code, out, _ = await cli("usage", "acme", *conn)
+    assert "flood guard 1 new contacts a minute, then hold (deny)" in out
+    assert "last flood  2026-11-15 12:00 UTC" in out
+    code, out, _ = await cli("subscription", "set", "acme", "--flood-guard", "5/flag", *conn)
+    assert "then flag (admit, record the flood)" in out
+    code, out, _ = await cli("subscription", "set", "acme", "--clear", "flood-guard", *conn)
+    assert (code, "flood guard   none" in out) == (0, True)
+    code, _, err = await cli("subscription", "set", "acme", "--flood-guard", "5/drop", *conn)
+    assert code == 2
+    assert "RATE/ACTION" in err

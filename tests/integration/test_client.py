@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from sidecar.client import AsyncClient, Client, ClientOptions
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.server.app import Sidecar
 from tests.support.constants import ADMIN_TOKEN
 from tests.support.redis_servers import free_port
@@ -79,6 +80,26 @@ async def test_the_client_carries_the_overage(sidecar_app: Sidecar) -> None:
         assert (await mac.get_usage("acme")).usage.overage == 1
         cleared = await mac.set_subscription("acme", clear=["overage_percent"])
         assert (cleared.custom_limit, cleared.overage_percent) == (2, 0)
+
+
+async def test_the_client_carries_the_flood_guard(sidecar_app: Sidecar) -> None:
+    options = ClientOptions(token=ADMIN_TOKEN)
+    async with AsyncClient(address(sidecar_app), options=options) as mac:
+        sub = await mac.set_subscription("acme", plan="pro", flood_guard=(1, "hold"))
+        assert (sub.flood_guard.new_per_minute, sub.flood_guard.action) == (
+            1,
+            admin_pb.FloodGuard.ACTION_HOLD,
+        )
+        await mac.activate("acme", id="a")
+        held = await mac.activate("acme", id="b")
+        assert (held.allowed, held.reason) == (False, "REASON_RATE_LIMITED")
+        report = await mac.get_usage("acme")
+        assert report.flood_guard.new_per_minute == 1
+        assert report.HasField("last_flood_at")
+        cleared = await mac.set_subscription("acme", clear=["flood_guard"])
+        assert not cleared.HasField("flood_guard")
+        with pytest.raises(ValueError, match="FLAG or HOLD"):
+            await mac.set_subscription("acme", flood_guard=(5, "drop"))
 
 
 @pytest.mark.parametrize(("policy", "allowed"), [("allow", True), ("deny", False)])

@@ -27,6 +27,8 @@ def test_every_lua_code_means_the_reason_of_its_name() -> None:
         reason, shadowed = codec.CODES[code]
         if name == "SHADOW_ALLOWED":
             assert (reason, shadowed) == (Reason.LIMIT_REACHED, True)
+        elif name == "SHADOW_RATE_LIMITED":
+            assert (reason, shadowed) == (Reason.RATE_LIMITED, True)
         else:
             assert (reason.name, shadowed) == (name, False)
 

@@ -11,6 +11,7 @@ import pytest
 
 from sidecar.domain.decision import Event
 from sidecar.domain.errors import ConfigError
+from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.settings import Settings
 from sidecar.transport import wire
 from sidecar.usecases import webhooks
@@ -53,6 +54,16 @@ def test_an_overage_started_event_carries_its_proto_type_name() -> None:
     )
     body = json.loads(webhooks.payload(event))
     assert (body["type"], body["active"], body["limit"]) == ("TYPE_OVERAGE_STARTED", 101, 100)
+
+
+def test_a_flood_detected_event_carries_its_proto_type_name_and_the_rate_as_limit() -> None:
+    event = dataclasses.replace(
+        EVENT, type="FLOOD_DETECTED", threshold_percent=0, active=40, limit=50
+    )
+    body = json.loads(webhooks.payload(event))
+    assert (body["type"], body["active"], body["limit"]) == ("TYPE_FLOOD_DETECTED", 40, 50)
+    message = wire.event_message(event)
+    assert (message.type, message.limit) == (admin_pb.Event.TYPE_FLOOD_DETECTED, 50)
 
 
 def test_a_period_closed_body_carries_the_final_plan_packs_overage_and_trial() -> None:

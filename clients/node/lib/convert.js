@@ -3,7 +3,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ContactSchema, ReasonSchema } from "../gen/mac/v1/enforcer_pb.js";
-import { Event_TypeSchema, SetSubscriptionRequestSchema } from "../gen/mac/v1/admin_pb.js";
+import {
+  Event_TypeSchema,
+  FloodGuard_ActionSchema,
+  SetSubscriptionRequestSchema,
+} from "../gen/mac/v1/admin_pb.js";
 
 const CONTACT_FIELDS = ["id", "email", "phone", "channel", "visitorId"];
 
@@ -123,6 +127,7 @@ export function subscriptionRequest(request) {
     if (name === "customLimit") message.customLimit = toInt64(request.customLimit, "customLimit");
     else if (name === "startsAt") message.startsAt = toTimestamp(request.startsAt, "startsAt");
     else if (name === "thresholds") message.thresholds = [...request.thresholds];
+    else if (name === "floodGuard") message.floodGuard = floodGuardMessage(request.floodGuard);
     else message[name] = request[name];
   }
   const clear = request.clear ?? [];
@@ -151,7 +156,27 @@ const SUBSCRIPTION_FIELDS = {
   defaultRegion: "default_region",
   thresholds: "thresholds",
   overagePercent: "overage_percent",
+  floodGuard: "flood_guard",
 };
+
+// { newPerMinute, action: "FLAG" | "HOLD" } as a mac.v1.FloodGuard (the sidecar checks the rate).
+function floodGuardMessage(guard) {
+  const action = String(guard.action ?? "").toUpperCase().replace(/^ACTION_/, "");
+  if (action !== "FLAG" && action !== "HOLD") {
+    throw new TypeError('setSubscription: floodGuard.action must be "FLAG" or "HOLD"');
+  }
+  const value = FloodGuard_ActionSchema.values.find((v) => v.name === `ACTION_${action}`);
+  return { newPerMinute: guard.newPerMinute ?? 0, action: value.number };
+}
+
+// A mac.v1.FloodGuard as { newPerMinute, action: "FLAG" | "HOLD" }; undefined when unset.
+function floodGuardObject(guard) {
+  if (!guard) return undefined;
+  return {
+    newPerMinute: guard.newPerMinute,
+    action: enumName(FloodGuard_ActionSchema, guard.action).replace(/^ACTION_/, ""),
+  };
+}
 
 export function subscriptionObject(sub) {
   return {
@@ -173,6 +198,7 @@ export function subscriptionObject(sub) {
     thresholds: [...sub.thresholds],
     defaultThresholds: sub.defaultThresholds,
     overagePercent: sub.overagePercent,
+    floodGuard: floodGuardObject(sub.floodGuard),
   };
 }
 
@@ -186,6 +212,8 @@ export function usageResponseObject(res) {
     })),
     closed: res.closed,
     closedAt: toDate(res.closedAt),
+    floodGuard: floodGuardObject(res.floodGuard),
+    lastFloodAt: toDate(res.lastFloodAt),
   };
 }
 

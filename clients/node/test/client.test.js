@@ -335,6 +335,33 @@ describe("Admin", () => {
     assert.deepEqual([cleared.customLimit, cleared.overagePercent], [2, 0]);
   });
 
+  it("setSubscription floodGuard, RATE_LIMITED and getUsage's last flood", T, async () => {
+    const ws = "ws-flood";
+    const sub = await admin.setSubscription({
+      workspaceId: ws,
+      plan: "pro",
+      floodGuard: { newPerMinute: 1, action: "HOLD" },
+    });
+    assert.deepEqual(sub.floodGuard, { newPerMinute: 1, action: "HOLD" });
+    assert.equal((await client.activate(ws, { id: "a" })).reason, "REASON_ADMITTED");
+    const held = await client.activate(ws, { id: "b" });
+    assert.deepEqual([held.allowed, held.reason], [false, "REASON_RATE_LIMITED"]);
+    const report = await admin.getUsage(ws);
+    assert.deepEqual(report.floodGuard, { newPerMinute: 1, action: "HOLD" });
+    assert.ok(report.lastFloodAt instanceof Date);
+    const flag = await admin.setSubscription({
+      workspaceId: ws,
+      floodGuard: { newPerMinute: 500, action: "flag" },
+    });
+    assert.deepEqual(flag.floodGuard, { newPerMinute: 500, action: "FLAG" });
+    const cleared = await admin.setSubscription({ workspaceId: ws, clear: ["floodGuard"] });
+    assert.equal(cleared.floodGuard, undefined);
+    await assert.rejects(
+      admin.setSubscription({ workspaceId: ws, floodGuard: { newPerMinute: 5, action: "DROP" } }),
+      TypeError,
+    );
+  });
+
   it("listActiveContacts, merge and setExempt", T, async () => {
     const ws = "ws-identities";
     const a = await client.activate(ws, { email: "ana@example.com" });

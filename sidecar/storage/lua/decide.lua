@@ -17,6 +17,7 @@
 -- KEYS[8]  exempt        SET of identity and identifier keys
 -- KEYS[9]  usage         the period's HASH ch:<channel> -> contacts first counted on it,
 --                        d:<YYYY-MM-DD> -> new contacts counted that day
+-- KEYS[10] flood         HASH: the new contacts of the last minute, by second (lib/flood.lua)
 -- ARGV[1]  period_key            the period's field in the counts hash
 -- ARGV[2]  period_name           for events (2026-11)
 -- ARGV[3]  now_ms                now, unix ms
@@ -70,7 +71,7 @@
 --
 -- Uses: lib/fields.lua, lib/identity.lua, lib/contacts.lua, lib/terms.lua, lib/events.lua,
 -- lib/usage.lua, lib/members.lua, lib/exempt.lua, lib/links.lua, lib/trial.lua,
--- lib/overage.lua.
+-- lib/overage.lua, lib/flood.lua.
 local CODE = {
   ALREADY_ACTIVE = 0,
   ADMITTED = 1,
@@ -79,18 +80,23 @@ local CODE = {
   TRIAL_STARTED = 4,   -- admitted by starting the fair-usage trial
   SHADOW_ALLOWED = 5,  -- over the limit, allowed by shadow mode, not counted
   EXEMPT = 6,
+  RATE_LIMITED = 7,    -- a new contact past the flood guard's rate (HOLD): denied
+  SHADOW_RATE_LIMITED = 8, -- the same, allowed by shadow mode, not counted
 }
 local FLAG = {
   CONFLICT = 1,        -- the identifiers belonged to two identities
   VISITOR_MERGED = 2,  -- a counted visitor was this contact: the count dropped by one
   OVERAGE = 4,         -- ADMITTED (WITHIN_LIMIT) beyond the limit, under the overage allowance
 }
+-- the codes of a new contact admitted (or, in a dry run, that would be)
+local ADMITS = { [CODE.ADMITTED] = true, [CODE.WITHIN_LIMIT] = true, [CODE.TRIAL_STARTED] = true }
 local STALE = -1
 local CLOSED = -2
 local ARG_CONTACTS = 17 -- the contacts' first position in ARGV
 
 local key = { members = KEYS[1], counts = KEYS[2], subscription = KEYS[3], trial = KEYS[4],
-  flags = KEYS[5], events = KEYS[6], links = KEYS[7], exempt = KEYS[8], usage = KEYS[9] }
+  flags = KEYS[5], events = KEYS[6], links = KEYS[7], exempt = KEYS[8], usage = KEYS[9],
+  flood = KEYS[10] }
 local arg = { period_key = ARGV[1], period_name = ARGV[2], now_ms = ARGV[3],
   expire_at_ms = ARGV[4], dry_run = ARGV[5], limit = ARGV[6], plan = ARGV[7],
   trial_plan = ARGV[8], trial_limit = ARGV[9], trial_days = ARGV[10], thresholds = ARGV[11],
@@ -158,6 +164,16 @@ local function decide(identity, merged, contact)
     end
     return CODE.ALREADY_ACTIVE
   end
+  -- a new contact past the flood guard's rate: FLAG admits it, HOLD does not (lib/flood.lua)
+  if input.terms.flood_rate > 0 and flood_full(input, state)
+      and not is_member(input, state, identity) then
+    if not dry then
+      flood_detected(input, state)
+    end
+    if input.terms.flood_hold then
+      return input.terms.shadow and CODE.SHADOW_RATE_LIMITED or CODE.RATE_LIMITED
+    end
+  end
   if state.active < state.limit and not dry then
     -- below the limit SADD alone tells new from already counted
     if redis.call('SADD', members, identity) == 1 then
@@ -207,6 +223,9 @@ for _, contact in ipairs(read_contacts(ARG_CONTACTS)) do
   local identity, conflict, merged = resolve(input, state, contact)
   local n = #out
   local code, overage = decide(identity, merged, contact)
+  if input.terms.flood_rate > 0 and ADMITS[code] then
+    flood_count(state)
+  end
   out[n + 1] = code
   out[n + 2] = identity
   out[n + 3] = (conflict and FLAG.CONFLICT or 0) + (merged and FLAG.VISITOR_MERGED or 0)
@@ -219,6 +238,7 @@ if input.dry then
 end
 local active_now = write_count(input, state)
 expire_flags(input, state)
+write_flood(input, state)
 local channels = write_usage(input, state)
 return reply(active_now, state.limit, state.trial_on and state.trial_until or 0,
   write_overage(input, state), channels)

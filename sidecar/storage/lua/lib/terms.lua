@@ -13,7 +13,7 @@
 local function read_subscription(key)
   return read_fields(key, 'limit', 'plan', 'trial_plan', 'trial_limit', 'trial_days', 'major',
     'shadow', 'version', 'timezone', 'starts_at', 'default_region', 'thresholds', 'packs',
-    'overage_percent')
+    'overage_percent', 'flood_rate', 'flood_action')
 end
 
 -- The terms as the subscription (or the service) sets them now.
@@ -28,11 +28,13 @@ local function current_terms(sub, arg)
     return { limit = tonumber(sub.limit), plan = sub.plan, trial_plan = sub.trial_plan or '',
       trial_limit = tonumber(sub.trial_limit or '0'), trial_days = tonumber(sub.trial_days or '30'),
       major = sub.major or '0', shadow = sub.shadow == '1', thresholds = thresholds,
-      packs = tonumber(sub.packs or '0'), overage_percent = tonumber(sub.overage_percent or '0') }
+      packs = tonumber(sub.packs or '0'), overage_percent = tonumber(sub.overage_percent or '0'),
+      flood_rate = tonumber(sub.flood_rate or '0'), flood_hold = sub.flood_action == 'HOLD' }
   end
   return { limit = tonumber(arg.limit), plan = arg.plan, trial_plan = arg.trial_plan,
     trial_limit = tonumber(arg.trial_limit), trial_days = tonumber(arg.trial_days), major = '0',
-    shadow = false, thresholds = thresholds, packs = 0, overage_percent = 0 }
+    shadow = false, thresholds = thresholds, packs = 0, overage_percent = 0, flood_rate = 0,
+    flood_hold = false }
 end
 
 -- The limit, plan and packs recorded with a period's count (lib/members.lua, write_count), or
@@ -47,9 +49,11 @@ local function recorded_terms(counts, period_key)
 end
 
 -- The terms: limit, plan, trial_plan ('' = none), trial_limit, trial_days, major, shadow,
--- thresholds (a list of percents), packs and overage_percent: the subscription's when it has a
--- limit, else the service's (no packs, no overage); `recorded` (recorded_terms), when given,
--- replaces the limit, plan and packs.
+-- thresholds (a list of percents), packs, overage_percent, flood_rate (the flood guard's
+-- new_per_minute, 0 = none) and flood_hold (its action is HOLD): the subscription's when it
+-- has a limit, else the service's (no packs, no overage, no guard); `recorded`
+-- (recorded_terms), when given, replaces the limit, plan and packs (the guard stays the
+-- current one).
 local function terms_of(sub, arg, recorded)
   local terms = current_terms(sub, arg)
   if recorded then
