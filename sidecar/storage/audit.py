@@ -40,7 +40,11 @@ def _instant_text(value: str) -> str:
 
 # A subscription field stored under another name than the API's (codec.SUBSCRIPTION_FIELDS).
 # A field added to the subscription is audited under its stored name unless named here.
-API_FIELD_NAMES = {"shadow": "shadow_mode"}
+API_FIELD_NAMES = {
+    "shadow": "shadow_mode",
+    "flood_rate": "flood_guard.new_per_minute",
+    "flood_action": "flood_guard.action",
+}
 # How a stored subscription value is written in the API, where it differs.
 API_FIELD_VALUES: dict[str, Callable[[str], str]] = {
     "shadow": _bool_text,
