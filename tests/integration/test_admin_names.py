@@ -24,7 +24,7 @@ from sidecar.server.admins import admin_access
 from sidecar.server.app import Sidecar
 from sidecar.settings import Settings
 from tests.support.certificates import CLIENT_EXT, SERVER_EXT, Pair, issue, make_ca
-from tests.support.commands import serve_once
+from tests.support.commands import cli, serve_once
 from tests.support.constants import ADMIN_TOKEN, AUTH, SECRET
 from tests.support.redis_servers import RedisServer
 from tests.support.sidecar_process import SidecarProcess
@@ -189,6 +189,17 @@ async def test_without_a_token_this_host_is_let_in_and_a_token_sent_is_refused(
     assert refusals("unauthenticated") == before + 1
     async with AsyncClient(f"unix:{socket}", deadline=CALL) as mac:
         assert (await mac.get_subscription("acme")).is_default
+
+
+async def test_the_cli_says_to_send_no_token(make_sidecar: SidecarFactory) -> None:
+    await make_sidecar(admin_token="")
+    addr = f"--addr=127.0.0.1:{make_sidecar.last.port}"
+    code, _, err = await cli("usage", "acme", addr, "--token=some-token")
+    assert code != 0
+    assert "error: UNAUTHENTICATED: this sidecar has no admin token; send none" in err
+    assert "hint: leave out --token, MAC_ADMIN_TOKEN and MAC_ADMIN_TOKEN_FILE" in err
+    code, out, _ = await cli("usage", "acme", addr, MAC_ADMIN_TOKEN="")
+    assert code == 0, out
 
 
 @pytest.mark.parametrize(
