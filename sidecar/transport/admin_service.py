@@ -72,6 +72,11 @@ class AdminService(UnaryRunner):
         self._max_streams = max_streams
         self._streams = 0
 
+    def refused(self, exc: Exception) -> None:
+        """A request refused before it reached its method (undecodable bytes, too many
+        contacts): counted as the caller's."""
+        count_refusal(exc)
+
     def _authorize(self, context: Context) -> str:
         """Let the call in (``AdminAccess.authorize``).
 

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -237,6 +238,27 @@ async def test_refused_admin_calls_are_counted_by_reason(admin_stub: admin_grpc.
     assert refusals("unauthenticated") == before["unauthenticated"] + 2
     assert refusals("invalid_argument") == before["invalid_argument"] + 1
     assert refusals("not_found") == before["not_found"]
+
+
+async def test_undecodable_admin_requests_are_counted_as_invalid_input(
+    sidecar_app: Sidecar, channel: grpc.aio.Channel
+) -> None:
+    before = refusals("invalid_argument")
+    garbage = b"\xff\xff\xff"
+    get_usage: Any = channel.unary_unary("/mac.v1.Admin/GetUsage")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await get_usage(garbage, metadata=AUTH, timeout=CALL)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    watch: Any = channel.unary_stream("/mac.v1.Admin/WatchEvents")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await watch(garbage, metadata=AUTH, timeout=CALL).read()
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert refusals("invalid_argument") == before + 2
+    # the Enforcer's refusals are not the Admin service's
+    activate: Any = channel.unary_unary("/mac.v1.Enforcer/Activate")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await activate(garbage, timeout=CALL)
+    assert refusals("invalid_argument") == before + 2
 
 
 # -- names from client certificates ---------------------------------------------------------
