@@ -6,7 +6,9 @@
 #   docker build -t mac-sidecar:0.1.0 --build-arg VERSION=0.1.0 \
 #     --build-arg REVISION=$(git rev-parse HEAD) --build-arg CREATED=$(date -u +%FT%TZ) .
 #   docker run --rm -p 50051:50051 -e MAC_REDIS_URL=redis://host:6379/0 \
-#     -e MAC_IDENTITY_SECRET=$(openssl rand -hex 32) --read-only mac-sidecar:0.1.0
+#     -e MAC_IDENTITY_SECRET=$(openssl rand -hex 32) -e MAC_ADMIN_TOKEN=$(openssl rand -hex 24) \
+#     --read-only mac-sidecar:0.1.0
+# (without an admin token it refuses to start: its Admin service would listen on 0.0.0.0)
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

@@ -155,6 +155,13 @@ IN_FLIGHT = _gauge(
 DECISIONS = _counter(
     "mac_decisions_total", "Decisions made, by method and reason", ["method", "reason"]
 )
+ADMIN_REFUSALS = Counter(
+    "mac_admin_refusals_total",
+    "Admin calls refused for what their caller sent, by reason: unauthenticated (no token, a "
+    "wrong one, a certificate naming no admin), invalid_argument, failed_precondition, "
+    "not_found. Nothing else of a refused call is kept",
+    ["reason"],
+)
 BATCH_SIZE = Histogram(
     "mac_batch_size_contacts",
     "Contacts per ActivateBatch call",

@@ -86,6 +86,9 @@ def report_failed_call(ns: argparse.Namespace, exc: grpc.RpcError) -> int:
             f"error: cannot reach the sidecar at {ns.addr} (is it running? try `make run`)",
             file=sys.stderr,
         )
+    elif code is grpc.StatusCode.UNAUTHENTICATED and details.endswith("send none"):
+        print(f"error: UNAUTHENTICATED: {details}", file=sys.stderr)
+        print("hint: leave out --token, MAC_ADMIN_TOKEN and MAC_ADMIN_TOKEN_FILE", file=sys.stderr)
     elif code is grpc.StatusCode.UNAUTHENTICATED:
         refused = "the admin token was refused" if token_given(ns) else "an admin token is needed"
         print(f"error: UNAUTHENTICATED: {refused}", file=sys.stderr)

@@ -18,6 +18,7 @@ from sidecar.settings import Settings, add_arguments
 
 def serve(ns: argparse.Namespace) -> int:
     """Read the settings and serve until SIGTERM or SIGINT; return the exit status."""
+    from sidecar.server.admins import admin_access
     from sidecar.server.app import run
     from sidecar.server.engines import engine
     from sidecar.server.tls import ServerTLS
@@ -29,6 +30,7 @@ def serve(ns: argparse.Namespace) -> int:
         settings.secret_bytes()
         ServerTLS.from_settings(settings)  # unusable certificates stop the start, once
         engine(settings)  # as does MAC_GRPC_ENGINE=native without the native extra
+        admin_access(settings)  # and a bad tokens file, or an Admin open beyond this host
     except ConfigError as exc:
         print(f"sidecar: configuration error: {exc}", file=sys.stderr)
         return exits.USAGE

@@ -20,9 +20,9 @@ from sidecar.domain.errors import ConfigError
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.logs import get_logger
+from sidecar.server.admins import admin_access
 from sidecar.server.closing import period_closing
 from sidecar.server.engines import engine
-from sidecar.server.files import AdminToken
 from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
 from sidecar.server.terms import plan_catalog, policy
@@ -114,6 +114,9 @@ class Sidecar:
         self.tls = ServerTLS.from_settings(settings)
         # and the engine: a missing native extra stops it before anything opens too
         self.engine = engine(settings)
+        # and who may call the Admin service: a bad tokens file, or an Admin service without
+        # a token beyond this host, stops it too
+        self.admin_access = admin_access(settings)
         catalog = plan_catalog(settings)
         self.connections = RedisConnections.from_options(redis_options(settings))
         self.store = RedisStore(
@@ -263,12 +266,11 @@ class Sidecar:
             gate=self.gate,
             clock=self.clock,
         )
-        token = AdminToken(settings.admin_token, settings.admin_token_file)
         admin = AdminService(
             self.admin,
             self.identities,
             self.events,
-            token.current,
+            self.admin_access,
             max_streams=settings.max_streams,
             gate=self.gate,
             statements=self.statements,
@@ -371,7 +373,8 @@ async def run(settings: Settings) -> None:
         grpc=f"{host}:{port}",
         grpc_uds=settings.grpc_uds or None,
         admin=f"{admin_host}:{sidecar.admin_port}",
-        admin_auth=bool(settings.admin_token or settings.admin_token_file),
+        admin_auth=sidecar.admin_access.secured,
+        admin_names_from_cert=settings.admin_names_from_cert,
         engine=settings.grpc_engine,
         tls=settings.tls,
         mtls=sidecar.tls.mutual if sidecar.tls else False,
@@ -381,8 +384,11 @@ async def run(settings: Settings) -> None:
         redis_ok=sidecar.redis_ok,
         webhooks=redact_endpoint(settings.webhook_url) or None,
     )
-    if not (settings.admin_token or settings.admin_token_file):
-        log.warning("the Admin service is open: set MAC_ADMIN_TOKEN outside development")
+    if not sidecar.admin_access.secured:
+        log.warning(
+            "the Admin service has no token: it answers callers on this host only; set "
+            "MAC_ADMIN_TOKEN or MAC_ADMIN_TOKENS_FILE outside development"
+        )
     await stop.wait()
     log.info("shutting down", grace_seconds=settings.shutdown_grace)
     await sidecar.stop()

@@ -39,6 +39,7 @@ def check(settings: Settings) -> None:
     if settings.metrics_addr:
         check_addr(settings.metrics_addr, "MAC_METRICS_ADDR")
     _check_webhook(settings)
+    _check_admin_names(settings)
     if settings.grpc_engine == "native" and settings.tls_cert_file:
         raise ConfigError(
             "MAC_GRPC_ENGINE=native serves no TLS (pygrpc-native has none yet), so it cannot "
@@ -122,4 +123,20 @@ def _check_webhook(settings: Settings) -> None:
         raise ConfigError(
             "MAC_WEBHOOK_URL needs MAC_WEBHOOK_SECRET, the key its signatures are made with "
             "(e.g. `openssl rand -hex 32`)"
+        )
+
+
+def _check_admin_names(settings: Settings) -> None:
+    if not settings.admin_names_from_cert:
+        return
+    if settings.grpc_engine == "native":
+        raise ConfigError(
+            "MAC_ADMIN_NAMES_FROM_CERT needs MAC_GRPC_ENGINE=grpcio: the native engine serves "
+            "no TLS, so no client certificate can name an admin"
+        )
+    if not (settings.tls_cert_file and settings.tls_client_ca_file):
+        raise ConfigError(
+            "MAC_ADMIN_NAMES_FROM_CERT needs mTLS on the Admin listener: MAC_TLS_CERT_FILE, "
+            "MAC_TLS_KEY_FILE and MAC_TLS_CLIENT_CA_FILE (the CA that signs the admins' "
+            "certificates)"
         )

@@ -125,7 +125,8 @@ class Settings(RedisSettings):
     admin_token: str = _setting(
         "MAC_ADMIN_TOKEN",
         "",
-        "bearer token the Admin service requires; empty leaves it open (development only)",
+        "bearer token of the admin 'admin'; with no admin token at all the Admin service "
+        "answers this host only (loopback, Unix socket), for development",
         secret=True,
     )
     admin_token_file: str = _setting(

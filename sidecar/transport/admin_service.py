@@ -1,20 +1,23 @@
-"""``mac.v1.Admin``: the operators' service, behind a bearer token."""
+"""``mac.v1.Admin``: the operators' service, each call made by a named admin."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
+import grpc
+
 from sidecar import metrics
-from sidecar.domain.errors import FailedPrecondition, ResourceExhausted, Unauthenticated
+from sidecar.domain.errors import FailedPrecondition, ResourceExhausted
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
+from sidecar.logs import get_logger
 from sidecar.transport import wire
+from sidecar.transport.admin_auth import ADMIN, AdminAccess
 from sidecar.transport.runner import Gate, UnaryRunner
-from sidecar.transport.status import Context, abort_with
+from sidecar.transport.status import Context, abort_with, loggable, status_for
 from sidecar.usecases.admin import Admin
 from sidecar.usecases.audit import AuditPage, AuditTrail
 from sidecar.usecases.events import EventWatch
@@ -24,20 +27,38 @@ from sidecar.usecases.statements import StatementPage, Statements
 T = TypeVar("T")
 M = TypeVar("M")
 
+__all__ = ["ADMIN", "AdminService", "count_refusal"]
 
-# The admin name of MAC_ADMIN_TOKEN, and of every call to a sidecar without a token.
-ADMIN = "admin"
+log = get_logger("sidecar.transport.admin")
+
+# The statuses of an Admin call refused for what its caller sent (mac_admin_refusals_total).
+CALLER_CAUSED = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+    }
+)
+
+
+def count_refusal(exc: Exception) -> None:
+    """Count an Admin call that failed with ``exc`` in ``mac_admin_refusals_total`` when its
+    caller caused it (a bad token, bad input), by its status; nothing else of it is kept."""
+    code, _ = status_for(exc)
+    if code in CALLER_CAUSED:
+        metrics.ADMIN_REFUSALS.labels(code.name.lower()).inc()
 
 
 class AdminService(UnaryRunner):
-    """``mac.v1.Admin``. Every call needs the bearer token when one is set."""
+    """``mac.v1.Admin``. Every call is let in as a named admin (``AdminAccess``)."""
 
     def __init__(
         self,
         admin: Admin,
         identities: Identities,
         events: EventWatch,
-        token: Callable[[], bytes],
+        access: AdminAccess,
         *,
         max_streams: int = 256,
         gate: Gate | None = None,
@@ -50,30 +71,27 @@ class AdminService(UnaryRunner):
         self._admin = admin
         self._identities = identities
         self._events = events
-        self._token = token
+        self._access = access
         self._max_streams = max_streams
         self._streams = 0
 
+    def refused(self, exc: Exception) -> None:
+        """A request refused before it reached its method (undecodable bytes, too many
+        contacts): counted as the caller's."""
+        count_refusal(exc)
+
     def _authorize(self, context: Context) -> str:
-        """Let the call in when it carries exactly one ``authorization`` header holding the
-        bearer token; a second one is refused whatever either holds, never read first-wins.
+        """Let the call in (``AdminAccess.authorize``).
 
         :return: the name of the admin the call is made by (audited with what it changes).
         """
-        token = self._token()
-        if not token:
-            return ADMIN
-        given = [
-            value for key, value in context.invocation_metadata() or () if key == "authorization"
-        ]
-        if len(given) > 1:
-            raise Unauthenticated("send one authorization header, not several")
-        if given and isinstance(given[0], str):
-            scheme, _, presented = given[0].partition(" ")
-            # compare_digest: the time taken must not tell how much of a guess was right
-            if scheme.lower() == "bearer" and hmac.compare_digest(presented.encode(), token):
-                return ADMIN
-        raise Unauthenticated("a valid admin token is required (authorization: Bearer <token>)")
+        return self._access.authorize(context)
+
+    def _let_in(self, context: Context, method: str, workspace: str) -> str:
+        """``_authorize``, and a log line naming the admin and what it calls."""
+        admin = self._authorize(context)
+        log.info("admin call", method=method, admin=admin, workspace=loggable(workspace))
+        return admin
 
     async def _admin_call(
         self,
@@ -86,7 +104,11 @@ class AdminService(UnaryRunner):
         """``call`` is given the name of the admin making it."""
 
         async def authorized() -> T:
-            return await call(self._authorize(context))
+            try:
+                return await call(self._let_in(context, method, workspace))
+            except Exception as exc:
+                count_refusal(exc)
+                raise
 
         return await self.unary(method, context, authorized, to_message, workspace)
 
@@ -247,7 +269,7 @@ class AdminService(UnaryRunner):
                 raise ResourceExhausted(
                     f"{self._max_streams} event streams are open (MAC_MAX_STREAMS); retry later"
                 )
-            self._authorize(context)
+            self._let_in(context, "WatchEvents", request.workspace_id)
             # closed here, not whenever it is collected: it leaves the process's event hub
             watch = self._events.watch(request.workspace_id, request.after_id)
             async with contextlib.aclosing(watch) as events:
@@ -259,6 +281,7 @@ class AdminService(UnaryRunner):
             raise
         except Exception as exc:
             ended = ""  # counted by abort_with, with the status it fails with
+            count_refusal(exc)
             await abort_with(context, "WatchEvents", exc, request.workspace_id)
         finally:
             if entered:

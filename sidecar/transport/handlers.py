@@ -109,6 +109,7 @@ class RequestReader:
 Unary = Callable[[Any, Context], Awaitable[Any]]
 Streaming = Callable[[Any, Context], AsyncGenerator[Any, None]]
 Bidirectional = Callable[[AsyncIterator[Any], Context], Awaitable[None]]
+Refused = Callable[[Exception], None]
 
 
 class ParsedRequests:
@@ -149,8 +150,10 @@ def method_handlers(
     """The handler of each method of ``service`` (unary, server streaming, or bidirectional)
     by its name, calling the servicer's method of the same name with the parsed request (with
     a ``ParsedRequests`` of a bidirectional stream's). ``add_registered_method_handlers`` takes
-    them as they are (how the native engine serves a method itself)."""
+    them as they are (how the native engine serves a method itself). A servicer with a
+    ``refused(exc)`` method is told of each request refused before it reached it."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    refused: Refused = getattr(servicer, "refused", _nobody)
     for method in service.methods:
         reader = RequestReader(GetMessageClass(method.input_type), batch_max)
         serialize = GetMessageClass(method.output_type).SerializeToString
@@ -163,31 +166,40 @@ def method_handlers(
             raise ValueError(f"{method.full_name}: client streaming alone is not supported")
         elif method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(method.name, reader, behaviour), response_serializer=serialize
+                _streaming(method.name, reader, behaviour, refused),
+                response_serializer=serialize,
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(method.name, reader, behaviour), response_serializer=serialize
+                _unary(method.name, reader, behaviour, refused), response_serializer=serialize
             )
     return handlers
 
 
-def _unary(name: str, reader: RequestReader, behaviour: Unary) -> Unary:
+def _nobody(exc: Exception) -> None:
+    """Told of nothing: a servicer without ``refused``."""
+
+
+def _unary(name: str, reader: RequestReader, behaviour: Unary, refused: Refused) -> Unary:
     async def handle(data: bytes, context: Context) -> Any:
         try:
             request = reader.read(data)
         except InvalidArgument as exc:
+            refused(exc)
             await abort_with(context, name, exc)
         return await behaviour(request, context)
 
     return handle
 
 
-def _streaming(name: str, reader: RequestReader, behaviour: Streaming) -> Streaming:
+def _streaming(
+    name: str, reader: RequestReader, behaviour: Streaming, refused: Refused
+) -> Streaming:
     async def handle(data: bytes, context: Context) -> AsyncGenerator[Any, None]:
         try:
             request = reader.read(data)
         except InvalidArgument as exc:
+            refused(exc)
             await abort_with(context, name, exc)
         # closed with the outer stream, so the servicer's cleanup runs at once
         async with contextlib.aclosing(behaviour(request, context)) as responses:

@@ -55,7 +55,7 @@ async def test_enforcer_needs_no_token(enforcer_stub: pb_grpc.EnforcerStub) -> N
     assert (await activate(enforcer_stub, 1)).allowed
 
 
-async def test_without_a_token_admin_is_open(make_sidecar: SidecarFactory) -> None:
+async def test_without_a_token_admin_answers_this_host(make_sidecar: SidecarFactory) -> None:
     await make_sidecar(admin_token="")
     assert (await make_sidecar.admin().GetSubscription(GET)).is_default
 

@@ -31,16 +31,17 @@ def make_ca(cwd: Path, name: str) -> Pair:
     return pair
 
 
-def issue(cwd: Path, ca: Pair, name: str, extensions: str) -> Pair:
+def issue(cwd: Path, ca: Pair, name: str, extensions: str, subject: str = "") -> Pair:
     """A certificate for ``name`` signed by ``ca``, with ``extensions`` (openssl's
-    ``-extfile`` lines), and its key."""
+    ``-extfile`` lines), and its key; its subject is ``/CN=<name>`` unless ``subject`` is
+    given."""
     pair = Pair(cwd / f"{name}.crt", cwd / f"{name}.key")
     csr, ext = cwd / f"{name}.csr", cwd / f"{name}.ext"
     ext.write_text(extensions)
     _openssl(
         cwd,
         "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-subj", f"/CN={name}", "-keyout", str(pair.key), "-out", str(csr),
+        "-subj", subject or f"/CN={name}", "-keyout", str(pair.key), "-out", str(csr),
     )  # fmt: skip
     _openssl(
         cwd,

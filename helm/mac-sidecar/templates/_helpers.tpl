@@ -99,6 +99,12 @@ bundled Redis's password, the webhook signing secret). */}}
 {{- if .Values.adminToken.existingSecret }}{{ .Values.adminToken.existingSecretKey }}{{ else }}admin-token{{ end }}
 {{- end }}
 
+{{/* Whether the Admin service has any admin credential ("true" or ""): the admin token, named
+admins, or names from client certificates. Without one it answers inside the pod only. */}}
+{{- define "mac-sidecar.adminCredentials" -}}
+{{- if or .Values.adminToken.enabled .Values.adminTokens.existingSecret .Values.config.adminNamesFromCert }}true{{ end }}
+{{- end }}
+
 {{/* The kubernetes.io/tls Secrets of the gRPC listeners (the chart's Certificates write them
 with tls.certManager.enabled). */}}
 {{- define "mac-sidecar.tlsSecretName" -}}
@@ -399,6 +405,12 @@ with MAC_GRPC_ADDR (or the client's address) set to "mac-sidecar.socketAddress".
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if and .Values.config.adminNamesFromCert (not (and $tls.enabled $tls.clientAuth)) }}
+{{- fail "mac-sidecar: config.adminNamesFromCert needs mTLS: tls.enabled=true and tls.clientAuth=true (the client certificates name the admins)" }}
+{{- end }}
+{{- if and (not (include "mac-sidecar.adminCredentials" .)) (not .Values.admin.port) }}
+{{- fail "mac-sidecar: without an admin token (adminToken.enabled=false, no adminTokens.existingSecret, no config.adminNamesFromCert) the Admin service answers inside the pod only, on a port of its own: set admin.port, or give the Admin service a token" }}
+{{- end }}
 {{- if and .Values.admin.port (or (eq (int .Values.admin.port) (int .Values.grpc.port)) (and .Values.metrics.enabled (eq (int .Values.admin.port) (int .Values.metrics.port)))) }}
 {{- fail "mac-sidecar: admin.port must differ from grpc.port and metrics.port (0 serves Admin on grpc.port)" }}
 {{- end }}
@@ -422,7 +434,8 @@ with MAC_GRPC_ADDR (or the client's address) set to "mac-sidecar.socketAddress".
 {{- define "mac-sidecar.settings" -}}
 MAC_GRPC_ADDR: {{ printf "0.0.0.0:%d" (int .Values.grpc.port) | quote }}
 {{- if .Values.admin.port }}
-MAC_ADMIN_ADDR: {{ printf "0.0.0.0:%d" (int .Values.admin.port) | quote }}
+{{- /* without any admin credential, the sidecar serves the Admin service on loopback only */}}
+MAC_ADMIN_ADDR: {{ printf "%s:%d" (ternary "0.0.0.0" "127.0.0.1" (not (empty (include "mac-sidecar.adminCredentials" .)))) (int .Values.admin.port) | quote }}
 {{- end }}
 {{- if include "mac-sidecar.socket" . }}
 MAC_GRPC_UDS: {{ include "mac-sidecar.socketPath" . | quote }}
@@ -449,6 +462,9 @@ MAC_IDENTITY_SECRET_FILE: "/etc/mac-sidecar/identity/identity-secret"
 {{- end }}
 {{- if and .Values.adminToken.enabled .Values.adminToken.asFile }}
 MAC_ADMIN_TOKEN_FILE: "/etc/mac-sidecar/admin-token/admin-token"
+{{- end }}
+{{- if .Values.adminTokens.existingSecret }}
+MAC_ADMIN_TOKENS_FILE: "/etc/mac-sidecar/admin-tokens/admin-tokens"
 {{- end }}
 {{- if .Values.tls.enabled }}
 MAC_TLS_CERT_FILE: "/etc/mac-sidecar/tls/tls.crt"
@@ -640,6 +656,11 @@ volumeMounts:
     mountPath: /etc/mac-sidecar/admin-token
     readOnly: true
 {{- end }}
+{{- if .Values.adminTokens.existingSecret }}
+  - name: mac-sidecar-admin-tokens
+    mountPath: /etc/mac-sidecar/admin-tokens
+    readOnly: true
+{{- end }}
 {{- if .Values.tls.enabled }}
   - name: mac-sidecar-tls
     mountPath: /etc/mac-sidecar/tls
@@ -724,6 +745,15 @@ changes, and the sidecar reads the files again. */}}
     items:
       - key: {{ include "mac-sidecar.adminTokenSecretKey" . }}
         path: admin-token
+{{- end }}
+{{- with .Values.adminTokens.existingSecret }}
+- name: mac-sidecar-admin-tokens
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444
+    items:
+      - key: {{ $.Values.adminTokens.existingSecretKey }}
+        path: admin-tokens
 {{- end }}
 {{- if .Values.tls.enabled }}
 - name: mac-sidecar-tls
