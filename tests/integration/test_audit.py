@@ -84,6 +84,19 @@ async def test_a_subscription_change_records_each_field_before_and_after(
     assert newest.id > first.id
 
 
+async def test_a_flood_guard_change_is_recorded_under_the_api_names(
+    admin_stub: admin_grpc.AdminStub,
+) -> None:
+    await subscribe(admin_stub, plan="pro")
+    guard = admin_pb.FloodGuard(new_per_minute=100, action=admin_pb.FloodGuard.ACTION_HOLD)
+    await subscribe(admin_stub, flood_guard=guard)
+    newest, _ = (await records(admin_stub)).records
+    assert changes(newest) == [
+        ("flood_guard.new_per_minute", "0", "100"),
+        ("flood_guard.action", "", "HOLD"),
+    ]
+
+
 async def test_the_same_values_again_record_a_change_of_nothing(
     admin_stub: admin_grpc.AdminStub,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from sidecar.domain.audit import AuditContext
 from sidecar.domain.catalog import PlanCatalog
 from sidecar.domain.clock import to_ms
 from sidecar.domain.contact import KeyedContact
@@ -20,6 +21,7 @@ from sidecar.storage.store import RedisStore
 from tests.support.constants import SMALL_POLICY as POLICY
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
+AUDIT = AuditContext("ops", "SetSubscription", to_ms(NOW))
 PERIOD = period_at(NOW)
 EXPIRES = to_ms(datetime(2027, 2, 1, tzinfo=UTC))
 FLOOD = WorkspaceKeys("acme").flood
@@ -33,7 +35,7 @@ async def subscribe(store: RedisStore, guard: FloodGuard | None, *, shadow: bool
     sub = Subscription(
         "acme", "enterprise", custom_limit=1000, flood_guard=guard, shadow_mode=shadow
     )
-    return str(await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0))
+    return str(await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0, AUDIT))
 
 
 async def decide(
@@ -197,7 +199,7 @@ async def test_without_a_guard_nothing_is_kept(store: RedisStore, redis_db: redi
 
 async def test_the_limit_applies_under_the_rate(store: RedisStore) -> None:
     sub = Subscription("acme", "enterprise", custom_limit=2, flood_guard=FloodGuard(100, "HOLD"))
-    version = str(await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0))
+    version = str(await store.set_subscription(resolve(sub, PlanCatalog()), NOW, 0, AUDIT))
     assert await decide(store, version, range(3)) == [
         Reason.ADMITTED,
         Reason.ADMITTED,
