@@ -76,11 +76,12 @@ DECIDE = Script.load(
     "usage",
     "members",
     "exempt",
+    "index",
     "links",
     "trial",
     "overage",
 )
-MERGE = Script.load("merge", "identity", "contacts")
+MERGE = Script.load("merge", "identity", "contacts", "index")
 SET_EXEMPT = Script.load("set_exempt", "identity", "contacts")
 SET_SUBSCRIPTION = Script.load("set_subscription")
 WEBHOOK_POLL = Script.load("webhook_poll")
@@ -88,6 +89,9 @@ WEBHOOK_READ_NEW = Script.load("webhook_read_new")
 WEBHOOK_RENEW = Script.load("webhook_renew")
 WEBHOOK_RELEASE = Script.load("webhook_release")
 CLOSE = Script.load("close")
+FORGET = Script.load("forget", "identity", "contacts", "index")
+INDEX_BACKFILL = Script.load("index_backfill", "identity", "index")
+LINKS_EXPIRE = Script.load("links_expire", "identity", "index")
 # Every script, loaded on every master at start and whenever the health probe finds Redis
 # back, so that no call waits for a NOSCRIPT reload.
 ALL = (
@@ -100,4 +104,7 @@ ALL = (
     WEBHOOK_RENEW,
     WEBHOOK_RELEASE,
     CLOSE,
+    FORGET,
+    INDEX_BACKFILL,
+    LINKS_EXPIRE,
 )

@@ -97,6 +97,7 @@ class RedisStore:
                 keys.links,
                 keys.exempt,
                 keys.usage(period_key),
+                keys.identities,
             )
             self._decide_keys.put((workspace_id, period_key), found)
         return found
@@ -150,7 +151,7 @@ class RedisStore:
         reply = await calls.script(
             self._pipelined,
             scripts.MERGE,
-            (keys.members(request.period_key), keys.counts, keys.links),
+            (keys.members(request.period_key), keys.counts, keys.links, keys.identities),
             codec.merge_args(request),
         )
         return codec.merge_reply(reply)

@@ -4,6 +4,8 @@
 -- KEYS[1]  members  the current period's members (SET of identity keys)
 -- KEYS[2]  counts   HASH period_key -> active (decide.lua's), period_key:closed (close.lua's)
 -- KEYS[3]  links    HASH identifier key -> identity key, and IDENTITY_VERSION
+-- KEYS[4]  index    HASH identity key -> its entry (lib/index.lua): a folded identity's
+--                   entry, and itself, join the survivor's
 -- ARGV[1]  period_key    the period's field in the counts hash
 -- ARGV[2]  expire_at_ms  unix ms at which the period's members expire
 -- ARGV[3..] contacts     the target contact, then the source contacts, each as in decide.lua
@@ -27,9 +29,10 @@
 -- be counted under an identity that has just been folded. Merging again folds nothing more.
 --
 -- Uses: lib/identity.lua (root_of, resolve_identity, IDENTITY_VERSION), lib/contacts.lua
--- (read_contacts, identifiers_of).
-local members, counts, links = KEYS[1], KEYS[2], KEYS[3]
+-- (read_contacts, identifiers_of), lib/index.lua (period_ordinal, index_add, index_fold).
+local members, counts, links, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local period_key, expire_at_ms = ARGV[1], ARGV[2]
+local ordinal = period_ordinal(period_key)
 local contacts = read_contacts(3)
 local survivor = resolve_identity(links, members, contacts[1][1], contacts[1][2], true).identity
 
@@ -46,6 +49,7 @@ local function fold(key)
     folded = folded + 1
     redis.call('HSET', links, source, survivor)
     redis.call('HSETNX', links, survivor, survivor)
+    index_fold(index, source, survivor, ordinal)
     if not closed and redis.call('SREM', members, source) == 1 then
       touched = true
       if survivor_counted then
@@ -59,6 +63,7 @@ local function fold(key)
   end
   if key ~= source and key ~= survivor then
     redis.call('HSET', links, key, survivor)
+    index_add(index, survivor, { key }, ordinal)
   end
 end
 
