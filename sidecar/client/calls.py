@@ -237,3 +237,9 @@ def list_statements(
         period=period, page_token=page_token, page_size=page_size
     )
     return Call("admin", "ListStatements", request, _message)
+
+
+def forget(workspace_id: str, contact_like: ContactLike) -> Call[admin_pb.ForgetResponse]:
+    """``Forget``: the person the contact resolves to erased; its counts stay."""
+    request = admin_pb.ForgetRequest(workspace_id=workspace_id, contact=contact(contact_like))
+    return Call("admin", "Forget", request, _message)

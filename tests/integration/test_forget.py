@@ -5,6 +5,7 @@ and no digest of the person left in the RDB dump or the append-only files."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,14 +15,17 @@ import grpc
 import pytest
 import redis
 
+from sidecar.client import AsyncClient, Client
 from sidecar.domain.clock import ManualClock
 from sidecar.domain.contact import ContactFields, ContactKeyer
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.gen.mac.v1 import admin_pb2_grpc as admin_grpc
 from sidecar.gen.mac.v1 import enforcer_pb2 as pb
 from sidecar.gen.mac.v1 import enforcer_pb2_grpc as pb_grpc
+from sidecar.server.app import Sidecar
 from sidecar.storage.keys import WorkspaceKeys
-from tests.support.constants import AUTH, SECRET
+from tests.support.commands import cli
+from tests.support.constants import ADMIN_TOKEN, AUTH, SECRET
 from tests.support.redis_servers import RedisServer
 from tests.support.sidecars import SidecarFactory
 
@@ -328,3 +332,35 @@ async def test_no_file_of_redis_holds_a_digest_of_the_person_after_forget(
     assert held(on_disk(r), ana) == set()
     assert held(on_disk(r), digests(ContactFields(email="bo@example.com"))) != set()
     r.close()
+
+
+# -- clients and the CLI ---------------------------------------------------------------------
+
+
+async def test_the_clients_forget(sidecar_app: Sidecar) -> None:
+    address = f"127.0.0.1:{sidecar_app.port}"
+    async with AsyncClient(address, token=ADMIN_TOKEN) as mac:
+        await mac.activate("acme", id=ANA.id, email=ANA.email)
+        reply = await mac.forget("acme", {"email": ANA.email})
+        assert (reply.forgotten, reply.identifiers_removed, reply.periods) == (True, 2, 1)
+
+    def again() -> admin_pb.ForgetResponse:
+        with Client(address, token=ADMIN_TOKEN) as mac:
+            return mac.forget("acme", {"id": ANA.id})
+
+    assert not (await asyncio.to_thread(again)).forgotten
+
+
+async def test_the_cli_forgets(sidecar_app: Sidecar) -> None:
+    conn = (f"--addr=127.0.0.1:{sidecar_app.port}", f"--token={ADMIN_TOKEN}")
+    await sidecar_app.enforcer.activate("acme", ANA)
+
+    code, out, _ = await cli("contacts", "forget", "acme", f"phone={ANA.phone}", *conn)
+    assert code == 0
+    assert out.strip() == "forgot 3 identifiers; counted in 1 period, where the counts stay"
+    code, out, _ = await cli("contacts", "forget", "acme", f"id={ANA.id}", "--json", *conn)
+    assert code == 0
+    assert json.loads(out) == {"forgotten": False, "identifiers_removed": 0, "periods": 0}
+    code, _, err = await cli("contacts", "forget", "acme", "mail=x", *conn)
+    assert code == 2
+    assert "expected FIELD=VALUE" in err
