@@ -63,6 +63,7 @@ async def run(n: int) -> None:
         default_plan="enterprise",
         warm_seconds=0.0,
         close_sweep_seconds=3600.0,
+        redis_timeout=30.0,
     )
     service = Sidecar(settings, clock)
     await service.start()
