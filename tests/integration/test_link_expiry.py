@@ -74,8 +74,10 @@ async def test_links_written_before_the_index_are_filed_kept_and_forgotten(
     redis_db: redis.Redis,
 ) -> None:
     await act(enforcer_stub, id="ana", email="ana@example.com", phone="+5511987654321")
+    assert redis_db.hexists(KEYS.links, "~i")  # a new workspace's links are indexed from the first
     # as a sidecar before the index wrote them: links alone
     redis_db.delete(KEYS.identities)
+    redis_db.hdel(KEYS.links, "~i")
     assert len(linked(redis_db)) == 3
 
     assert await sidecar_app.link_expiry.sweep(["acme"]) == 0
@@ -98,6 +100,7 @@ async def test_forget_files_links_written_before_the_index_first(
 ) -> None:
     await act(enforcer_stub, id="ana", email="ana@example.com", channel="web", visitor_id="v1")
     redis_db.delete(KEYS.identities)
+    redis_db.hdel(KEYS.links, "~i")
 
     reply = await admin_stub.Forget(
         admin_pb.ForgetRequest(workspace_id="acme", contact=pb.Contact(email="ana@example.com")),

@@ -29,10 +29,12 @@
 -- be counted under an identity that has just been folded. Merging again folds nothing more.
 --
 -- Uses: lib/identity.lua (root_of, resolve_identity, IDENTITY_VERSION), lib/contacts.lua
--- (read_contacts, identifiers_of), lib/index.lua (period_ordinal, index_add, index_fold).
+-- (read_contacts, identifiers_of), lib/index.lua (period_ordinal, index_add, index_fold,
+-- mark_indexed_if_new).
 local members, counts, links, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local period_key, expire_at_ms = ARGV[1], ARGV[2]
 local ordinal = period_ordinal(period_key)
+mark_indexed_if_new(links)
 local contacts = read_contacts(3)
 local survivor = resolve_identity(links, members, contacts[1][1], contacts[1][2], true).identity
 

@@ -7,7 +7,7 @@
 -- decide.lua's input.key.index, merge.lua's and forget.lua's KEYS.
 -- ARGV: none.
 -- Reply: none: a library of functions (period_ordinal, index_read, index_add, index_seen,
--- index_fold, entry_keys).
+-- index_fold, entry_keys, mark_indexed_if_new; the field name INDEXED).
 -- An entry is STAMP decimal digits, the ordinal (year x 12 + month - 1) of the last period the
 -- identity was counted in (or linked in), then the 14-byte keys of its identifiers other than
 -- the identity itself, each once. Redis 7.0 has no expiry of a hash's fields, so the stamp is
@@ -17,6 +17,10 @@
 -- Uses: nothing.
 
 local STAMP = 5
+-- The links hash's field saying every link of the workspace is in its index: set when the
+-- links hash is made by a script that indexes what it links, or by the backfill (the links
+-- sweep, storage/forgetting.py) once it has filed the older ones. Two bytes: no identifier.
+local INDEXED = '~i'
 local KEY_LEN = 14
 
 -- The ordinal of a period key ('2026-11', or '2026-11@<unix s>'): year x 12 + month - 1.
@@ -89,4 +93,12 @@ local function index_fold(index, source, survivor, ordinal)
   keys[#keys + 1] = source
   index_add(index, survivor, keys, math.max(stamp or ordinal, ordinal))
   redis.call('HDEL', index, source)
+end
+
+-- Before the first link of a workspace is written: a links hash with no link yet (nothing,
+-- or the identity version alone) has nothing to file, so it is marked INDEXED.
+local function mark_indexed_if_new(links)
+  if redis.call('HLEN', links) == redis.call('HEXISTS', links, '~v') then
+    redis.call('HSET', links, INDEXED, 1)
+  end
 end

@@ -13,7 +13,8 @@
 -- Why in a script: resolving and linking in one step is what keeps two calls from linking
 -- one identifier to two identities.
 -- Uses: lib/identity.lua (root_of, resolve_identity), lib/events.lua (emit, once),
--- lib/usage.lua (count_channel), lib/members.lua (is_member), lib/index.lua (index_add).
+-- lib/usage.lua (count_channel), lib/members.lua (is_member), lib/index.lua (index_add,
+-- mark_indexed_if_new).
 
 local function resolve(input, state, contact)
   local prim, visitor = contact[1], contact[2]
@@ -32,15 +33,18 @@ local function resolve(input, state, contact)
     local wrote = {}
     for i = 1, #prim do
       if not r.known[i] and r.roots[i] ~= identity then
-        redis.call('HSET', links, prim[i], identity)
         wrote[#wrote + 1] = prim[i]
       end
     end
     if absorb then
-      redis.call('HSET', links, visitor, identity)
       wrote[#wrote + 1] = visitor
     end
     if #wrote > 0 then
+      -- the workspace's first links have nothing older to file
+      mark_indexed_if_new(links)
+      for _, key in ipairs(wrote) do
+        redis.call('HSET', links, key, identity)
+      end
       redis.call('HSETNX', links, identity, identity)
       index_add(input.key.index, identity, wrote, input.ordinal)
     end
