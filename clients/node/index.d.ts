@@ -349,6 +349,16 @@ export interface ExemptResult {
   contactKeys: string[];
 }
 
+/** What a Forget erased. */
+export interface ForgetResult {
+  /** False when nothing was known of the contact (or it was forgotten before). */
+  forgotten: boolean;
+  /** Identifiers erased (emails, phones, ids and visitor ids). */
+  identifiersRemoved: number;
+  /** Periods the person was counted in: it stays counted there, anonymously. */
+  periods: number;
+}
+
 /** A recorded notification event. */
 export interface MacEvent {
   /** Increasing within a workspace; resume after it with watchEvents(ws, id). */
@@ -447,6 +457,12 @@ export interface MacClient {
   merge(workspaceId: string, sources: Contact[], target: Contact): Promise<MergeResult>;
   /** Exempts contacts (exempt = true, the default) or makes them countable again. */
   setExempt(workspaceId: string, contacts: Contact[], exempt?: boolean): Promise<ExemptResult>;
+  /**
+   * Erases the person the contact resolves to: its links, exemption and place in every period
+   * kept (the counts stay; a returning person is a new contact). Forgetting twice changes
+   * nothing the second time (forgotten = false).
+   */
+  forget(workspaceId: string, contact: Contact): Promise<ForgetResult>;
   /**
    * Recorded events after afterId ("" for all), then live ones, of one workspace ("" for
    * every workspace). Ends when the loop breaks, on return(), when options.signal aborts or

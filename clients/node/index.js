@@ -214,6 +214,16 @@ export function createClient(address, options = {}) {
       return { contactKeys: [...res.contactKeys] };
     },
 
+    async forget(workspaceId, contact) {
+      const request = { workspaceId, contact: contactMessage(contact, "contact") };
+      const res = await adminCall("forget", request);
+      return {
+        forgotten: res.forgotten,
+        identifiersRemoved: res.identifiersRemoved,
+        periods: res.periods,
+      };
+    },
+
     async *activateStream(calls, { signal } = {}) {
       ensureOpen();
       const controller = new AbortController();

@@ -1,4 +1,4 @@
-"""``sidecar contacts export|key|merge|exempt``: the contacts counted in a period, and who is
+"""``sidecar contacts export|key|merge|exempt|forget``: the contacts counted in a period, and who is
 who."""
 
 from __future__ import annotations
@@ -126,6 +126,21 @@ def contacts_exempt(ns: argparse.Namespace) -> int:
     return 0
 
 
+def contacts_forget(ns: argparse.Namespace) -> int:
+    with client(ns) as mac:
+        reply = mac.forget(ns.workspace, ns.contact)
+    if reply.forgotten:
+        text = (
+            f"forgot {reply.identifiers_removed:,} identifier"
+            f"{'' if reply.identifiers_removed == 1 else 's'}; counted in {reply.periods:,} "
+            f"period{'' if reply.periods == 1 else 's'}, where the counts stay"
+        )
+    else:
+        text = "nothing was known of this contact (or it was forgotten before)"
+    print_message(ns, reply, text)
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     """Add ``contacts`` to the ``sidecar`` subcommands."""
     contacts = commands.add_parser("contacts", help="the contacts counted in a period")
@@ -172,3 +187,11 @@ def add_commands(commands: Any) -> None:
     exempt.add_argument("--undo", action="store_true", help="make them countable again")
     admin_options(exempt)
     exempt.set_defaults(handler=contacts_exempt)
+
+    forget = cactions.add_parser(
+        "forget", help="erase a person: links, exemption, place in every period (counts stay)"
+    )
+    forget.add_argument("workspace")
+    forget.add_argument("contact", type=parse_contact, help=contact_help)
+    admin_options(forget)
+    forget.set_defaults(handler=contacts_forget)

@@ -225,6 +225,11 @@ class AsyncClient:
         """Exempt contacts (allowed, never counted), or make them countable again."""
         return await self._send(calls.set_exempt(workspace_id, contacts, exempt))
 
+    async def forget(self, workspace_id: str, contact: ContactLike) -> admin_pb.ForgetResponse:
+        """Erase the person ``contact`` resolves to: its links, exemption and place in every
+        period kept (the counts stay; a returning person is a new contact)."""
+        return await self._send(calls.forget(workspace_id, contact))
+
     async def watch_events(
         self, workspace_id: str = "", after_id: str = ""
     ) -> AsyncIterator[admin_pb.Event]:

@@ -210,6 +210,11 @@ class Client:
         """Exempt contacts (allowed, never counted), or make them countable again."""
         return self._send(calls.set_exempt(workspace_id, contacts, exempt))
 
+    def forget(self, workspace_id: str, contact: ContactLike) -> admin_pb.ForgetResponse:
+        """Erase the person ``contact`` resolves to: its links, exemption and place in every
+        period kept (the counts stay; a returning person is a new contact)."""
+        return self._send(calls.forget(workspace_id, contact))
+
     def watch_events(
         self, workspace_id: str = "", after_id: str = "", seconds: float | None = None
     ) -> Iterator[admin_pb.Event]:

@@ -265,3 +265,9 @@ def list_audit_records(
             raise ValueError("since needs a time zone (an aware datetime)")
         request.since.FromDatetime(since)
     return Call("admin", "ListAuditRecords", request, _message)
+
+
+def forget(workspace_id: str, contact_like: ContactLike) -> Call[admin_pb.ForgetResponse]:
+    """``Forget``: the person the contact resolves to erased; its counts stay."""
+    request = admin_pb.ForgetRequest(workspace_id=workspace_id, contact=contact(contact_like))
+    return Call("admin", "Forget", request, _message)

@@ -23,6 +23,7 @@ from sidecar.logs import get_logger
 from sidecar.server.admins import admin_access
 from sidecar.server.closing import period_closing
 from sidecar.server.engines import engine
+from sidecar.server.forgetting import forgetting, link_expiry
 from sidecar.server.health import HealthMonitor
 from sidecar.server.probes import ProbeServer
 from sidecar.server.terms import plan_catalog, policy
@@ -39,6 +40,7 @@ from sidecar.storage.connections import (
     RedisOptions,
     redis_client,
 )
+from sidecar.storage.forgetting import RedisForgetting
 from sidecar.storage.journal import FileJournal
 from sidecar.storage.store import RedisStore
 from sidecar.storage.webhooks import WebhookStreams
@@ -141,8 +143,19 @@ class Sidecar:
         outage = OutageAnswers(settings.failure_mode, known, periods, self.clock, self.journal)
         self.warm = WarmPath(known, contacts, periods, self.clock, settings.warm_seconds)
         closing_store = RedisPeriodClosing(self.connections.pool)
+        forget_store = RedisForgetting(
+            self.connections.pool,
+            cluster=self.connections.cluster,
+            audit_retention_days=settings.audit_retention_days,
+        )
+        # the links sweep runs after each step of the closing sweep, under its lease
+        self.link_expiry = link_expiry(settings, forget_store, closing_store, self.clock)
         self.closing = period_closing(
-            settings, closing_store, self.clock, policy(settings, catalog)
+            settings,
+            closing_store,
+            self.clock,
+            policy(settings, catalog),
+            self.link_expiry.after_step,
         )
         self.statements = Statements(self.closing, closing_store, self.clock)
         self.enforcer = Enforcer(
@@ -173,6 +186,9 @@ class Sidecar:
             else None
         )
         self.identities = Identities(self.store, contacts, periods, self.enforcer, self.clock)
+        self.forgetting = forgetting(
+            settings, forget_store, contacts, periods, self.enforcer, self.clock
+        )
         self.admin = Admin(
             self.store,
             self.enforcer,
@@ -275,6 +291,7 @@ class Sidecar:
             gate=self.gate,
             statements=self.statements,
             audit=self.audit,
+            forgetting=self.forgetting,
         )
         enforcer_service = pb.DESCRIPTOR.services_by_name["Enforcer"]
         admin_service = admin_pb.DESCRIPTOR.services_by_name["Admin"]

@@ -10,7 +10,7 @@ from sidecar.domain.decision import Policy
 from sidecar.logs import get_logger
 from sidecar.server.webhooks import consumer_name
 from sidecar.settings import Settings
-from sidecar.usecases.closing import PeriodClosing
+from sidecar.usecases.closing import AfterStep, PeriodClosing
 
 log = get_logger("sidecar.server.closing")
 
@@ -21,7 +21,11 @@ def _failed(error: BaseException) -> None:
 
 
 def period_closing(
-    settings: Settings, store: CloseStore, clock: Clock, policy: Policy
+    settings: Settings,
+    store: CloseStore,
+    clock: Clock,
+    policy: Policy,
+    after_step: AfterStep | None = None,
 ) -> PeriodClosing:
     """Periods closed ``MAC_LATENESS_SECONDS`` after their end, swept every
     ``MAC_CLOSE_SWEEP_SECONDS`` under a lease named after this process."""
@@ -33,4 +37,5 @@ def period_closing(
         sweep_s=settings.close_sweep_seconds,
         owner=consumer_name(),
         on_error=_failed,
+        after_step=after_step,
     )

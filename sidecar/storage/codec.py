@@ -397,3 +397,13 @@ def decode_hash(raw: Any) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in raw.items()}
     items = list(raw or [])
     return {items[i].decode(): items[i + 1].decode() for i in range(0, len(items), 2)}
+
+
+# forget.lua's ARGV (the contact comes after) and reply; index_backfill.lua's (the links'
+# fields come after) and links_expire.lua's (the index's fields come after).
+FORGET_ARGV = ("seed", *AUDIT_ARGV)
+FORGET_REPLY = ("forgotten", "identifiers_removed", "periods")
+INDEX_BACKFILL_ARGV = ("ordinal",)
+INDEX_BACKFILL_REPLY = ("filed",)
+LINKS_EXPIRE_ARGV = ("cutoff",)
+LINKS_EXPIRE_REPLY = ("expired", "removed")

@@ -70,6 +70,12 @@ class WorkspaceKeys:
         return f"{self._base}:links"
 
     @property
+    def identities(self) -> str:
+        """HASH identity key -> its entry: the last period it was counted in and its
+        identifiers' keys (``lib/index.lua``); read by Forget and the links sweep."""
+        return f"{self._base}:identities"
+
+    @property
     def exempt(self) -> str:
         """SET of exempt identity and identifier keys: allowed, never counted."""
         return f"{self._base}:exempt"

@@ -76,12 +76,13 @@ DECIDE = Script.load(
     "usage",
     "members",
     "exempt",
+    "index",
     "links",
     "trial",
     "overage",
     "flood",
 )
-MERGE = Script.load("merge", "identity", "contacts", "audit")
+MERGE = Script.load("merge", "identity", "contacts", "index", "audit")
 SET_EXEMPT = Script.load("set_exempt", "identity", "contacts", "audit")
 SET_SUBSCRIPTION = Script.load("set_subscription", "audit")
 WEBHOOK_POLL = Script.load("webhook_poll")
@@ -89,6 +90,9 @@ WEBHOOK_READ_NEW = Script.load("webhook_read_new")
 WEBHOOK_RENEW = Script.load("webhook_renew")
 WEBHOOK_RELEASE = Script.load("webhook_release")
 CLOSE = Script.load("close")
+FORGET = Script.load("forget", "identity", "contacts", "index", "audit")
+INDEX_BACKFILL = Script.load("index_backfill", "identity", "index")
+LINKS_EXPIRE = Script.load("links_expire", "identity", "index")
 # Every script, loaded on every master at start and whenever the health probe finds Redis
 # back, so that no call waits for a NOSCRIPT reload.
 ALL = (
@@ -101,4 +105,7 @@ ALL = (
     WEBHOOK_RENEW,
     WEBHOOK_RELEASE,
     CLOSE,
+    FORGET,
+    INDEX_BACKFILL,
+    LINKS_EXPIRE,
 )

@@ -103,6 +103,7 @@ class RedisStore:
                 keys.exempt,
                 keys.usage(period_key),
                 keys.flood,
+                keys.identities,
             )
             self._decide_keys.put((workspace_id, period_key), found)
         return found
@@ -158,7 +159,13 @@ class RedisStore:
         reply = await calls.script(
             self._pipelined,
             scripts.MERGE,
-            (keys.members(request.period_key), keys.counts, keys.links, keys.audit),
+            (
+                keys.members(request.period_key),
+                keys.counts,
+                keys.links,
+                keys.identities,
+                keys.audit,
+            ),
             codec.merge_args(request, self._audit_retention_ms),
         )
         return codec.merge_reply(reply)

@@ -12,6 +12,7 @@ import grpc
 
 from sidecar import metrics
 from sidecar.domain.errors import FailedPrecondition, ResourceExhausted
+from sidecar.domain.forget_ports import Forgotten
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.logs import get_logger
 from sidecar.transport import wire
@@ -21,6 +22,7 @@ from sidecar.transport.status import Context, abort_with, loggable, status_for
 from sidecar.usecases.admin import Admin
 from sidecar.usecases.audit import AuditPage, AuditTrail
 from sidecar.usecases.events import EventWatch
+from sidecar.usecases.forgetting import Forgetting
 from sidecar.usecases.identities import Identities
 from sidecar.usecases.statements import StatementPage, Statements
 
@@ -64,9 +66,11 @@ class AdminService(UnaryRunner):
         gate: Gate | None = None,
         statements: Statements | None = None,
         audit: AuditTrail | None = None,
+        forgetting: Forgetting | None = None,
     ) -> None:
         super().__init__(gate)
         self._audit = audit
+        self._forgetting = forgetting
         self._statements = statements
         self._admin = admin
         self._identities = identities
@@ -215,11 +219,25 @@ class AdminService(UnaryRunner):
     async def Forget(
         self, request: admin_pb.ForgetRequest, context: Context
     ) -> admin_pb.ForgetResponse:
-        async def not_yet(_admin: str) -> admin_pb.ForgetResponse:
-            raise FailedPrecondition("Forget is not served yet")
+        async def unavailable(_admin: str) -> Forgotten:
+            raise FailedPrecondition("Forget is not served by this service")
 
+        forgetting = self._forgetting
+        contact = wire.contact_fields(request.contact)
         return await self._admin_call(
-            "Forget", context, request.workspace_id, not_yet, lambda response: response
+            "Forget",
+            context,
+            request.workspace_id,
+            (
+                (lambda admin: forgetting.forget(request.workspace_id, contact, admin=admin))
+                if forgetting is not None
+                else unavailable
+            ),
+            lambda done: admin_pb.ForgetResponse(
+                forgotten=done.forgotten,
+                identifiers_removed=done.identifiers_removed,
+                periods=done.periods,
+            ),
         )
 
     async def ListAuditRecords(

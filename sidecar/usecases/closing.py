@@ -45,6 +45,11 @@ LEASE_SWEEPS = 3
 LEASE_MIN_MS = 10_000
 
 
+# Run after each step of the sweep with the step's workspaces and the lease's renewal (the
+# links sweep, usecases/forgetting.py).
+AfterStep = Callable[[Sequence[str], Callable[[], Awaitable[bool]] | None], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class SweepReport:
     """What one sweep did: workspaces scanned (a workspace may be scanned twice), read from
@@ -66,6 +71,7 @@ class PeriodClosing:
     :param sweep_s: ``MAC_CLOSE_SWEEP_SECONDS``, seconds between sweeps.
     :param owner: this process's name, for the sweep's lease.
     :param on_error: told of a background close or a sweep that failed.
+    :param after_step: awaited after each step of a sweep with its workspaces.
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class PeriodClosing:
         sweep_s: float,
         owner: str,
         on_error: Callable[[BaseException], None] | None = None,
+        after_step: AfterStep | None = None,
         batch: int = BATCH,
         cache_max: int = CACHE_MAX,
     ) -> None:
@@ -88,6 +95,7 @@ class PeriodClosing:
         self._sweep_s = sweep_s
         self._owner = owner
         self._on_error = on_error
+        self._after_step = after_step
         self._batch = batch
         self.lease_ms = max(LEASE_MIN_MS, int(LEASE_SWEEPS * sweep_s * 1000))
         # workspace -> nothing of it is due before this instant
@@ -221,6 +229,8 @@ class PeriodClosing:
             if stale:
                 read += len(stale)
                 closed += await self.close_due(stale)
+            if self._after_step is not None and found:
+                await self._after_step(found, renew)
             if cursor == 0:
                 break
         return SweepReport(scanned, read, closed)

@@ -278,6 +278,7 @@ def test_the_scripts_that_change_a_workspace_read_the_audit_places_by_the_codec_
         ("merge", codec.MERGE_ARGV, 3),
         ("set_exempt", codec.EXEMPT_ARGV, 2),
         ("set_subscription", codec.SET_SUBSCRIPTION_ARGV, 2),
+        ("forget", codec.FORGET_ARGV, 2),
     ):
         text = read(f"{name}.lua")
         found = header(text)

@@ -388,6 +388,17 @@ describe("Admin", () => {
     assert.equal((await client.activate(ws, { id: "bot-1" })).reason, "REASON_ADMITTED");
   });
 
+  it("forget erases a person once; the count stays", T, async () => {
+    const ws = "ws-forget";
+    await client.activate(ws, { id: "ana", email: "ana@example.com" });
+    const first = await admin.forget(ws, { email: "ana@example.com" });
+    assert.deepEqual(first, { forgotten: true, identifiersRemoved: 2, periods: 1 });
+    const second = await admin.forget(ws, { id: "ana" });
+    assert.deepEqual(second, { forgotten: false, identifiersRemoved: 0, periods: 0 });
+    const again = await client.activate(ws, { id: "ana" });
+    assert.deepEqual([again.reason, again.usage.active], ["REASON_ADMITTED", 2]);
+  });
+
   it("listStatements pages a closed month and refuses an open or malformed one", T, async () => {
     const page = await admin.listStatements("2020-01", { pageSize: 10 });
     assert.deepEqual(page.statements, []);

@@ -18,6 +18,8 @@
 -- KEYS[9]  usage         the period's HASH ch:<channel> -> contacts first counted on it,
 --                        d:<YYYY-MM-DD> -> new contacts counted that day
 -- KEYS[10] flood         HASH: the new contacts of the last minute, by second (lib/flood.lua)
+-- KEYS[11] index         HASH identity key -> its entry (lib/index.lua): the last period it
+--                        was counted in and its identifiers' keys
 -- ARGV[1]  period_key            the period's field in the counts hash
 -- ARGV[2]  period_name           for events (2026-11)
 -- ARGV[3]  now_ms                now, unix ms
@@ -70,8 +72,8 @@
 -- identifier to two identities; MULTI/EXEC cannot branch on what it reads.
 --
 -- Uses: lib/fields.lua, lib/identity.lua, lib/contacts.lua, lib/terms.lua, lib/events.lua,
--- lib/usage.lua, lib/members.lua, lib/exempt.lua, lib/links.lua, lib/trial.lua,
--- lib/overage.lua, lib/flood.lua.
+-- lib/usage.lua, lib/members.lua, lib/exempt.lua, lib/index.lua, lib/links.lua,
+-- lib/trial.lua, lib/overage.lua, lib/flood.lua.
 local CODE = {
   ALREADY_ACTIVE = 0,
   ADMITTED = 1,
@@ -96,7 +98,7 @@ local ARG_CONTACTS = 17 -- the contacts' first position in ARGV
 
 local key = { members = KEYS[1], counts = KEYS[2], subscription = KEYS[3], trial = KEYS[4],
   flags = KEYS[5], events = KEYS[6], links = KEYS[7], exempt = KEYS[8], usage = KEYS[9],
-  flood = KEYS[10] }
+  flood = KEYS[10], index = KEYS[11] }
 local arg = { period_key = ARGV[1], period_name = ARGV[2], now_ms = ARGV[3],
   expire_at_ms = ARGV[4], dry_run = ARGV[5], limit = ARGV[6], plan = ARGV[7],
   trial_plan = ARGV[8], trial_limit = ARGV[9], trial_days = ARGV[10], thresholds = ARGV[11],
@@ -119,7 +121,7 @@ end
 local input = { key = key, arg = arg, now = tonumber(arg.now_ms), dry = arg.dry_run == '1',
   terms = terms_of(sub, arg, arg.late == '1' and recorded_terms(key.counts, arg.period_key)),
   identity_version = redis.call('HGET', key.links, IDENTITY_VERSION) or '0',
-  overage = tonumber(period[2] or '0') }
+  overage = tonumber(period[2] or '0'), ordinal = period_ordinal(arg.period_key) }
 local trial = read_trial(input)
 local trial_on = trial.until_ms > input.now
 local active = redis.call('SCARD', key.members)
@@ -225,6 +227,10 @@ for _, contact in ipairs(read_contacts(ARG_CONTACTS)) do
   local code, overage = decide(identity, merged, contact)
   if input.terms.flood_rate > 0 and ADMITS[code] then
     flood_count(state)
+  end
+  if not input.dry and (code == CODE.ADMITTED or code == CODE.TRIAL_STARTED or merged) then
+    -- first counted in the period (or again, under the identity): its links are kept
+    index_seen(key.index, identity, input.ordinal)
   end
   out[n + 1] = code
   out[n + 2] = identity

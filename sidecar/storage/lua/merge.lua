@@ -4,7 +4,9 @@
 -- KEYS[1]  members  the current period's members (SET of identity keys)
 -- KEYS[2]  counts   HASH period_key -> active (decide.lua's), period_key:closed (close.lua's)
 -- KEYS[3]  links    HASH identifier key -> identity key, and IDENTITY_VERSION
--- KEYS[4]  audit    STREAM of the workspace's audit records (lib/audit.lua)
+-- KEYS[4]  index    HASH identity key -> its entry (lib/index.lua): a folded identity's
+--                   entry, and itself, join the survivor's
+-- KEYS[5]  audit    STREAM of the workspace's audit records (lib/audit.lua)
 -- ARGV[1]  period_key    the period's field in the counts hash
 -- ARGV[2]  expire_at_ms  unix ms at which the period's members expire
 -- ARGV[3]  admin         the admin merging
@@ -35,9 +37,12 @@
 -- The audit record is written in the same step.
 --
 -- Uses: lib/identity.lua (root_of, resolve_identity, IDENTITY_VERSION), lib/contacts.lua
--- (read_contacts, identifiers_of), lib/audit.lua (read_audit, append_audit).
-local members, counts, links, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- (read_contacts, identifiers_of), lib/index.lua (period_ordinal, index_add, index_fold,
+-- mark_indexed_if_new), lib/audit.lua (read_audit, append_audit).
+local members, counts, links, index, audit_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local period_key, expire_at_ms = ARGV[1], ARGV[2]
+local ordinal = period_ordinal(period_key)
+mark_indexed_if_new(links)
 local audit = read_audit(3)
 local contacts = read_contacts(7)
 local survivor = resolve_identity(links, members, contacts[1][1], contacts[1][2], true).identity
@@ -55,6 +60,7 @@ local function fold(key)
     folded = folded + 1
     redis.call('HSET', links, source, survivor)
     redis.call('HSETNX', links, survivor, survivor)
+    index_fold(index, source, survivor, ordinal)
     if not closed and redis.call('SREM', members, source) == 1 then
       touched = true
       if survivor_counted then
@@ -68,6 +74,7 @@ local function fold(key)
   end
   if key ~= source and key ~= survivor then
     redis.call('HSET', links, key, survivor)
+    index_add(index, survivor, { key }, ordinal)
   end
 end
 

@@ -3,15 +3,18 @@
 -- folded into it.
 --
 -- KEYS: none of its own; decide.lua's input.key.links (identifier key -> identity key; an
--- identity that has links maps to itself) and input.key.members.
--- ARGV: none of its own; input.dry (a dry run writes nothing) and input.now of decide.lua.
+-- identity that has links maps to itself), input.key.members and input.key.index (the
+-- identity index: each identifier linked here is added to its identity's entry).
+-- ARGV: none of its own; input.dry (a dry run writes nothing), input.now and input.ordinal
+-- (the period's, lib/index.lua) of decide.lua.
 -- Reply: none: a library of one function (resolve), which returns the identity, whether the
 -- identifiers belonged to two identities (conflict), and whether a counted visitor was this
 -- contact (visitor merged: the count dropped by one, in state.active).
 -- Why in a script: resolving and linking in one step is what keeps two calls from linking
 -- one identifier to two identities.
 -- Uses: lib/identity.lua (root_of, resolve_identity), lib/events.lua (emit, once),
--- lib/usage.lua (count_channel), lib/members.lua (is_member).
+-- lib/usage.lua (count_channel), lib/members.lua (is_member), lib/index.lua (index_add,
+-- mark_indexed_if_new).
 
 local function resolve(input, state, contact)
   local prim, visitor = contact[1], contact[2]
@@ -27,19 +30,23 @@ local function resolve(input, state, contact)
   end
   local absorb = visitor and not r.vlinked and r.vroot ~= identity
   if write then
-    local wrote = false
+    local wrote = {}
     for i = 1, #prim do
       if not r.known[i] and r.roots[i] ~= identity then
-        redis.call('HSET', links, prim[i], identity)
-        wrote = true
+        wrote[#wrote + 1] = prim[i]
       end
     end
     if absorb then
-      redis.call('HSET', links, visitor, identity)
-      wrote = true
+      wrote[#wrote + 1] = visitor
     end
-    if wrote then
+    if #wrote > 0 then
+      -- the workspace's first links have nothing older to file
+      mark_indexed_if_new(links)
+      for _, key in ipairs(wrote) do
+        redis.call('HSET', links, key, identity)
+      end
       redis.call('HSETNX', links, identity, identity)
+      index_add(input.key.index, identity, wrote, input.ordinal)
     end
   end
   local visitor_merged = false
