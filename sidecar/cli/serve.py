@@ -19,8 +19,8 @@ from sidecar.settings import Settings, add_arguments
 def serve(ns: argparse.Namespace) -> int:
     """Read the settings and serve until SIGTERM or SIGINT; return the exit status."""
     from sidecar.server.admins import admin_access
-    from sidecar.server.app import run
     from sidecar.server.engines import engine
+    from sidecar.server.serve import run
     from sidecar.server.tls import ServerTLS
     from sidecar.server.workers import WORKER_ENV, Supervisor, check_ports, watch_supervisor
 

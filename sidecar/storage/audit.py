@@ -9,7 +9,7 @@ from typing import Any
 
 from sidecar.domain.audit import AuditChange, AuditRecord
 from sidecar.domain.clock import from_ms
-from sidecar.storage import calls, codec
+from sidecar.storage import calls, codec, records
 from sidecar.storage.calls import Pooled
 from sidecar.storage.connections import Client
 from sidecar.storage.keys import WorkspaceKeys
@@ -65,7 +65,7 @@ def audit_record(workspace_id: str, entry_id: bytes | str, raw: Any) -> AuditRec
     """One entry of a workspace's audit stream (``append_audit`` in ``lib/audit.lua``):
     ``admin``, ``method``, ``at``, ``changed``, then ``b:<field>`` and ``a:<field>`` of each
     change in order."""
-    fields = codec.decode_hash(raw)
+    fields = records.decode_hash(raw)
     method = fields.get("method", "")
     order: list[str] = []
     before: dict[str, str] = {}

@@ -18,7 +18,7 @@ from sidecar.domain.clock import from_ms, to_ms
 from sidecar.domain.closing_ports import CloseReply, CloseRequest, WorkspacePeriods
 from sidecar.domain.period import BillingPeriod
 from sidecar.domain.statement import Statement, is_count_key
-from sidecar.storage import calls, codec, scripts
+from sidecar.storage import calls, codec, records, scripts
 from sidecar.storage.calls import Pooled
 from sidecar.storage.connections import Client
 from sidecar.storage.keys import CLOSE_LEASE, REGISTRY, WorkspaceKeys
@@ -54,7 +54,7 @@ class RedisPeriodClosing:
         return [
             workspace_periods(
                 workspace_id,
-                codec.decode_hash(replies[2 * i]),
+                records.decode_hash(replies[2 * i]),
                 codec.basis_reply(replies[2 * i + 1]),
             )
             for i, workspace_id in enumerate(workspace_ids)

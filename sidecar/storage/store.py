@@ -25,7 +25,7 @@ from sidecar.domain.ports import (
 )
 from sidecar.domain.subscription import Resolved
 from sidecar.storage import audit as audit_trail
-from sidecar.storage import calls, codec, scripts
+from sidecar.storage import calls, codec, records, scripts
 from sidecar.storage.calls import Connection, Pooled
 from sidecar.storage.connections import RedisConnections
 from sidecar.storage.keys import REGISTRY, WorkspaceKeys
@@ -206,7 +206,7 @@ class RedisStore:
         keys = WorkspaceKeys(workspace_id)
         raw = await calls.command(self._pool, "subscription", "HGETALL", keys.subscription)
         until = await calls.command(self._pool, "subscription", "HGET", keys.trial, "until")
-        resolved = codec.subscription(workspace_id, codec.decode_hash(raw))
+        resolved = codec.subscription(workspace_id, records.decode_hash(raw))
         return StoredSubscription(resolved, int(until or 0))
 
     async def breakdown(self, workspace_id: str, period_key: str) -> dict[str, int]:
@@ -214,7 +214,7 @@ class RedisStore:
         raw = await calls.command(
             self._pool, "usage", "HGETALL", WorkspaceKeys(workspace_id).usage(period_key)
         )
-        return {k: int(v) for k, v in codec.decode_hash(raw).items()}
+        return {k: int(v) for k, v in records.decode_hash(raw).items()}
 
     async def last_flood_ms(self, workspace_id: str) -> int:
         """When the workspace's flood guard last detected a flood (unix ms; 0 for never)."""
@@ -228,7 +228,7 @@ class RedisStore:
         raw = await calls.command(
             self._pool, "counts", "HGETALL", WorkspaceKeys(workspace_id).counts
         )
-        return codec.history(codec.decode_hash(raw))
+        return records.history(records.decode_hash(raw))
 
     async def scan_members(
         self, workspace_id: str, period_key: str, cursor: int, count: int
@@ -259,7 +259,7 @@ class RedisStore:
             waits=True,
         )
         return [
-            codec.event(entry_id, raw)
+            records.event(entry_id, raw)
             for _stream, entries in reply or []
             for entry_id, raw in entries
         ]
@@ -284,7 +284,7 @@ class RedisStore:
             *streams.values(),
         )
         return [
-            codec.event(entry_id, raw)
+            records.event(entry_id, raw)
             for _stream, entries in reply or []
             for entry_id, raw in entries
         ]
@@ -301,7 +301,7 @@ class RedisStore:
                     pipe.xread({stream: cursor}, count=count)
                 replies = await calls.send("read_events", pipe.execute(), waits=True)
             found = [
-                codec.event(entry_id, raw)
+                records.event(entry_id, raw)
                 for reply in replies
                 for _stream, entries in reply or []
                 for entry_id, raw in entries

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sidecar.domain.delivery import Lease, NewEntries, StreamEntry, WorkspacePoll
-from sidecar.storage import calls, codec
+from sidecar.storage import calls, records
 from sidecar.storage.calls import Pooled
 from sidecar.storage.connections import Client
 from sidecar.storage.keys import WEBHOOK_GROUP, WEBHOOKS_SINCE, WorkspaceKeys
@@ -176,7 +176,7 @@ class WebhookStreams:
 
 def _entries(raw: Sequence[Any]) -> list[StreamEntry]:
     return [
-        StreamEntry(entry_id.decode(), codec.event(entry_id, fields) if fields else None)
+        StreamEntry(entry_id.decode(), records.event(entry_id, fields) if fields else None)
         for entry_id, fields in raw
     ]
 
