@@ -35,6 +35,7 @@ ADMIN_COMMANDS = (
     ("contacts", "export", "acme"),
     ("contacts", "merge", "acme", "--into", "id=a", "--from", "id=b"),
     ("contacts", "exempt", "acme", "id=a"),
+    ("contacts", "forget", "acme", "id=a"),
     ("events", "tail", "acme", "--seconds", "0.1"),
     ("statements", "--period", "2026-11"),
     ("audit", "acme", "--since", "7d"),
