@@ -4,6 +4,7 @@ decision path, by the process holding the closing sweep's lease."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -27,6 +28,9 @@ from sidecar.usecases.periods import Periods
 
 # Workspaces whose links were swept this period, remembered by one process.
 SWEPT_MAX = 100_000
+# The links sweep renews the closing sweep's lease at most this often (its lease lasts 10 s
+# at least): once per page of every workspace would double the sweep's round trips.
+RENEW_EVERY_S = 2.0
 
 
 class Forgetting:
@@ -145,6 +149,7 @@ class LinkExpiry:
             if until is None or until <= now:
                 due.append(workspace_id)
         expired = 0
+        renew = _throttled(renew)
         for found in await self._periods.workspace_periods(due):
             basis = found.basis
             starts_at = from_ms(basis.starts_at_ms) if basis.starts_at_ms else None
@@ -161,3 +166,22 @@ class LinkExpiry:
             self._swept.put(workspace_id, period.end)
         self.expired += expired
         return expired
+
+
+def _throttled(
+    renew: Callable[[], Awaitable[bool]] | None,
+) -> Callable[[], Awaitable[bool]] | None:
+    """``renew``, asked again only ``RENEW_EVERY_S`` after its last yes (a no is final)."""
+    if renew is None:
+        return None
+    renewed_at = -RENEW_EVERY_S
+    held = True
+
+    async def throttled() -> bool:
+        nonlocal renewed_at, held
+        if held and time.monotonic() - renewed_at >= RENEW_EVERY_S:
+            held = await renew()
+            renewed_at = time.monotonic()
+        return held
+
+    return throttled
