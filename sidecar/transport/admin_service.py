@@ -11,8 +11,7 @@ from typing import TypeVar
 import grpc
 
 from sidecar import metrics
-from sidecar.domain.errors import FailedPrecondition, ResourceExhausted
-from sidecar.domain.forget_ports import Forgotten
+from sidecar.domain.errors import ResourceExhausted
 from sidecar.gen.mac.v1 import admin_pb2 as admin_pb
 from sidecar.logs import get_logger
 from sidecar.transport import wire
@@ -20,11 +19,11 @@ from sidecar.transport.admin_auth import ADMIN, AdminAccess
 from sidecar.transport.runner import Gate, UnaryRunner
 from sidecar.transport.status import Context, abort_with, loggable, status_for
 from sidecar.usecases.admin import Admin
-from sidecar.usecases.audit import AuditPage, AuditTrail
+from sidecar.usecases.audit import AuditTrail
 from sidecar.usecases.events import EventWatch
 from sidecar.usecases.forgetting import Forgetting
 from sidecar.usecases.identities import Identities
-from sidecar.usecases.statements import StatementPage, Statements
+from sidecar.usecases.statements import Statements
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -62,11 +61,11 @@ class AdminService(UnaryRunner):
         events: EventWatch,
         access: AdminAccess,
         *,
+        statements: Statements,
+        audit: AuditTrail,
+        forgetting: Forgetting,
         max_streams: int = 256,
         gate: Gate | None = None,
-        statements: Statements | None = None,
-        audit: AuditTrail | None = None,
-        forgetting: Forgetting | None = None,
     ) -> None:
         super().__init__(gate)
         self._audit = audit
@@ -167,22 +166,12 @@ class AdminService(UnaryRunner):
     async def ListStatements(
         self, request: admin_pb.ListStatementsRequest, context: Context
     ) -> admin_pb.ListStatementsResponse:
-        async def unavailable(_admin: str) -> StatementPage:
-            raise FailedPrecondition("statements are not kept by this service")
-
-        statements = self._statements
         return await self._admin_call(
             "ListStatements",
             context,
             "",
-            (
-                (
-                    lambda _admin: statements.list(
-                        request.period, request.page_size, request.page_token
-                    )
-                )
-                if statements is not None
-                else unavailable
+            lambda _admin: self._statements.list(
+                request.period, request.page_size, request.page_token
             ),
             wire.statements_response,
         )
@@ -219,20 +208,12 @@ class AdminService(UnaryRunner):
     async def Forget(
         self, request: admin_pb.ForgetRequest, context: Context
     ) -> admin_pb.ForgetResponse:
-        async def unavailable(_admin: str) -> Forgotten:
-            raise FailedPrecondition("Forget is not served by this service")
-
-        forgetting = self._forgetting
         contact = wire.contact_fields(request.contact)
         return await self._admin_call(
             "Forget",
             context,
             request.workspace_id,
-            (
-                (lambda admin: forgetting.forget(request.workspace_id, contact, admin=admin))
-                if forgetting is not None
-                else unavailable
-            ),
+            lambda admin: self._forgetting.forget(request.workspace_id, contact, admin=admin),
             lambda done: admin_pb.ForgetResponse(
                 forgotten=done.forgotten,
                 identifiers_removed=done.identifiers_removed,
@@ -243,25 +224,15 @@ class AdminService(UnaryRunner):
     async def ListAuditRecords(
         self, request: admin_pb.ListAuditRecordsRequest, context: Context
     ) -> admin_pb.ListAuditRecordsResponse:
-        async def unavailable(_admin: str) -> AuditPage:
-            raise FailedPrecondition("the audit trail is not kept by this service")
-
-        audit = self._audit
         return await self._admin_call(
             "ListAuditRecords",
             context,
             request.workspace_id,
-            (
-                (
-                    lambda _admin: audit.list(
-                        request.workspace_id,
-                        wire.audit_since(request),
-                        request.page_size,
-                        request.page_token,
-                    )
-                )
-                if audit is not None
-                else unavailable
+            lambda _admin: self._audit.list(
+                request.workspace_id,
+                wire.audit_since(request),
+                request.page_size,
+                request.page_token,
             ),
             wire.audit_records_response,
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
 from sidecar.domain.addresses import validate_region
 from sidecar.domain.audit import AuditContext
@@ -73,8 +72,8 @@ class Admin:
         *,
         default_limit: int,
         retention_periods: int,
+        closing: PeriodClosing,
         default_thresholds: tuple[int, ...] = (),
-        closing: PeriodClosing | None = None,
     ) -> None:
         self._store = store
         self._enforcer = enforcer
@@ -170,7 +169,7 @@ class Admin:
         close is closed first (``closed_at``)."""
         validate_workspace_id(workspace_id)
         wanted = (await self._period(workspace_id, period)).period
-        closed_at = await self._closed_at(workspace_id, wanted)
+        closed_at = await self._closing.closed_at(workspace_id, wanted)
         current = await self._enforcer.usage(workspace_id)
         counts = {p.key: p for p in await self._store.history(workspace_id)}
         history = sorted(
@@ -198,11 +197,6 @@ class Admin:
             forecast_active=forecast_active(usage.active, wanted, self._clock.now()),
             closed_at=closed_at,
         )
-
-    async def _closed_at(self, workspace_id: str, period: BillingPeriod) -> datetime | None:
-        if self._closing is None:
-            return None
-        return await self._closing.closed_at(workspace_id, period)
 
     async def list_contacts(
         self, workspace_id: str, period: str, page_token: str, page_size: int

@@ -6,8 +6,6 @@ good for its own workspace's listing; the next page goes on below that id.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +14,9 @@ from sidecar.domain.audit import DAY_MS, AuditRecord, AuditStore
 from sidecar.domain.clock import Clock, to_ms
 from sidecar.domain.contact import validate_workspace_id
 from sidecar.domain.errors import InvalidArgument
+from sidecar.usecases import pages
+from sidecar.usecases.pages import page_token, read_page_token
 
-PAGE_DEFAULT = 100
-PAGE_MAX = 1000
 _LISTING = "au1"  # what an audit listing's page token starts with
 _TOKEN = re.compile(r"au1\|([A-Za-z0-9._-]{1,64})\|([0-9]{1,20}-[0-9]{1,20})")
 
@@ -33,8 +31,7 @@ class AuditPage:
 
 
 def _token(workspace_id: str, last_id: str) -> str:
-    text = f"{_LISTING}|{workspace_id}|{last_id}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return page_token(f"{_LISTING}|{workspace_id}|{last_id}")
 
 
 def _after(workspace_id: str, token: str) -> str:
@@ -44,13 +41,7 @@ def _after(workspace_id: str, token: str) -> str:
     """
     if not token:
         return ""
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    found = _TOKEN.fullmatch(text)
-    if found is None:
-        raise InvalidArgument("page_token", "is not a token of an audit listing")
+    found = read_page_token(token, _TOKEN, "an audit listing")
     if found[1] != workspace_id:
         raise InvalidArgument(
             "page_token", f"is a token of the audit records of {found[1]}, not {workspace_id}"
@@ -79,9 +70,7 @@ class AuditTrail:
         :raise InvalidArgument: a bad workspace id, page size or page token.
         """
         validate_workspace_id(workspace_id)
-        if not 0 <= page_size <= PAGE_MAX:
-            raise InvalidArgument("page_size", f"must be 1 to {PAGE_MAX} (0: {PAGE_DEFAULT})")
-        size = page_size or PAGE_DEFAULT
+        size = pages.page_size(page_size)
         after = _after(workspace_id, page_token)
         oldest = to_ms(self._clock.now()) - self._retention_ms
         if since is not None:

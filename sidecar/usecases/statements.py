@@ -8,8 +8,6 @@ order, so a step read again goes on after the last statement given.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
@@ -18,10 +16,10 @@ from sidecar.domain.closing_ports import CloseStore
 from sidecar.domain.errors import FailedPrecondition, InvalidArgument
 from sidecar.domain.period import parse_period_name
 from sidecar.domain.statement import Statement, closed_everywhere_at
+from sidecar.usecases import pages
 from sidecar.usecases.closing import PeriodClosing
+from sidecar.usecases.pages import page_token, read_page_token
 
-PAGE_DEFAULT = 100
-PAGE_MAX = 1000
 # Workspaces scanned by one call at most, in page sizes: a page may come back short (even
 # empty, with a token) when few workspaces have a count in the month.
 SCAN_PAGES = 10
@@ -48,8 +46,7 @@ class _Position:
 
 def _token(name: str, position: _Position) -> str:
     workspace, key = position.after
-    text = f"{_LISTING}|{name}|{position.cursor}|{workspace}|{key}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return page_token(f"{_LISTING}|{name}|{position.cursor}|{workspace}|{key}")
 
 
 def _position(name: str, token: str) -> _Position:
@@ -59,13 +56,7 @@ def _position(name: str, token: str) -> _Position:
     """
     if not token:
         return _Position(0)
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    found = _TOKEN.fullmatch(text)
-    if found is None:
-        raise InvalidArgument("page_token", "is not a token of a statements listing")
+    found = read_page_token(token, _TOKEN, "a statements listing")
     if found[1] != name:
         raise InvalidArgument("page_token", f"is a token of the listing of {found[1]}, not {name}")
     return _Position(int(found[2]), (found[3], found[4]))
@@ -93,9 +84,7 @@ class Statements:
             parse_period_name(period)
         except ValueError:
             raise InvalidArgument("period", "expected YYYY-MM, like 2026-11") from None
-        if not 0 <= page_size <= PAGE_MAX:
-            raise InvalidArgument("page_size", f"must be 1 to {PAGE_MAX} (0: {PAGE_DEFAULT})")
-        size = page_size or PAGE_DEFAULT
+        size = pages.page_size(page_size)
         position = _position(period, page_token)
         closes = closed_everywhere_at(period, self._closing.lateness)
         if self._clock.now() < closes:
