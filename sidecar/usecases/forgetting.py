@@ -60,9 +60,7 @@ class Forgetting:
         self._retention = retention_periods
         self._on_history = on_history
 
-    async def forget(
-        self, workspace_id: str, contact: ContactFields, *, admin: str = "admin"
-    ) -> Forgotten:
+    async def forget(self, workspace_id: str, contact: ContactFields, *, admin: str) -> Forgotten:
         """Erase the person ``contact`` resolves to (as a decision would now): its links,
         its exemption, its conflict flags, and its place in every period kept, where an
         anonymous member stays counted. Idempotent: a second call finds nothing. Audited as
